@@ -1,0 +1,61 @@
+import { SendMessageCommand, SQSClient } from '@aws-sdk/client-sqs';
+import type { PostConfirmationTriggerEvent } from 'aws-lambda';
+import { buildQueueMessage } from '../../shared/message.js';
+
+/**
+ * Cognito post-confirmation trigger: puts one message on the import queue and returns the event
+ * unchanged. It must never make a sign-up fail or wait on Tray: Cognito waits about 5 seconds
+ * and returns a trigger error to the app even though the user is already confirmed. So the send
+ * is bounded well inside that, and a failure is logged (naming the user, not the attributes)
+ * and counted; the operators' `reconcile` command enqueues such users later.
+ *
+ * Its bundle holds only the SQS client and the message schema, so logging and the metric are
+ * plain JSON lines (the metric in CloudWatch's embedded metric format) rather than Powertools.
+ */
+export interface TriggerOptions {
+  sqs: SQSClient;
+  queueUrl: string;
+  attributeNames: readonly string[];
+  /** Upper bound on the whole send, retries included. */
+  timeoutMs: number;
+  log?: (line: string) => void;
+}
+
+export const METRIC_NAMESPACE = 'TrayAuthImport';
+
+export function createPostConfirmationHandler(options: TriggerOptions) {
+  const log = options.log ?? ((line: string) => console.log(line));
+
+  return async (event: PostConfirmationTriggerEvent): Promise<PostConfirmationTriggerEvent> => {
+    // A confirmed forgotten password is not a new user.
+    if (event.triggerSource !== 'PostConfirmation_ConfirmSignUp') return event;
+    const user = { userPoolId: event.userPoolId, username: event.userName, sub: event.request.userAttributes?.sub };
+    try {
+      const message = buildQueueMessage({
+        userPoolId: event.userPoolId,
+        username: event.userName,
+        userAttributes: event.request.userAttributes ?? {},
+        attributeNames: options.attributeNames,
+        source: 'signup',
+      });
+      await options.sqs.send(new SendMessageCommand({ QueueUrl: options.queueUrl, MessageBody: JSON.stringify(message) }), {
+        abortSignal: AbortSignal.timeout(options.timeoutMs),
+      });
+      log(JSON.stringify({ level: 'INFO', message: 'sign-up enqueued for import', ...user }));
+    } catch (e) {
+      const error = e as Error;
+      log(JSON.stringify({ level: 'ERROR', message: 'could not enqueue sign-up for import; run `reconcile` to recover', ...user, error: error.name, reason: error.message }));
+      log(JSON.stringify(enqueueFailedMetric()));
+    }
+    return event;
+  };
+}
+
+/** One EMF record: CloudWatch turns this log line into the EnqueueFailed metric. */
+function enqueueFailedMetric() {
+  return {
+    _aws: { Timestamp: Date.now(), CloudWatchMetrics: [{ Namespace: METRIC_NAMESPACE, Dimensions: [['component']], Metrics: [{ Name: 'EnqueueFailed', Unit: 'Count' }] }] },
+    component: 'post-confirmation',
+    EnqueueFailed: 1,
+  };
+}

@@ -1,0 +1,50 @@
+import { z } from 'zod';
+import { ImportError } from './errors.js';
+import { loadPlanFile, parsePlanJson, type ImportPlan } from './plan.js';
+import { formatIssues } from './validation.js';
+
+/**
+ * Settings of the Lambda functions, read from the environment and validated at cold start.
+ * The CDK stack sets them; `npm start` and the tests set the same variables, so the code under
+ * test is configured exactly as it is in AWS.
+ */
+const positiveInt = (fallback: number) => z.coerce.number().int().positive().default(fallback);
+
+export const WorkerEnvSchema = z.object({
+  LEDGER_TABLE: z.string({ error: 'required: the ledger table name' }).min(1),
+  QUEUE_URL: z.url({ error: 'required: the import queue URL' }),
+  DLQ_URL: z.url({ error: 'required: the dead-letter queue URL' }),
+  MASTER_TOKEN_SECRET_ID: z.string({ error: 'required: the name or ARN of the secret holding the Tray master token' }).min(1),
+  /** How long the master token is cached; a rotated token is picked up after at most this long. */
+  MASTER_TOKEN_CACHE_MS: z.coerce.number().int().min(0).max(86_400_000).default(300_000),
+  IMPORT_PLAN: z.string().optional(),
+  IMPORT_PLAN_FILE: z.string().optional(),
+  /** Must equal the queue's redrive maxReceiveCount: on the last delivery the worker dead-letters with a reason. */
+  MAX_RECEIVE_COUNT: positiveInt(5),
+  /** Records of one batch imported at once; bounded so a batch cannot burst past Tray's rate limit. */
+  BATCH_CONCURRENCY: positiveInt(5),
+  TRAY_TIMEOUT_MS: positiveInt(10_000),
+  /** Visibility timeout after a transient failure: base × 2^(receives−1), capped, with jitter. */
+  RETRY_BASE_SECONDS: positiveInt(30),
+  RETRY_MAX_SECONDS: positiveInt(900),
+  TRAY_GRAPHQL_URL: z.string().optional(),
+});
+
+export type WorkerEnv = z.infer<typeof WorkerEnvSchema>;
+
+export interface WorkerConfig extends WorkerEnv {
+  plan: ImportPlan;
+}
+
+export function loadWorkerConfig(env: NodeJS.ProcessEnv = process.env): WorkerConfig {
+  const parsed = WorkerEnvSchema.safeParse(env);
+  if (!parsed.success) {
+    throw new ImportError('PLAN_INVALID', 'plan', `worker settings are invalid: ${formatIssues(parsed.error.issues)}`);
+  }
+  const settings = parsed.data;
+  let plan: ImportPlan;
+  if (settings.IMPORT_PLAN) plan = parsePlanJson(settings.IMPORT_PLAN, 'IMPORT_PLAN');
+  else if (settings.IMPORT_PLAN_FILE) plan = loadPlanFile(settings.IMPORT_PLAN_FILE);
+  else throw new ImportError('PLAN_INVALID', 'plan', 'no import plan: set IMPORT_PLAN (the plan as JSON) or IMPORT_PLAN_FILE (a path)');
+  return { ...settings, plan };
+}

@@ -1,0 +1,86 @@
+/**
+ * One error type for the whole import, so that every failure carries what operators need:
+ * a stable code, the step it happened in, and whether retrying can fix it.
+ *
+ * `transient`: retrying later can succeed (network, timeout, 5xx, 429, Tray's rate limit,
+ * another delivery holding the user's lease). `permanent`: it will fail the same way until a
+ * human fixes the plan, the secret or the user (validation errors, missing attributes, 401
+ * after one refetch of the master token). Permanent failures go to the DLQ at once.
+ *
+ * Messages must never contain secret values: build them from field names and Tray's error
+ * messages, never from request variables (graphql-request's ClientError message includes the
+ * variables, so it is never used as a message).
+ */
+export type FailureKind = 'transient' | 'permanent';
+
+export const ERROR_CODES = {
+  INVALID_MESSAGE: 'permanent',
+  PLAN_INVALID: 'permanent',
+  MISSING_ATTRIBUTE: 'permanent',
+  SECRET_UNREADABLE: 'permanent',
+  SECRET_FIELD_MISSING: 'permanent',
+  TRAY_REJECTED: 'permanent',
+  TRAY_UNAUTHORIZED: 'permanent',
+  TRAY_BAD_RESPONSE: 'permanent',
+  TRAY_RATE_LIMITED: 'transient',
+  TRAY_UNAVAILABLE: 'transient',
+  TRAY_TIMEOUT: 'transient',
+  TRAY_NETWORK: 'transient',
+  AWS_UNAVAILABLE: 'transient',
+  USER_BUSY: 'transient',
+  RETRIES_EXHAUSTED: 'permanent',
+  INTERNAL: 'transient',
+} as const satisfies Record<string, FailureKind>;
+
+export type ErrorCode = keyof typeof ERROR_CODES;
+
+/** Where in the import a failure happened; also the ledger's progress vocabulary. */
+export type Step =
+  | 'parse'
+  | 'plan'
+  | 'ledger'
+  | 'secrets'
+  | 'createExternalUser'
+  | 'authorize'
+  | 'createUserAuthentication'
+  | 'createSolutionInstance'
+  | 'enableSolutionInstance'
+  | 'lookup'
+  | 'deadLetter';
+
+export class ImportError extends Error {
+  readonly code: ErrorCode;
+  readonly kind: FailureKind;
+  readonly step: Step;
+  /** HTTP status from Tray when there was one; used to decide on a master-token refetch. */
+  readonly httpStatus: number | undefined;
+
+  constructor(code: ErrorCode, step: Step, message: string, options: { httpStatus?: number; cause?: unknown } = {}) {
+    super(message, options.cause === undefined ? undefined : { cause: options.cause });
+    this.name = 'ImportError';
+    this.code = code;
+    this.kind = ERROR_CODES[code];
+    this.step = step;
+    this.httpStatus = options.httpStatus;
+  }
+
+  /** The same failure seen from another step (e.g. a Tray error surfacing in the workflow). */
+  at(step: Step): ImportError {
+    if (step === this.step) return this;
+    return new ImportError(this.code, step, this.message, { httpStatus: this.httpStatus, cause: this.cause });
+  }
+
+  toJSON(): { code: ErrorCode; kind: FailureKind; step: Step; message: string } {
+    return { code: this.code, kind: this.kind, step: this.step, message: this.message };
+  }
+}
+
+export const isImportError = (e: unknown): e is ImportError => e instanceof ImportError;
+
+/** Anything unexpected becomes a transient INTERNAL error: retried, then dead-lettered with its reason. */
+export function asImportError(e: unknown, step: Step): ImportError {
+  if (e instanceof ImportError) return e;
+  const name = e instanceof Error ? e.name : typeof e;
+  const message = e instanceof Error ? e.message : String(e);
+  return new ImportError('INTERNAL', step, `${name}: ${message}`, { cause: e });
+}

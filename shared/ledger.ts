@@ -1,0 +1,211 @@
+import { ConditionalCheckFailedException, DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import { DynamoDBDocumentClient, GetCommand, QueryCommand, UpdateCommand, type UpdateCommandInput } from '@aws-sdk/lib-dynamodb';
+import { z } from 'zod';
+import { classifyAwsFailure } from './aws-errors.js';
+import { ImportError, type ErrorCode, type Step } from './errors.js';
+import type { MessageSource } from './message.js';
+import { scrub } from './redact.js';
+
+/**
+ * The ledger: one DynamoDB item per user (partition key `userPoolId`, sort key `sub`), holding
+ * the Tray ids the import created. Tray advises storing its ids rather than searching for them,
+ * and the company's app needs the mapping later (to open the config wizard for a user).
+ *
+ * It also makes the import exactly-once over at-least-once delivery:
+ * - a *lease* (owner + expiry, taken with a conditional write) lets one delivery at a time work
+ *   on a user; a second concurrent delivery is told USER_BUSY and retried later;
+ * - before each create, `pending.<object>` records that the create is being attempted; the id
+ *   replaces it once Tray answered. A retry that finds a pending mark without an id knows the
+ *   create may have happened (timeout, crash) and looks the object up in Tray first.
+ */
+/** Key attribute names; the CDK table and the local emulator table use these. */
+export const LEDGER_KEY = { partitionKey: 'userPoolId', sortKey: 'sub' } as const;
+
+export const LedgerStatusSchema = z.enum(['in_progress', 'retrying', 'enabled', 'failed']);
+
+export const LedgerEntrySchema = z.object({
+  userPoolId: z.string(),
+  sub: z.string(),
+  username: z.string(),
+  email: z.string().optional(),
+  source: z.string().optional(),
+  status: LedgerStatusSchema,
+  trayUserId: z.string().optional(),
+  authIds: z.record(z.string(), z.string()).default({}),
+  instanceId: z.string().optional(),
+  enabled: z.boolean().default(false),
+  attempts: z.number().default(0),
+  pending: z.record(z.string(), z.string()).default({}),
+  lastError: z.object({ code: z.string(), step: z.string(), message: z.string(), at: z.string() }).optional(),
+  leaseOwner: z.string().optional(),
+  leaseUntil: z.number().optional(),
+  createdAt: z.string(),
+  updatedAt: z.string(),
+  enabledAt: z.string().optional(),
+});
+export type LedgerEntry = z.infer<typeof LedgerEntrySchema>;
+export type LedgerStatus = z.infer<typeof LedgerStatusSchema>;
+
+export interface UserKey {
+  userPoolId: string;
+  sub: string;
+}
+
+/** Keys of `pending`: what create is in flight. */
+export const pendingKey = {
+  user: 'user',
+  instance: 'instance',
+  auth: (externalId: string) => `auth:${externalId}`,
+} as const;
+
+export type AcquireResult = { kind: 'acquired'; entry: LedgerEntry } | { kind: 'done'; entry: LedgerEntry };
+
+export class Ledger {
+  readonly tableName: string;
+  private readonly doc: DynamoDBDocumentClient;
+  private readonly now: () => number;
+
+  constructor(options: { tableName: string; client?: DynamoDBClient; now?: () => number }) {
+    this.tableName = options.tableName;
+    this.doc = DynamoDBDocumentClient.from(options.client ?? new DynamoDBClient({}), {
+      marshallOptions: { removeUndefinedValues: true },
+    });
+    this.now = options.now ?? Date.now;
+  }
+
+  async get(key: UserKey): Promise<LedgerEntry | undefined> {
+    try {
+      const out = await this.doc.send(new GetCommand({ TableName: this.tableName, Key: key, ConsistentRead: true }));
+      return out.Item ? LedgerEntrySchema.parse(out.Item) : undefined;
+    } catch (e) {
+      throw classifyAwsFailure(e, 'ledger', 'reading the ledger', 'INTERNAL');
+    }
+  }
+
+  /** Every entry of a pool, page by page (operators' status, reconcile, backfill). */
+  async *entries(userPoolId: string): AsyncGenerator<LedgerEntry> {
+    let start: Record<string, unknown> | undefined;
+    do {
+      const out = await this.doc.send(
+        new QueryCommand({ TableName: this.tableName, KeyConditionExpression: 'userPoolId = :p', ExpressionAttributeValues: { ':p': userPoolId }, ExclusiveStartKey: start }),
+      );
+      for (const item of out.Items ?? []) yield LedgerEntrySchema.parse(item);
+      start = out.LastEvaluatedKey;
+    } while (start);
+  }
+
+  /**
+   * Takes the user's lease for `leaseMs`. Fails with USER_BUSY while another delivery holds an
+   * unexpired lease; answers `done` for a user already enabled (no Tray call needed).
+   */
+  async acquire(
+    key: UserKey,
+    owner: string,
+    leaseMs: number,
+    info: { username: string; email?: string | undefined; source: MessageSource },
+  ): Promise<AcquireResult> {
+    const now = this.now();
+    const at = new Date(now).toISOString();
+    try {
+      const out = await this.doc.send(
+        new UpdateCommand({
+          TableName: this.tableName,
+          Key: key,
+          UpdateExpression:
+            `SET username = :username, ${info.email === undefined ? '' : 'email = :email, '}#source = :source, #status = :inProgress, leaseOwner = :owner, leaseUntil = :until, ` +
+            'attempts = if_not_exists(attempts, :zero) + :one, authIds = if_not_exists(authIds, :empty), pending = if_not_exists(pending, :empty), ' +
+            'enabled = if_not_exists(enabled, :false), createdAt = if_not_exists(createdAt, :at), updatedAt = :at',
+          ConditionExpression: 'attribute_not_exists(#sub) OR (#status <> :enabled AND (attribute_not_exists(leaseUntil) OR leaseUntil < :now OR leaseOwner = :owner))',
+          ExpressionAttributeNames: { '#status': 'status', '#sub': 'sub', '#source': 'source' },
+          ExpressionAttributeValues: {
+            ':username': info.username,
+            ':email': info.email,
+            ':source': info.source,
+            ':inProgress': 'in_progress',
+            ':enabled': 'enabled',
+            ':owner': owner,
+            ':until': now + leaseMs,
+            ':now': now,
+            ':zero': 0,
+            ':one': 1,
+            ':empty': {},
+            ':false': false,
+            ':at': at,
+          },
+          ReturnValues: 'ALL_NEW',
+        }),
+      );
+      return { kind: 'acquired', entry: LedgerEntrySchema.parse(out.Attributes) };
+    } catch (e) {
+      if (!(e instanceof ConditionalCheckFailedException)) throw classifyAwsFailure(e, 'ledger', 'taking the user lease', 'INTERNAL');
+      const entry = await this.get(key);
+      if (entry?.status === 'enabled') return { kind: 'done', entry };
+      throw new ImportError('USER_BUSY', 'ledger', `another delivery is importing this user (lease until ${entry?.leaseUntil ? new Date(entry.leaseUntil).toISOString() : 'unknown'}); will retry`);
+    }
+  }
+
+  /** Records that a create is about to be sent: a retry then knows to look before creating again. */
+  markPending(key: UserKey, owner: string, what: string): Promise<LedgerEntry> {
+    return this.update(key, owner, 'SET pending.#what = :at, updatedAt = :at', { '#what': what }, {});
+  }
+
+  recordTrayUser(key: UserKey, owner: string, trayUserId: string): Promise<LedgerEntry> {
+    return this.update(key, owner, 'SET trayUserId = :id, updatedAt = :at REMOVE pending.#what', { '#what': pendingKey.user }, { ':id': trayUserId });
+  }
+
+  recordAuth(key: UserKey, owner: string, externalId: string, authId: string): Promise<LedgerEntry> {
+    return this.update(key, owner, 'SET authIds.#slot = :id, updatedAt = :at REMOVE pending.#what', { '#slot': externalId, '#what': pendingKey.auth(externalId) }, { ':id': authId });
+  }
+
+  recordInstance(key: UserKey, owner: string, instanceId: string): Promise<LedgerEntry> {
+    return this.update(key, owner, 'SET instanceId = :id, updatedAt = :at REMOVE pending.#what', { '#what': pendingKey.instance }, { ':id': instanceId });
+  }
+
+  recordEnabled(key: UserKey, owner: string): Promise<LedgerEntry> {
+    return this.update(
+      key,
+      owner,
+      'SET #status = :enabled, enabled = :true, enabledAt = :at, updatedAt = :at REMOVE leaseOwner, leaseUntil, lastError',
+      { '#status': 'status' },
+      { ':enabled': 'enabled', ':true': true },
+    );
+  }
+
+  /** Records the failure and releases the lease so that the retry (or a redrive) can take it at once. */
+  async recordFailure(key: UserKey, owner: string, error: { code: ErrorCode; step: Step; message: string }, final: boolean): Promise<void> {
+    await this.update(
+      key,
+      owner,
+      'SET #status = :status, lastError = :error, updatedAt = :at REMOVE leaseOwner, leaseUntil',
+      { '#status': 'status' },
+      { ':status': final ? 'failed' : 'retrying', ':error': { code: error.code, step: error.step, message: scrub(error.message), at: new Date(this.now()).toISOString() } },
+    );
+  }
+
+  /** Lets go of the lease without changing anything else (e.g. an invocation ending early). */
+  async release(key: UserKey, owner: string): Promise<void> {
+    await this.update(key, owner, 'SET updatedAt = :at REMOVE leaseOwner, leaseUntil', {}, {});
+  }
+
+  private async update(key: UserKey, owner: string, expression: string, names: Record<string, string>, values: Record<string, unknown>): Promise<LedgerEntry> {
+    const input: UpdateCommandInput = {
+      TableName: this.tableName,
+      Key: key,
+      UpdateExpression: expression,
+      // Only the lease holder writes: a delivery whose lease expired must not overwrite its successor.
+      ConditionExpression: 'leaseOwner = :owner',
+      ExpressionAttributeNames: Object.keys(names).length > 0 ? names : undefined,
+      ExpressionAttributeValues: { ...values, ':owner': owner, ':at': new Date(this.now()).toISOString() },
+      ReturnValues: 'ALL_NEW',
+    };
+    try {
+      const out = await this.doc.send(new UpdateCommand(input));
+      return LedgerEntrySchema.parse(out.Attributes);
+    } catch (e) {
+      if (e instanceof ConditionalCheckFailedException) {
+        throw new ImportError('USER_BUSY', 'ledger', 'lost the user lease to another delivery (this one ran past its lease); will retry');
+      }
+      throw classifyAwsFailure(e, 'ledger', 'writing the ledger', 'INTERNAL');
+    }
+  }
+}

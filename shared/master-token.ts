@@ -1,0 +1,69 @@
+import secretsManager from '@middy/secrets-manager';
+import { clearCache, getInternal } from '@middy/util';
+import type middy from '@middy/core';
+import type { Context } from 'aws-lambda';
+import { ImportError } from './errors.js';
+import { registerSecret } from './redact.js';
+import type { MasterTokenSource } from './tray/client.js';
+
+/**
+ * The Tray master token, read by `@middy/secrets-manager` (cached for `cacheExpiry` ms so a
+ * rotated token is picked up) and exposed to the handler as a MasterTokenSource whose
+ * `refresh()` clears middy's cache and re-runs the same middleware — the one way to refetch
+ * inside an invocation after Tray answers 401. `clearCache` comes from the same `@middy/util`
+ * copy the middleware uses (one middy major installed), otherwise it would silently do nothing.
+ *
+ * The secret may hold the token as plain text or as JSON with a `token` (or `masterToken`) field.
+ */
+export const MASTER_TOKEN_CACHE_KEY = 'tray-master-token';
+
+export interface MasterTokenContext extends Context {
+  masterToken: MasterTokenSource;
+}
+
+export function masterTokenFromSecret(value: unknown, secretId: string): string {
+  const token =
+    typeof value === 'string' ? value : value && typeof value === 'object' ? ((value as Record<string, unknown>).token ?? (value as Record<string, unknown>).masterToken) : undefined;
+  if (typeof token !== 'string' || token.trim() === '') {
+    throw new ImportError('SECRET_UNREADABLE', 'secrets', `secret "${secretId}" does not hold a Tray master token: store the token as plain text or as {"token": "..."}`);
+  }
+  registerSecret(token.trim());
+  return token.trim();
+}
+
+export function masterTokenMiddleware(options: { secretId: string; cacheExpiryMs: number }): middy.MiddlewareObj<unknown, unknown, Error, MasterTokenContext> {
+  const fetcher = secretsManager({
+    fetchData: { masterToken: options.secretId },
+    cacheKey: MASTER_TOKEN_CACHE_KEY,
+    cacheExpiry: options.cacheExpiryMs,
+    // Prefetching at import time would read the secret before the handler's configuration is
+    // validated (and in tests before the stand-in is up); the first invocation reads it instead.
+    disablePrefetch: true,
+  });
+
+  return {
+    before: async (request) => {
+      await fetcher.before!(request as never);
+      const read = async () => {
+        try {
+          const { masterToken } = await getInternal(['masterToken'], request as never);
+          return masterTokenFromSecret(masterToken, options.secretId);
+        } catch (e) {
+          if (e instanceof ImportError) throw e;
+          throw new ImportError('AWS_UNAVAILABLE', 'secrets', `reading the master token secret "${options.secretId}" failed: ${(e as Error).name}`);
+        }
+      };
+      let inflight: Promise<string> | undefined;
+      request.context.masterToken = {
+        get: read,
+        // Several records of one batch may see the 401 together: one refetch serves them all.
+        refresh: () =>
+          (inflight ??= (async () => {
+            clearCache([MASTER_TOKEN_CACHE_KEY]);
+            await fetcher.before!(request as never);
+            return read();
+          })().finally(() => setTimeout(() => (inflight = undefined), 0))),
+      };
+    },
+  };
+}

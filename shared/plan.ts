@@ -1,0 +1,228 @@
+import { readFileSync } from 'node:fs';
+import { z } from 'zod';
+import { ImportError } from './errors.js';
+import { templateAttributes, templateSyntaxProblem } from './template.js';
+import { formatIssues } from './validation.js';
+
+/**
+ * The import plan: what to import into Tray for every user, as one JSON file. It is validated
+ * when loaded (worker cold start, `cdk synth`, every CLI command), and every error names the
+ * JSON path and what to write instead. Types are inferred from the schema: there is no
+ * separate interface to keep in step.
+ */
+
+/** Cognito attribute names: standard ones (`email`, `name`, `sub`), `custom:...`, and `username`. */
+const AttributeName = z
+  .string({ error: 'must be a Cognito attribute name such as "email" or "custom:tenant"' })
+  .regex(/^[A-Za-z0-9_:.-]{1,128}$/, {
+    error: 'must be a Cognito attribute name such as "email" or "custom:tenant" (letters, digits, "_", ":", ".", "-")',
+  });
+
+const Template = (example: string) =>
+  z
+    .string({ error: `must be a text template such as ${JSON.stringify(example)}` })
+    .min(1, { error: `must not be empty; for example ${JSON.stringify(example)}` })
+    .superRefine((value, ctx) => {
+      const problem = templateSyntaxProblem(value);
+      if (problem) ctx.addIssue({ code: 'custom', message: problem });
+    });
+
+const SecretRef = z
+  .strictObject({
+    secretId: z.string().min(1, { error: 'must be a secret name or ARN' }).optional(),
+    secretIdTemplate: Template('tray-import/users/{{sub}}').optional(),
+    field: z.string({ error: 'required: the JSON field of the secret to read, e.g. "apiKey"' }).min(1),
+  })
+  .superRefine((ref, ctx) => {
+    if ((ref.secretId === undefined) === (ref.secretIdTemplate === undefined)) {
+      ctx.addIssue({
+        code: 'custom',
+        message:
+          'set exactly one of "secretId" (one secret shared by all users) or "secretIdTemplate" (one secret per user, e.g. "tray-import/users/{{sub}}")',
+      });
+    }
+  });
+
+/** Where one credential field comes from. Credentials belong in Secrets Manager: attributes travel in queue messages. */
+const DataSource = z
+  .strictObject({
+    literal: z.union([z.string(), z.number(), z.boolean()]).optional(),
+    attribute: AttributeName.optional(),
+    secret: SecretRef.optional(),
+  })
+  .superRefine((source, ctx) => {
+    const set = (['literal', 'attribute', 'secret'] as const).filter((k) => source[k] !== undefined);
+    if (set.length !== 1) {
+      ctx.addIssue({
+        code: 'custom',
+        message: `set exactly one of "literal", "attribute" or "secret" (found ${set.length === 0 ? 'none' : set.join(' and ')}); e.g. { "secret": { "secretId": "acme/api", "field": "apiKey" } }`,
+      });
+    }
+  });
+
+const ConfigValue = z
+  .strictObject({
+    externalId: z
+      .string({ error: 'required: the config slot id, starting with "external_"' })
+      .startsWith('external_', { error: 'config slot ids start with "external_" (case-sensitive): copy it from the solution editor' }),
+    value: z.json().optional(),
+    attribute: AttributeName.optional(),
+  })
+  .superRefine((config, ctx) => {
+    if ((config.value === undefined) === (config.attribute === undefined)) {
+      ctx.addIssue({
+        code: 'custom',
+        message: 'set exactly one of "value" (any JSON value, sent as is) or "attribute" (a Cognito attribute of the user)',
+      });
+    }
+  });
+
+const AuthImport = z.strictObject({
+  externalId: z
+    .string({ error: 'required: the hidden auth slot\'s externalId, exactly as in the solution editor (case-sensitive)' })
+    .min(1),
+  name: Template('Acme for {{email}}').describe('auth name shown in Tray; also how a retry finds an auth created before a crash'),
+  serviceId: z.string({ error: 'required: the serviceId from Tray\'s "Authentication import generator"' }).min(1),
+  serviceEnvironmentId: z
+    .string({ error: 'required: the serviceEnvironmentId from Tray\'s "Authentication import generator"' })
+    .min(1),
+  scopes: z.array(z.string().min(1), { error: 'must be a list of OAuth scope strings, e.g. ["read", "write"]' }).optional(),
+  formData: z.record(z.string(), z.json()).optional(),
+  hidden: z.boolean().optional(),
+  data: z
+    .record(z.string().min(1), DataSource)
+    .refine((data) => Object.keys(data).length > 0, {
+      error: 'needs at least one credential field, e.g. { "api_key": { "secret": { "secretId": "acme/api", "field": "apiKey" } } }',
+    }),
+});
+
+const TrayTarget = z
+  .strictObject({
+    region: z.enum(['us', 'eu', 'apac'], { error: 'must be "us", "eu" or "apac"' }).optional(),
+    graphqlUrl: z.url({ protocol: /^https?$/, error: 'must be an http(s) URL such as "https://tray.io/graphql"' }).optional(),
+  })
+  .superRefine((tray, ctx) => {
+    if (tray.region !== undefined && tray.graphqlUrl !== undefined) {
+      ctx.addIssue({ code: 'custom', message: 'set "region" or "graphqlUrl", not both' });
+    }
+  });
+
+export const ImportPlanSchema = z
+  .strictObject({
+    version: z.literal(1, { error: 'must be 1 (the only plan format so far)' }),
+    solutionId: z.string({ error: 'required: the id of the published Tray solution to instantiate' }).min(1),
+    instanceName: Template('CRM sync for {{email}}'),
+    externalUserId: Template('{{sub}}').default('{{sub}}'),
+    userName: Template('{{email}}').default('{{email}}'),
+    isTestUser: z.boolean({ error: 'must be true or false' }).default(false),
+    tray: TrayTarget.default({ region: 'us' }),
+    auths: z
+      .array(AuthImport, { error: 'required: a list of the auths to import, one per hidden auth slot' })
+      .min(1, { error: 'needs at least one auth to import' }),
+    configValues: z.array(ConfigValue).default([]),
+  })
+  .superRefine((plan, ctx) => {
+    // Exact duplicates only: Tray's slot ids are case-sensitive, so "a" and "A" are two slots.
+    const seen = new Map<string, number>();
+    plan.auths.forEach((auth, i) => {
+      const first = seen.get(auth.externalId);
+      if (first !== undefined) {
+        ctx.addIssue({
+          code: 'custom',
+          path: ['auths', i, 'externalId'],
+          message: `duplicates auths[${first}].externalId "${auth.externalId}": each auth slot is filled once`,
+        });
+      } else seen.set(auth.externalId, i);
+    });
+    const configSeen = new Set<string>();
+    plan.configValues.forEach((config, i) => {
+      if (configSeen.has(config.externalId)) {
+        ctx.addIssue({ code: 'custom', path: ['configValues', i, 'externalId'], message: `"${config.externalId}" is set twice` });
+      }
+      configSeen.add(config.externalId);
+    });
+  });
+
+export type ImportPlan = z.infer<typeof ImportPlanSchema>;
+export type AuthImport = ImportPlan['auths'][number];
+export type DataSource = z.infer<typeof DataSource>;
+export type SecretRef = z.infer<typeof SecretRef>;
+
+/** Parses a plan object; throws PLAN_INVALID listing every problem with its JSON path. */
+export function parsePlan(input: unknown, origin = 'import plan'): ImportPlan {
+  const result = ImportPlanSchema.safeParse(input);
+  if (!result.success) {
+    throw new ImportError('PLAN_INVALID', 'plan', `${origin} is invalid: ${formatIssues(result.error.issues)}`);
+  }
+  return result.data;
+}
+
+export function parsePlanJson(text: string, origin = 'import plan'): ImportPlan {
+  let raw: unknown;
+  try {
+    raw = JSON.parse(text);
+  } catch (e) {
+    throw new ImportError('PLAN_INVALID', 'plan', `${origin} is not valid JSON: ${(e as Error).message}`);
+  }
+  return parsePlan(raw, origin);
+}
+
+export function loadPlanFile(path: string): ImportPlan {
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch (e) {
+    throw new ImportError('PLAN_INVALID', 'plan', `cannot read the import plan at ${path}: ${(e as Error).message}`);
+  }
+  return parsePlanJson(text, path);
+}
+
+/**
+ * The user attributes a queue message must carry for this plan: every attribute a template or
+ * source refers to, plus email and name (useful to operators and the default user name).
+ * `sub` and `username` are message fields of their own and are not listed.
+ */
+export function requiredAttributes(plan: ImportPlan): string[] {
+  const names = new Set<string>(['email', 'name']);
+  const addTemplate = (t: string) => templateAttributes(t).forEach((a) => names.add(a));
+  [plan.instanceName, plan.externalUserId, plan.userName].forEach(addTemplate);
+  for (const auth of plan.auths) {
+    addTemplate(auth.name);
+    for (const source of Object.values(auth.data)) {
+      if (source.attribute) names.add(source.attribute);
+      if (source.secret?.secretIdTemplate) addTemplate(source.secret.secretIdTemplate);
+    }
+  }
+  for (const config of plan.configValues) if (config.attribute) names.add(config.attribute);
+  names.delete('sub');
+  names.delete('username');
+  return [...names].sort();
+}
+
+/** Attributes a user may legitimately lack: email/name are carried when present, never demanded. */
+export const OPTIONAL_ATTRIBUTES = new Set(['email', 'name']);
+
+/** Secrets the worker must be allowed to read: exact ids, and prefixes of per-user templates. */
+export function referencedSecrets(plan: ImportPlan): { ids: string[]; templatePrefixes: string[] } {
+  const ids = new Set<string>();
+  const prefixes = new Set<string>();
+  for (const auth of plan.auths) {
+    for (const source of Object.values(auth.data)) {
+      if (source.secret?.secretId) ids.add(source.secret.secretId);
+      if (source.secret?.secretIdTemplate) prefixes.add(source.secret.secretIdTemplate.split('{{')[0] ?? '');
+    }
+  }
+  return { ids: [...ids].sort(), templatePrefixes: [...prefixes].sort() };
+}
+
+export const TRAY_REGION_ENDPOINTS = {
+  us: 'https://tray.io/graphql',
+  eu: 'https://eu1.tray.io/graphql',
+  apac: 'https://ap1.tray.io/graphql',
+} as const;
+
+/** `TRAY_GRAPHQL_URL` overrides the plan (local stand-in, tests, a proxy). */
+export function trayEndpoint(plan: ImportPlan, override = process.env.TRAY_GRAPHQL_URL): string {
+  if (override) return override;
+  return plan.tray.graphqlUrl ?? TRAY_REGION_ENDPOINTS[plan.tray.region ?? 'us'];
+}

@@ -1,0 +1,59 @@
+import { ClientError } from 'graphql-request';
+import { ImportError, type Step } from '../errors.js';
+import { scrub } from '../redact.js';
+
+/**
+ * Sorts a failed Tray call into transient (retry later) or permanent (dead-letter now).
+ * Tray answers most errors with HTTP 200 and an `errors[]` array, and its rate-limit answer
+ * is such a body, so the body is read before the status.
+ */
+interface GraphQLErrorLike {
+  message?: string;
+  extensions?: { name?: string; code?: string };
+}
+
+const NETWORK_CODES = new Set(['ECONNREFUSED', 'ECONNRESET', 'EPIPE', 'ENOTFOUND', 'EAI_AGAIN', 'ETIMEDOUT', 'UND_ERR_SOCKET', 'UND_ERR_CONNECT_TIMEOUT']);
+
+export function isRateLimitError(errors: readonly GraphQLErrorLike[] | undefined): boolean {
+  return (errors ?? []).some((e) => /rate limit exceeded/i.test(e.message ?? ''));
+}
+
+export function classifyTrayFailure(error: unknown, step: Step, operation: string): ImportError {
+  if (error instanceof ImportError) return error;
+  if (error instanceof ClientError) return classifyResponse(error, step, operation);
+  if (error instanceof Error) {
+    if (error.name === 'TimeoutError' || error.name === 'AbortError') {
+      return new ImportError('TRAY_TIMEOUT', step, `Tray did not answer ${operation} in time`);
+    }
+    const code = (error.cause as { code?: string } | undefined)?.code ?? (error as { code?: string }).code;
+    if (error.name === 'TypeError' || (code !== undefined && NETWORK_CODES.has(code))) {
+      return new ImportError('TRAY_NETWORK', step, `could not reach Tray for ${operation}: ${code ?? scrub(error.message)}`);
+    }
+    // A 2xx answer that is not GraphQL JSON: a gateway or proxy page. Worth another try.
+    if (/JSON|Unexpected token|Invalid execution result/i.test(error.message)) {
+      return new ImportError('TRAY_UNAVAILABLE', step, `Tray answered ${operation} with a body that is not GraphQL JSON`);
+    }
+  }
+  return new ImportError('INTERNAL', step, `unexpected failure calling Tray ${operation}: ${scrub(String((error as Error)?.message ?? error))}`);
+}
+
+function classifyResponse(error: ClientError, step: Step, operation: string): ImportError {
+  // Never use error.message: graphql-request puts the request variables (credentials) in it.
+  const status = error.response.status;
+  const errors = (error.response.errors ?? []) as GraphQLErrorLike[];
+  const detail = errors.map((e) => scrub(e.message ?? 'unknown error')).join(' | ');
+  const options = { httpStatus: status };
+  if (status === 429 || isRateLimitError(errors)) {
+    return new ImportError('TRAY_RATE_LIMITED', step, `Tray rate limit exceeded on ${operation}`, options);
+  }
+  if (status >= 500) {
+    return new ImportError('TRAY_UNAVAILABLE', step, `Tray answered ${operation} with HTTP ${status}${detail ? `: ${detail}` : ''}`, options);
+  }
+  const authCodes = errors.map((e) => e.extensions?.code);
+  if (status === 401 || status === 403 || authCodes.includes('unauthenticated') || authCodes.includes('forbidden')) {
+    return new ImportError('TRAY_UNAUTHORIZED', step, `Tray refused the token for ${operation} (HTTP ${status})${detail ? `: ${detail}` : ''}`, {
+      httpStatus: status === 200 ? 401 : status,
+    });
+  }
+  return new ImportError('TRAY_REJECTED', step, `Tray rejected ${operation}${detail ? `: ${detail}` : ` with HTTP ${status}`}`, options);
+}

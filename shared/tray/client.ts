@@ -1,0 +1,218 @@
+import { GraphQLClient } from 'graphql-request';
+import type { z } from 'zod';
+import { ImportError, type Step } from '../errors.js';
+import { registerSecret } from '../redact.js';
+import { withRetry, type RetryPolicy } from '../retry.js';
+import { classifyTrayFailure } from './classify.js';
+import * as op from './operations.js';
+
+/**
+ * Tray Embedded client: one method per operation the import uses, the right token kind for
+ * each (reference table), a timeout on every call, transient failures retried with backoff
+ * inside the caller's deadline, answers validated with zod. A 401/403 on a master-token call
+ * triggers one refetch of the master token (it may have been rotated) before giving up.
+ */
+export interface MasterTokenSource {
+  get(): Promise<string>;
+  /** Drops any cached value and reads the secret again. */
+  refresh(): Promise<string>;
+}
+
+export interface TrayClientOptions {
+  url: string;
+  masterToken: MasterTokenSource;
+  /** Per-call timeout. */
+  timeoutMs?: number;
+  /** Epoch ms: no retry starts if it could not finish by then. */
+  deadline?: number;
+  retry?: Partial<Omit<RetryPolicy, 'deadline' | 'attemptBudgetMs'>>;
+  fetch?: typeof fetch;
+}
+
+type Token = { kind: 'master' } | { kind: 'user'; token: string };
+
+const OPERATION_STEP: Record<string, Step> = {
+  createExternalUser: 'createExternalUser',
+  authorize: 'authorize',
+  createUserAuthentication: 'createUserAuthentication',
+  createSolutionInstance: 'createSolutionInstance',
+  updateSolutionInstance: 'enableSolutionInstance',
+};
+
+const PAGE_SIZE = 100;
+/** Look-ups page through at most this many items: a user with thousands of auths is a bug elsewhere. */
+const MAX_PAGES = 50;
+
+export class TrayClient {
+  private readonly gql: GraphQLClient;
+  private readonly options: Required<Pick<TrayClientOptions, 'timeoutMs' | 'deadline'>> & TrayClientOptions;
+
+  constructor(options: TrayClientOptions) {
+    this.options = { timeoutMs: 10_000, deadline: Number.POSITIVE_INFINITY, ...options };
+    const baseFetch = options.fetch ?? fetch;
+    const timeoutMs = this.options.timeoutMs;
+    this.gql = new GraphQLClient(options.url, {
+      fetch: (input: string | URL | Request, init?: RequestInit) => baseFetch(input, { ...init, signal: AbortSignal.timeout(timeoutMs) }),
+    });
+  }
+
+  /** The same client with another deadline (one per Lambda invocation). */
+  withDeadline(deadline: number): TrayClient {
+    return new TrayClient({ ...this.options, deadline });
+  }
+
+  async createExternalUser(input: { name: string; externalUserId: string; isTestUser: boolean }): Promise<string> {
+    const data = await this.call('createExternalUser', op.CREATE_EXTERNAL_USER, input, { kind: 'master' }, op.CreateExternalUserResult);
+    return data.createExternalUser.userId;
+  }
+
+  /** Mints a user token (valid 2 days). The token is registered as a secret before anyone can log it. */
+  async authorize(userId: string): Promise<string> {
+    const data = await this.call('authorize', op.AUTHORIZE, { userId }, { kind: 'master' }, op.AuthorizeResult);
+    registerSecret(data.authorize.accessToken);
+    return data.authorize.accessToken;
+  }
+
+  async findUsersByExternalUserId(externalUserId: string): Promise<op.TrayUser[]> {
+    return this.paginate(async (after) => {
+      const data = await this.call('users', op.FIND_USERS, { externalUserId, first: PAGE_SIZE, after }, { kind: 'master' }, op.FindUsersResult);
+      return data.users;
+    });
+  }
+
+  async createUserAuthentication(
+    userToken: string,
+    input: {
+      name: string;
+      serviceId: string;
+      serviceEnvironmentId: string;
+      data: Record<string, unknown>;
+      formData?: Record<string, unknown> | undefined;
+      scopes?: string[] | undefined;
+      hidden?: boolean | undefined;
+    },
+  ): Promise<string> {
+    const variables = {
+      ...input,
+      // Tray's Json scalar is a JSON-encoded string.
+      data: JSON.stringify(input.data),
+      formData: input.formData === undefined ? undefined : JSON.stringify(input.formData),
+    };
+    const data = await this.call('createUserAuthentication', op.CREATE_USER_AUTHENTICATION, variables, { kind: 'user', token: userToken }, op.CreateUserAuthenticationResult);
+    return data.createUserAuthentication.authenticationId;
+  }
+
+  async listAuthentications(userToken: string): Promise<op.TrayAuthentication[]> {
+    return this.paginate(async (after) => {
+      const data = await this.call('authentications', op.LIST_AUTHENTICATIONS, { first: PAGE_SIZE, after }, { kind: 'user', token: userToken }, op.ListAuthenticationsResult);
+      return data.viewer.authentications;
+    });
+  }
+
+  async createSolutionInstance(
+    userToken: string,
+    input: { solutionId: string; instanceName: string; authValues: { externalId: string; authId: string }[]; configValues: { externalId: string; value: unknown }[] },
+  ): Promise<{ id: string; enabled: boolean }> {
+    const variables = { ...input, configValues: encodeConfigValues(input.configValues) };
+    const data = await this.call('createSolutionInstance', op.CREATE_SOLUTION_INSTANCE, variables, { kind: 'user', token: userToken }, op.CreateSolutionInstanceResult);
+    return data.createSolutionInstance.solutionInstance;
+  }
+
+  /** Enables an instance; Tray refuses (instead of enabling a broken instance) when a required slot is empty. */
+  async enableSolutionInstance(userToken: string, solutionInstanceId: string): Promise<{ id: string; enabled: boolean }> {
+    const variables = { solutionInstanceId, enabled: true, errorOnEnablingWithMissingValues: true };
+    const data = await this.call('updateSolutionInstance', op.UPDATE_SOLUTION_INSTANCE, variables, { kind: 'user', token: userToken }, op.UpdateSolutionInstanceResult);
+    return data.updateSolutionInstance.solutionInstance;
+  }
+
+  /** With a user token: that user's instances. With the master token, `owner` filters by Tray user id. */
+  async listSolutionInstances(token: Token, criteria: { solutionId?: string; owner?: string; id?: string }): Promise<op.TraySolutionInstance[]> {
+    return this.paginate(async (after) => {
+      const data = await this.call('solutionInstances', op.LIST_SOLUTION_INSTANCES, { ...criteria, first: PAGE_SIZE, after }, token, op.ListSolutionInstancesResult);
+      return data.viewer.solutionInstances;
+    });
+  }
+
+  async listSolutions(): Promise<op.TraySolution[]> {
+    return this.paginate(async (after) => {
+      const data = await this.call('solutions', op.LIST_SOLUTIONS, { first: PAGE_SIZE, after }, { kind: 'master' }, op.ListSolutionsResult);
+      return data.viewer.solutions;
+    });
+  }
+
+  private async paginate<T>(page: (after: string | undefined) => Promise<{ edges: { node: T }[]; pageInfo: { hasNextPage: boolean; endCursor?: string | null | undefined } }>): Promise<T[]> {
+    const out: T[] = [];
+    let after: string | undefined;
+    for (let i = 0; i < MAX_PAGES; i++) {
+      const connection = await page(after);
+      out.push(...connection.edges.map((e) => e.node));
+      if (!connection.pageInfo.hasNextPage || !connection.pageInfo.endCursor) return out;
+      after = connection.pageInfo.endCursor;
+    }
+    return out;
+  }
+
+  private async call<S extends z.ZodType>(operation: string, document: string, variables: Record<string, unknown>, token: Token, schema: S): Promise<z.infer<S>> {
+    const step = OPERATION_STEP[operation] ?? 'lookup';
+    const policy: RetryPolicy = {
+      maxAttempts: 4,
+      baseDelayMs: 250,
+      maxDelayMs: 4_000,
+      ...this.options.retry,
+      deadline: this.options.deadline,
+      attemptBudgetMs: this.options.timeoutMs,
+    };
+    let refreshedMaster = false;
+    return withRetry(step, policy, async () => {
+      try {
+        return await this.send(operation, document, variables, token, schema, step);
+      } catch (e) {
+        const error = e as ImportError;
+        if (token.kind === 'master' && error.code === 'TRAY_UNAUTHORIZED' && !refreshedMaster) {
+          // The token may have been rotated since it was cached: read it again, once.
+          refreshedMaster = true;
+          await this.options.masterToken.refresh();
+          return this.send(operation, document, variables, token, schema, step);
+        }
+        throw error;
+      }
+    });
+  }
+
+  private async send<S extends z.ZodType>(operation: string, document: string, variables: Record<string, unknown>, token: Token, schema: S, step: Step): Promise<z.infer<S>> {
+    const bearer = token.kind === 'master' ? await this.options.masterToken.get() : token.token;
+    let data: unknown;
+    try {
+      data = await this.gql.request({ document, variables: dropUndefined(variables), requestHeaders: { authorization: `Bearer ${bearer}` } });
+    } catch (e) {
+      throw classifyTrayFailure(e, step, operation);
+    }
+    const parsed = schema.safeParse(data);
+    if (!parsed.success) {
+      throw new ImportError('TRAY_BAD_RESPONSE', step, `Tray's answer to ${operation} does not have the documented shape: ${parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}`);
+    }
+    return parsed.data;
+  }
+}
+
+function encodeConfigValues(values: { externalId: string; value: unknown }[]): { externalId: string; value: string }[] {
+  return values.map((v) => ({ externalId: v.externalId, value: JSON.stringify(v.value) }));
+}
+
+function dropUndefined(variables: Record<string, unknown>): Record<string, unknown> {
+  return Object.fromEntries(Object.entries(variables).filter(([, v]) => v !== undefined));
+}
+
+/** A fixed master token (CLI, tests): refresh re-reads through the given function. */
+export function staticMasterToken(read: () => string | Promise<string>): MasterTokenSource {
+  let cached: Promise<string> | undefined;
+  const load = async () => {
+    const value = await read();
+    registerSecret(value);
+    return value;
+  };
+  return {
+    get: () => (cached ??= load()),
+    refresh: () => (cached = load()),
+  };
+}

@@ -1,0 +1,137 @@
+import { z } from 'zod';
+
+/**
+ * Tray Embedded GraphQL documents and the zod schemas of their answers. Every value travels as
+ * a GraphQL variable: building documents by interpolation would let a user's name inject
+ * GraphQL. `Json` arguments are JSON-encoded strings (Tray's rule), encoded by the client.
+ */
+
+const Connection = <T extends z.ZodType>(node: T) =>
+  z.object({
+    edges: z.array(z.object({ node, cursor: z.string().nullish() })),
+    pageInfo: z.object({ hasNextPage: z.boolean(), endCursor: z.string().nullish() }),
+  });
+
+export const CREATE_EXTERNAL_USER = /* GraphQL */ `
+  mutation CreateExternalUser($name: String!, $externalUserId: String!, $isTestUser: Boolean) {
+    createExternalUser(input: { name: $name, externalUserId: $externalUserId, isTestUser: $isTestUser }) { userId }
+  }`;
+export const CreateExternalUserResult = z.object({ createExternalUser: z.object({ userId: z.string().min(1) }) });
+
+export const AUTHORIZE = /* GraphQL */ `
+  mutation Authorize($userId: ID!) { authorize(input: { userId: $userId }) { accessToken } }`;
+export const AuthorizeResult = z.object({ authorize: z.object({ accessToken: z.string().min(1) }) });
+
+export const FIND_USERS = /* GraphQL */ `
+  query FindUsers($externalUserId: String, $first: Int, $after: String) {
+    users(criteria: { externalUserId: $externalUserId }, first: $first, after: $after) {
+      edges { node { id name externalUserId } cursor }
+      pageInfo { hasNextPage endCursor }
+    }
+  }`;
+export const TrayUserNode = z.object({ id: z.string(), name: z.string().nullish(), externalUserId: z.string().nullish() });
+export const FindUsersResult = z.object({ users: Connection(TrayUserNode) });
+
+export const CREATE_USER_AUTHENTICATION = /* GraphQL */ `
+  mutation CreateUserAuthentication(
+    $name: String!, $serviceId: String!, $serviceEnvironmentId: String!,
+    $data: Json!, $formData: Json, $scopes: [String!], $hidden: Boolean
+  ) {
+    createUserAuthentication(input: {
+      name: $name, serviceId: $serviceId, serviceEnvironmentId: $serviceEnvironmentId,
+      data: $data, formData: $formData, scopes: $scopes, hidden: $hidden
+    }) { authenticationId }
+  }`;
+export const CreateUserAuthenticationResult = z.object({
+  createUserAuthentication: z.object({ authenticationId: z.string().min(1) }),
+});
+
+export const LIST_AUTHENTICATIONS = /* GraphQL */ `
+  query ListAuthentications($first: Int, $after: String) {
+    viewer {
+      authentications(first: $first, after: $after) {
+        edges { node { id name service { id name version title } serviceEnvironment { id title } } cursor }
+        pageInfo { hasNextPage endCursor }
+      }
+    }
+  }`;
+export const AuthenticationNode = z.object({
+  id: z.string(),
+  name: z.string(),
+  service: z.object({ id: z.string() }).nullish(),
+  serviceEnvironment: z.object({ id: z.string() }).nullish(),
+});
+export const ListAuthenticationsResult = z.object({ viewer: z.object({ authentications: Connection(AuthenticationNode) }) });
+
+export const CREATE_SOLUTION_INSTANCE = /* GraphQL */ `
+  mutation CreateSolutionInstance(
+    $solutionId: ID!, $instanceName: String!, $authValues: [AuthValue!], $configValues: [ConfigValue!]
+  ) {
+    createSolutionInstance(input: {
+      solutionId: $solutionId, instanceName: $instanceName, authValues: $authValues, configValues: $configValues
+    }) { solutionInstance { id name enabled created } }
+  }`;
+export const SolutionInstanceSummary = z.object({ id: z.string().min(1), enabled: z.boolean() }).loose();
+export const CreateSolutionInstanceResult = z.object({
+  createSolutionInstance: z.object({ solutionInstance: SolutionInstanceSummary }),
+});
+
+export const UPDATE_SOLUTION_INSTANCE = /* GraphQL */ `
+  mutation UpdateSolutionInstance(
+    $solutionInstanceId: ID!, $enabled: Boolean, $authValues: [AuthValue!], $configValues: [ConfigValue!],
+    $errorOnEnablingWithMissingValues: Boolean
+  ) {
+    updateSolutionInstance(input: {
+      solutionInstanceId: $solutionInstanceId, enabled: $enabled, authValues: $authValues,
+      configValues: $configValues, errorOnEnablingWithMissingValues: $errorOnEnablingWithMissingValues
+    }) { solutionInstance { id enabled } }
+  }`;
+export const UpdateSolutionInstanceResult = z.object({
+  updateSolutionInstance: z.object({ solutionInstance: SolutionInstanceSummary }),
+});
+
+export const LIST_SOLUTION_INSTANCES = /* GraphQL */ `
+  query ListSolutionInstances($solutionId: ID, $owner: ID, $id: ID, $first: Int, $after: String) {
+    viewer {
+      solutionInstances(criteria: { solutionId: $solutionId, owner: $owner, id: $id }, first: $first, after: $after) {
+        edges { node { id name enabled created owner solution { id } authValues { externalId authId } configValues { externalId value } } cursor }
+        pageInfo { hasNextPage endCursor }
+      }
+    }
+  }`;
+export const SolutionInstanceNode = z.object({
+  id: z.string(),
+  name: z.string(),
+  enabled: z.boolean(),
+  created: z.string().nullish(),
+  owner: z.string().nullish(),
+  solution: z.object({ id: z.string() }).nullish(),
+  authValues: z.array(z.object({ externalId: z.string(), authId: z.string() })).nullish(),
+  configValues: z.array(z.object({ externalId: z.string(), value: z.unknown() })).nullish(),
+});
+export const ListSolutionInstancesResult = z.object({
+  viewer: z.object({ solutionInstances: Connection(SolutionInstanceNode) }),
+});
+
+export const LIST_SOLUTIONS = /* GraphQL */ `
+  query ListSolutions($first: Int, $after: String) {
+    viewer {
+      solutions(first: $first, after: $after) {
+        edges { node { id title tags configSlots { externalId title defaultValue } authSlots { externalId title } } cursor }
+        pageInfo { hasNextPage endCursor }
+      }
+    }
+  }`;
+export const SolutionNode = z.object({
+  id: z.string(),
+  title: z.string(),
+  tags: z.array(z.string()).nullish(),
+  configSlots: z.array(z.object({ externalId: z.string(), title: z.string().nullish(), defaultValue: z.unknown() })),
+  authSlots: z.array(z.object({ externalId: z.string(), title: z.string().nullish() })),
+});
+export const ListSolutionsResult = z.object({ viewer: z.object({ solutions: Connection(SolutionNode) }) });
+
+export type TrayUser = z.infer<typeof TrayUserNode>;
+export type TrayAuthentication = z.infer<typeof AuthenticationNode>;
+export type TraySolutionInstance = z.infer<typeof SolutionInstanceNode>;
+export type TraySolution = z.infer<typeof SolutionNode>;
