@@ -11,10 +11,10 @@ import { formatIssues } from './validation.js';
 const positiveInt = (fallback: number) => z.coerce.number().int().positive().default(fallback);
 
 export const WorkerEnvSchema = z.object({
-  LEDGER_TABLE: z.string({ error: 'required: the ledger table name' }).min(1),
-  QUEUE_URL: z.url({ error: 'required: the import queue URL' }),
-  DLQ_URL: z.url({ error: 'required: the dead-letter queue URL' }),
-  MASTER_TOKEN_SECRET_ID: z.string({ error: 'required: the name or ARN of the secret holding the Tray master token' }).min(1),
+  LEDGER_TABLE: z.string({ error: 'the ledger table name' }).min(1),
+  QUEUE_URL: z.url({ error: 'the import queue URL' }),
+  DLQ_URL: z.url({ error: 'the dead-letter queue URL' }),
+  MASTER_TOKEN_SECRET_ID: z.string({ error: 'the name or ARN of the secret holding the Tray master token' }).min(1),
   /** How long the master token is cached; a rotated token is picked up after at most this long. */
   MASTER_TOKEN_CACHE_MS: z.coerce.number().int().min(0).max(86_400_000).default(300_000),
   IMPORT_PLAN: z.string().optional(),
@@ -37,7 +37,7 @@ export interface WorkerConfig extends WorkerEnv {
 }
 
 export function loadWorkerConfig(env: NodeJS.ProcessEnv = process.env): WorkerConfig {
-  const parsed = WorkerEnvSchema.safeParse(env);
+  const parsed = WorkerEnvSchema.safeParse(env, { reportInput: true });
   if (!parsed.success) {
     throw new ImportError('PLAN_INVALID', 'plan', `worker settings are invalid: ${formatIssues(parsed.error.issues)}`);
   }

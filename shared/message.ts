@@ -17,14 +17,14 @@ export type MessageSource = z.infer<typeof MessageSourceSchema>;
 export const QueueMessageSchema = z.strictObject({
   v: z.literal(MESSAGE_VERSION, { error: `unsupported message version: this worker reads version ${MESSAGE_VERSION}` }),
   userPoolId: z
-    .string({ error: 'required: the Cognito user pool id, e.g. "eu-west-1_AbCdEf123"' })
+    .string({ error: 'the Cognito user pool id, e.g. "eu-west-1_AbCdEf123"' })
     .regex(/^[\w-]+_[0-9a-zA-Z]+$/, { error: 'must be a Cognito user pool id such as "eu-west-1_AbCdEf123"' }),
-  username: z.string({ error: 'required: the Cognito username' }).min(1, { error: 'must not be empty' }),
+  username: z.string({ error: 'the Cognito username' }).min(1, { error: 'must not be empty' }),
   sub: z
-    .string({ error: 'required: the user\'s Cognito "sub" attribute' })
+    .string({ error: 'the user\'s Cognito "sub" attribute' })
     .min(1, { error: 'must not be empty: the user\'s Cognito "sub"' })
     .max(128),
-  attributes: z.record(z.string(), z.string(), { error: 'must be an object of attribute name to string value' }),
+  attributes: z.record(z.string(), z.string(), { error: 'an object of attribute name to string value' }),
   source: MessageSourceSchema,
   requestedAt: z.iso.datetime({ error: 'must be an ISO-8601 timestamp such as "2026-01-31T12:00:00.000Z"' }),
 });
@@ -39,7 +39,7 @@ export function parseQueueMessage(body: string): QueueMessage {
   } catch {
     throw new ImportError('INVALID_MESSAGE', 'parse', `message body is not JSON (${body.length} characters); send a JSON object of version ${MESSAGE_VERSION}`);
   }
-  const result = QueueMessageSchema.safeParse(raw);
+  const result = QueueMessageSchema.safeParse(raw, { reportInput: true });
   if (!result.success) throw new ImportError('INVALID_MESSAGE', 'parse', `message is invalid: ${formatIssues(result.error.issues)}`);
   return result.data;
 }

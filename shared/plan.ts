@@ -13,14 +13,14 @@ import { formatIssues } from './validation.js';
 
 /** Cognito attribute names: standard ones (`email`, `name`, `sub`), `custom:...`, and `username`. */
 const AttributeName = z
-  .string({ error: 'must be a Cognito attribute name such as "email" or "custom:tenant"' })
+  .string({ error: 'a Cognito attribute name such as "email" or "custom:tenant"' })
   .regex(/^[A-Za-z0-9_:.-]{1,128}$/, {
     error: 'must be a Cognito attribute name such as "email" or "custom:tenant" (letters, digits, "_", ":", ".", "-")',
   });
 
 const Template = (example: string) =>
   z
-    .string({ error: `must be a text template such as ${JSON.stringify(example)}` })
+    .string({ error: `a text template such as ${JSON.stringify(example)}` })
     .min(1, { error: `must not be empty; for example ${JSON.stringify(example)}` })
     .superRefine((value, ctx) => {
       const problem = templateSyntaxProblem(value);
@@ -31,7 +31,7 @@ const SecretRef = z
   .strictObject({
     secretId: z.string().min(1, { error: 'must be a secret name or ARN' }).optional(),
     secretIdTemplate: Template('tray-import/users/{{sub}}').optional(),
-    field: z.string({ error: 'required: the JSON field of the secret to read, e.g. "apiKey"' }).min(1),
+    field: z.string({ error: 'the JSON field of the secret to read, e.g. "apiKey"' }).min(1),
   })
   .superRefine((ref, ctx) => {
     if ((ref.secretId === undefined) === (ref.secretIdTemplate === undefined)) {
@@ -63,7 +63,7 @@ const DataSource = z
 const ConfigValue = z
   .strictObject({
     externalId: z
-      .string({ error: 'required: the config slot id, starting with "external_"' })
+      .string({ error: 'the config slot id, starting with "external_"' })
       .startsWith('external_', { error: 'config slot ids start with "external_" (case-sensitive): copy it from the solution editor' }),
     value: z.json().optional(),
     attribute: AttributeName.optional(),
@@ -79,14 +79,14 @@ const ConfigValue = z
 
 const AuthImport = z.strictObject({
   externalId: z
-    .string({ error: 'required: the hidden auth slot\'s externalId, exactly as in the solution editor (case-sensitive)' })
+    .string({ error: 'the hidden auth slot\'s externalId, exactly as in the solution editor (case-sensitive)' })
     .min(1),
   name: Template('Acme for {{email}}').describe('auth name shown in Tray; also how a retry finds an auth created before a crash'),
-  serviceId: z.string({ error: 'required: the serviceId from Tray\'s "Authentication import generator"' }).min(1),
+  serviceId: z.string({ error: 'the serviceId from Tray\'s "Authentication import generator"' }).min(1),
   serviceEnvironmentId: z
-    .string({ error: 'required: the serviceEnvironmentId from Tray\'s "Authentication import generator"' })
+    .string({ error: 'the serviceEnvironmentId from Tray\'s "Authentication import generator"' })
     .min(1),
-  scopes: z.array(z.string().min(1), { error: 'must be a list of OAuth scope strings, e.g. ["read", "write"]' }).optional(),
+  scopes: z.array(z.string().min(1), { error: 'a list of OAuth scope strings, e.g. ["read", "write"]' }).optional(),
   formData: z.record(z.string(), z.json()).optional(),
   hidden: z.boolean().optional(),
   data: z
@@ -110,14 +110,14 @@ const TrayTarget = z
 export const ImportPlanSchema = z
   .strictObject({
     version: z.literal(1, { error: 'must be 1 (the only plan format so far)' }),
-    solutionId: z.string({ error: 'required: the id of the published Tray solution to instantiate' }).min(1),
+    solutionId: z.string({ error: 'the id of the published Tray solution to instantiate' }).min(1),
     instanceName: Template('CRM sync for {{email}}'),
     externalUserId: Template('{{sub}}').default('{{sub}}'),
     userName: Template('{{email}}').default('{{email}}'),
-    isTestUser: z.boolean({ error: 'must be true or false' }).default(false),
+    isTestUser: z.boolean({ error: 'true or false' }).default(false),
     tray: TrayTarget.default({ region: 'us' }),
     auths: z
-      .array(AuthImport, { error: 'required: a list of the auths to import, one per hidden auth slot' })
+      .array(AuthImport, { error: 'a list of the auths to import, one per hidden auth slot' })
       .min(1, { error: 'needs at least one auth to import' }),
     configValues: z.array(ConfigValue).default([]),
   })
@@ -150,7 +150,7 @@ export type SecretRef = z.infer<typeof SecretRef>;
 
 /** Parses a plan object; throws PLAN_INVALID listing every problem with its JSON path. */
 export function parsePlan(input: unknown, origin = 'import plan'): ImportPlan {
-  const result = ImportPlanSchema.safeParse(input);
+  const result = ImportPlanSchema.safeParse(input, { reportInput: true });
   if (!result.success) {
     throw new ImportError('PLAN_INVALID', 'plan', `${origin} is invalid: ${formatIssues(result.error.issues)}`);
   }

@@ -23,10 +23,12 @@ function describeIssue(issue: z.core.$ZodIssue): string {
   switch (issue.code) {
     case 'unrecognized_keys':
       return `unknown field${issue.keys.length > 1 ? 's' : ''} ${issue.keys.map((k) => `"${k}"`).join(', ')}: remove ${issue.keys.length > 1 ? 'them' : 'it'} or check the spelling`;
-    case 'invalid_type':
-      // zod reports a missing field as "expected string, received undefined"
-      if (issue.input === undefined) return `required: add it (${issue.expected})`;
-      return issue.message.startsWith('Invalid input') ? `must be ${article(issue.expected)}, not ${typeName(issue.input)}` : issue.message;
+    case 'invalid_type': {
+      // Schemas give hints ("the serviceId from Tray's generator"); zod's own text starts with "Invalid input".
+      const hint = issue.message.startsWith('Invalid input') ? undefined : issue.message;
+      if (issue.input === undefined) return `required: add ${hint ?? article(issue.expected)}`;
+      return `must be ${article(issue.expected)}, not ${typeName(issue.input)}${hint ? ` (${hint})` : ''}`;
+    }
     default:
       return issue.message;
   }

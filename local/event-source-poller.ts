@@ -1,0 +1,131 @@
+import { DeleteMessageBatchCommand, ReceiveMessageCommand, type Message, type SQSClient } from '@aws-sdk/client-sqs';
+import type { Context, SQSBatchResponse, SQSEvent, SQSRecord } from 'aws-lambda';
+import { lambdaContext } from './lambda-context.js';
+
+/**
+ * Lambda's SQS event source mapping, locally: receive a batch, invoke the handler with an
+ * SQSEvent, delete what succeeded, leave batch item failures (and every record of a batch
+ * whose invocation threw or timed out) for redelivery after the visibility timeout. The queue's
+ * redrive policy moves a message to the DLQ after maxReceiveCount, as in AWS.
+ */
+export type SqsHandler = (event: SQSEvent, context: Context) => Promise<SQSBatchResponse | void>;
+
+export interface PollerOptions {
+  sqs: SQSClient;
+  queueUrl: string;
+  queueArn?: string;
+  handler: SqsHandler;
+  batchSize?: number;
+  /** Concurrent invocations (Lambda's maxConcurrency). */
+  concurrency?: number;
+  functionTimeoutMs?: number;
+  functionName?: string;
+}
+
+export interface BatchResult {
+  received: number;
+  deleted: number;
+  failed: number;
+  invocationError?: string;
+}
+
+export class EventSourcePoller {
+  private readonly options: Required<Omit<PollerOptions, 'queueArn'>> & { queueArn: string };
+
+  constructor(options: PollerOptions) {
+    this.options = {
+      batchSize: 10,
+      concurrency: 1,
+      functionTimeoutMs: 30_000,
+      functionName: 'import-worker',
+      queueArn: options.queueArn ?? `arn:aws:sqs:us-east-1:000000000000:${options.queueUrl.split('/').pop()}`,
+      ...options,
+    } as typeof this.options;
+  }
+
+  /** One receive and invocation; `received: 0` when nothing was visible. */
+  async pollOnce(waitTimeSeconds = 0): Promise<BatchResult> {
+    const { sqs, queueUrl, batchSize } = this.options;
+    const out = await sqs.send(
+      new ReceiveMessageCommand({
+        QueueUrl: queueUrl,
+        MaxNumberOfMessages: batchSize,
+        WaitTimeSeconds: waitTimeSeconds,
+        MessageSystemAttributeNames: ['All'],
+        MessageAttributeNames: ['All'],
+      }),
+    );
+    const messages = out.Messages ?? [];
+    if (messages.length === 0) return { received: 0, deleted: 0, failed: 0 };
+    return this.invoke(messages);
+  }
+
+  /** Polls with `concurrency` parallel pollers until `done()` or the time limit. */
+  async runUntil(done: () => boolean | Promise<boolean>, options: { timeoutMs: number; idleWaitMs?: number }): Promise<void> {
+    const stopAt = Date.now() + options.timeoutMs;
+    const loop = async () => {
+      while (!(await done())) {
+        if (Date.now() > stopAt) return;
+        const result = await this.pollOnce(0);
+        if (result.received === 0) await new Promise((r) => setTimeout(r, options.idleWaitMs ?? 100));
+      }
+    };
+    await Promise.all(Array.from({ length: this.options.concurrency }, loop));
+    if (!(await done())) throw new Error(`the queue was not drained within ${options.timeoutMs} ms`);
+  }
+
+  private async invoke(messages: Message[]): Promise<BatchResult> {
+    const event: SQSEvent = { Records: messages.map((m) => this.toRecord(m)) };
+    const context = lambdaContext(this.options.functionName, this.options.functionTimeoutMs);
+    let failedIds: Set<string>;
+    let invocationError: string | undefined;
+    try {
+      const response = await withTimeout(this.options.handler(event, context), this.options.functionTimeoutMs);
+      failedIds = new Set((response?.batchItemFailures ?? []).map((f) => f.itemIdentifier));
+    } catch (e) {
+      // A thrown error or a timeout fails the whole batch, as in Lambda.
+      invocationError = (e as Error).message;
+      failedIds = new Set(messages.map((m) => m.MessageId as string));
+    }
+    const toDelete = messages.filter((m) => !failedIds.has(m.MessageId as string));
+    if (toDelete.length > 0) {
+      await this.options.sqs.send(
+        new DeleteMessageBatchCommand({
+          QueueUrl: this.options.queueUrl,
+          Entries: toDelete.map((m, i) => ({ Id: String(i), ReceiptHandle: m.ReceiptHandle as string })),
+        }),
+      );
+    }
+    return { received: messages.length, deleted: toDelete.length, failed: messages.length - toDelete.length, ...(invocationError ? { invocationError } : {}) };
+  }
+
+  private toRecord(m: Message): SQSRecord {
+    const attrs = m.Attributes ?? {};
+    return {
+      messageId: m.MessageId as string,
+      receiptHandle: m.ReceiptHandle as string,
+      body: m.Body ?? '',
+      attributes: {
+        ApproximateReceiveCount: attrs.ApproximateReceiveCount ?? '1',
+        SentTimestamp: attrs.SentTimestamp ?? String(Date.now()),
+        SenderId: attrs.SenderId ?? 'local',
+        ApproximateFirstReceiveTimestamp: attrs.ApproximateFirstReceiveTimestamp ?? String(Date.now()),
+      },
+      messageAttributes: Object.fromEntries(
+        Object.entries(m.MessageAttributes ?? {}).map(([k, v]) => [k, { dataType: v.DataType ?? 'String', stringValue: v.StringValue, stringListValues: [], binaryListValues: [] }]),
+      ),
+      md5OfBody: m.MD5OfBody ?? '',
+      eventSource: 'aws:sqs',
+      eventSourceARN: this.options.queueArn,
+      awsRegion: 'us-east-1',
+    };
+  }
+}
+
+function withTimeout<T>(promise: Promise<T>, ms: number): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`Task timed out after ${ms} ms`)), ms);
+  });
+  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
+}
