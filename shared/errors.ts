@@ -54,20 +54,23 @@ export class ImportError extends Error {
   readonly step: Step;
   /** HTTP status from Tray when there was one; used to decide on a master-token refetch. */
   readonly httpStatus: number | undefined;
+  /** A create that failed this way may still have happened in Tray (timeout, 5xx, dropped connection). */
+  readonly ambiguous: boolean;
 
-  constructor(code: ErrorCode, step: Step, message: string, options: { httpStatus?: number; cause?: unknown } = {}) {
+  constructor(code: ErrorCode, step: Step, message: string, options: { httpStatus?: number | undefined; cause?: unknown; ambiguous?: boolean } = {}) {
     super(message, options.cause === undefined ? undefined : { cause: options.cause });
     this.name = 'ImportError';
     this.code = code;
     this.kind = ERROR_CODES[code];
     this.step = step;
     this.httpStatus = options.httpStatus;
+    this.ambiguous = options.ambiguous ?? false;
   }
 
   /** The same failure seen from another step (e.g. a Tray error surfacing in the workflow). */
   at(step: Step): ImportError {
     if (step === this.step) return this;
-    return new ImportError(this.code, step, this.message, { httpStatus: this.httpStatus, cause: this.cause });
+    return new ImportError(this.code, step, this.message, { httpStatus: this.httpStatus, cause: this.cause, ambiguous: this.ambiguous });
   }
 
   toJSON(): { code: ErrorCode; kind: FailureKind; step: Step; message: string } {

@@ -66,6 +66,8 @@ export function createImportWorker(deps: WorkerDeps) {
         ledger,
         secrets,
         leaseMs: Math.max(1_000, deadline - Date.now()),
+        deadline,
+        callTimeoutMs: config.TRAY_TIMEOUT_MS,
         lastAttempt,
         onEvent: (event) => logger.debug('import step', { sub: message?.sub, ...event }),
       };

@@ -1,9 +1,10 @@
 import { randomUUID } from 'node:crypto';
-import { asImportError, ImportError } from './errors.js';
+import { asImportError, ImportError, type Step } from './errors.js';
 import { pendingKey, type Ledger, type LedgerEntry, type UserKey } from './ledger.js';
 import type { QueueMessage } from './message.js';
 import type { ImportPlan } from './plan.js';
 import { registerSecret } from './redact.js';
+import { withRetry } from './retry.js';
 import { renderImport, type RenderedAuth, type RenderedImport } from './render.js';
 import type { SecretReader } from './secrets.js';
 import type { TrayClient } from './tray/client.js';
@@ -29,6 +30,10 @@ export interface ImportDeps {
   leaseMs: number;
   /** True on the last delivery SQS will make: a failure then is final. */
   lastAttempt?: boolean;
+  /** Epoch ms by which this delivery must be done (Lambda deadline less a margin). */
+  deadline?: number;
+  /** Longest one Tray call may take (its timeout), to decide whether another attempt fits. */
+  callTimeoutMs?: number;
   onEvent?: (event: ImportEvent) => void;
 }
 
@@ -67,7 +72,6 @@ export async function importUser(message: QueueMessage, deps: ImportDeps): Promi
 
 class UserImport {
   private userToken: string | undefined;
-  private authList: TrayAuthentication[] | undefined;
 
   constructor(
     private readonly deps: ImportDeps,
@@ -78,10 +82,10 @@ class UserImport {
   ) {}
 
   async execute(): Promise<LedgerEntry> {
-    const trayUserId = await this.ensureTrayUser();
+    const trayUserId = await this.again('createExternalUser', () => this.ensureTrayUser());
     this.userToken = await this.deps.tray.authorize(trayUserId);
-    for (const auth of this.rendered.auths) await this.ensureAuth(auth);
-    const instanceId = await this.ensureInstance();
+    for (const auth of this.rendered.auths) await this.again('createUserAuthentication', () => this.ensureAuth(auth));
+    const instanceId = await this.again('createSolutionInstance', () => this.ensureInstance());
     await this.asUser((token) => this.deps.tray.enableSolutionInstance(token, instanceId));
     return this.deps.ledger.recordEnabled(this.key, this.owner);
   }
@@ -110,8 +114,8 @@ class UserImport {
     const { tray, ledger } = this.deps;
     const pending = pendingKey.auth(externalId);
     if (this.entry.pending[pending]) {
-      this.authList ??= await this.asUser((token) => tray.listAuthentications(token));
-      const found = this.authList.find(
+      const auths: TrayAuthentication[] = await this.asUser((token) => tray.listAuthentications(token));
+      const found = auths.find(
         (a) => a.name === auth.name && (a.service?.id === undefined || a.service.id === auth.plan.serviceId),
       );
       if (found) {
@@ -168,6 +172,26 @@ class UserImport {
     }
     registerSecret(out);
     return out;
+  }
+
+  /**
+   * Runs an ensure-step again after an *ambiguous* create failure (timeout, 5xx): the pending
+   * mark is in the ledger, so the next attempt looks the object up before creating it again.
+   * Other transient failures were already retried by the client; they go back to SQS.
+   */
+  private again<T>(step: Step, ensure: () => Promise<T>): Promise<T> {
+    return withRetry(
+      step,
+      {
+        maxAttempts: 4,
+        baseDelayMs: 200,
+        maxDelayMs: 2_000,
+        deadline: this.deps.deadline ?? Number.POSITIVE_INFINITY,
+        attemptBudgetMs: (this.deps.callTimeoutMs ?? 10_000) * 2,
+        shouldRetry: (error) => error.ambiguous,
+      },
+      ensure,
+    );
   }
 
   /** Runs a user-token call; a user token refused (expired, revoked) is minted again, once. */

@@ -16,6 +16,8 @@ export interface RetryPolicy {
   /** Time one attempt may take (the call timeout): an attempt starts only if it fits. */
   attemptBudgetMs: number;
   random?: () => number;
+  /** Which failures to retry; default: transient ones that are not ambiguous creates. */
+  shouldRetry?: (error: ImportError) => boolean;
   onRetry?: (error: ImportError, attempt: number, delayMs: number) => void;
 }
 
@@ -24,13 +26,16 @@ export function backoffDelay(attempt: number, policy: Pick<RetryPolicy, 'baseDel
   return Math.round((policy.random ?? Math.random)() * ceiling);
 }
 
+const defaultShouldRetry = (error: ImportError) => error.kind === 'transient' && !error.ambiguous;
+
 export async function withRetry<T>(step: Step, policy: RetryPolicy, fn: (attempt: number) => Promise<T>): Promise<T> {
   for (let attempt = 1; ; attempt++) {
     try {
       return await fn(attempt);
     } catch (e) {
       const error = asImportError(e, step);
-      if (error.kind === 'permanent' || attempt >= policy.maxAttempts) throw error;
+      const retryable = (policy.shouldRetry ?? defaultShouldRetry)(error);
+      if (!retryable || attempt >= policy.maxAttempts) throw error;
       const delay = backoffDelay(attempt, policy);
       if (Date.now() + delay + policy.attemptBudgetMs > policy.deadline) throw error;
       policy.onRetry?.(error, attempt, delay);

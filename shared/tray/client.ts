@@ -3,7 +3,7 @@ import type { z } from 'zod';
 import { ImportError, type Step } from '../errors.js';
 import { registerSecret } from '../redact.js';
 import { withRetry, type RetryPolicy } from '../retry.js';
-import { classifyTrayFailure } from './classify.js';
+import { classifyTrayFailure, isSafeToResend } from './classify.js';
 import * as op from './operations.js';
 
 /**
@@ -30,6 +30,9 @@ export interface TrayClientOptions {
 }
 
 type Token = { kind: 'master' } | { kind: 'user'; token: string };
+
+/** Creates: Tray has no idempotency keys, so these are re-sent only when Tray surely did not run them. */
+const NON_IDEMPOTENT = new Set(['createExternalUser', 'createUserAuthentication', 'createSolutionInstance']);
 
 const OPERATION_STEP: Record<string, Step> = {
   createExternalUser: 'createExternalUser',
@@ -152,6 +155,7 @@ export class TrayClient {
     return out;
   }
 
+  /** `ambiguous` errors from a create mean it may have happened; see isSafeToResend. */
   private async call<S extends z.ZodType>(operation: string, document: string, variables: Record<string, unknown>, token: Token, schema: S): Promise<z.infer<S>> {
     const step = OPERATION_STEP[operation] ?? 'lookup';
     const policy: RetryPolicy = {
@@ -168,6 +172,10 @@ export class TrayClient {
         return await this.send(operation, document, variables, token, schema, step);
       } catch (e) {
         const error = e as ImportError;
+        if (NON_IDEMPOTENT.has(operation) && error.kind === 'transient' && !isSafeToResend(error)) {
+          // May have been created: surface it so the caller looks it up before creating again.
+          throw new ImportError(error.code, error.step, error.message, { httpStatus: error.httpStatus, cause: error, ambiguous: true });
+        }
         if (token.kind === 'master' && error.code === 'TRAY_UNAUTHORIZED' && !refreshedMaster) {
           // The token may have been rotated since it was cached: read it again, once.
           refreshedMaster = true;

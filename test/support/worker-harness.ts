@@ -1,0 +1,107 @@
+import { ReceiveMessageCommand, SendMessageCommand, GetQueueAttributesCommand } from '@aws-sdk/client-sqs';
+import type { SQSBatchResponse, SQSEvent } from 'aws-lambda';
+import { loadWorkerConfig, type WorkerConfig } from '../../shared/config.js';
+import { createImportWorker, type WorkerDeps } from '../../shared/import-worker.js';
+import { Ledger } from '../../shared/ledger.js';
+import { buildQueueMessage, type QueueMessage } from '../../shared/message.js';
+import { requiredAttributes, type ImportPlan } from '../../shared/plan.js';
+import { DEMO_SOLUTION, DEMO_USER_POOL_ID, demoPlan, demoSecrets, demoUsers, type DemoUser } from '../../local/demo.js';
+import { EventSourcePoller } from '../../local/event-source-poller.js';
+import { lambdaContext } from '../../local/lambda-context.js';
+import { startLocalStack, type LocalStack, type LocalStackOptions } from '../../local/local-stack.js';
+
+/**
+ * The real worker handler wired to the local emulators and the Tray stand-in, configured
+ * through the same environment variables as in Lambda.
+ */
+export interface Harness {
+  stack: LocalStack;
+  config: WorkerConfig;
+  ledger: Ledger;
+  secrets: ReturnType<typeof demoSecrets>;
+  handler: (event: SQSEvent) => Promise<SQSBatchResponse>;
+  poller: EventSourcePoller;
+  send(message: QueueMessage | string): Promise<void>;
+  messageFor(user: DemoUser, overrides?: Partial<QueueMessage>): QueueMessage;
+  /** Polls until the main queue holds no message (visible or in flight). */
+  drain(timeoutMs?: number): Promise<void>;
+  dlqMessages(): Promise<{ body: string; attributes: Record<string, string> }[]>;
+  queueDepth(): Promise<number>;
+  close(): Promise<void>;
+}
+
+export interface HarnessOptions {
+  plan?: ImportPlan;
+  stack?: Partial<LocalStackOptions>;
+  env?: Record<string, string>;
+  worker?: Partial<Omit<WorkerDeps, 'config'>>;
+  functionTimeoutMs?: number;
+}
+
+export async function startHarness(options: HarnessOptions = {}): Promise<Harness> {
+  const secrets = demoSecrets();
+  const stack = await startLocalStack({
+    masterToken: secrets.masterToken,
+    secrets: secrets.credentials,
+    visibilityTimeoutSeconds: 1,
+    maxReceiveCount: 5,
+    tray: { solutions: [DEMO_SOLUTION], rateLimit: false },
+    ...options.stack,
+  });
+  const plan = options.plan ?? demoPlan();
+  const env = {
+    ...stack.env,
+    IMPORT_PLAN: JSON.stringify(plan),
+    TRAY_TIMEOUT_MS: '1000',
+    RETRY_BASE_SECONDS: '1',
+    RETRY_MAX_SECONDS: '1',
+    MASTER_TOKEN_CACHE_MS: '0',
+    ...options.env,
+  };
+  const config = loadWorkerConfig(env);
+  const ledger = new Ledger({ tableName: config.LEDGER_TABLE, client: stack.dynamodb });
+  const middyHandler = createImportWorker({ config, sqs: stack.sqs, dynamodb: stack.dynamodb, secretsManager: stack.secretsManager, ...options.worker });
+  const functionTimeoutMs = options.functionTimeoutMs ?? 20_000;
+  const handler = (event: SQSEvent) => middyHandler(event, lambdaContext('import-worker', functionTimeoutMs) as never) as Promise<SQSBatchResponse>;
+  const poller = new EventSourcePoller({ sqs: stack.sqs, queueUrl: stack.queueUrl, handler, batchSize: 10, functionTimeoutMs });
+  const attributeNames = requiredAttributes(plan);
+
+  const queueDepth = async () => {
+    const out = await stack.sqs.send(
+      new GetQueueAttributesCommand({ QueueUrl: stack.queueUrl, AttributeNames: ['ApproximateNumberOfMessages', 'ApproximateNumberOfMessagesNotVisible', 'ApproximateNumberOfMessagesDelayed'] }),
+    );
+    const a = out.Attributes ?? {};
+    return Number(a.ApproximateNumberOfMessages ?? 0) + Number(a.ApproximateNumberOfMessagesNotVisible ?? 0) + Number(a.ApproximateNumberOfMessagesDelayed ?? 0);
+  };
+
+  return {
+    stack,
+    config,
+    ledger,
+    secrets,
+    handler,
+    poller,
+    send: async (message) => {
+      await stack.sqs.send(new SendMessageCommand({ QueueUrl: stack.queueUrl, MessageBody: typeof message === 'string' ? message : JSON.stringify(message) }));
+    },
+    messageFor: (user, overrides = {}) => ({
+      ...buildQueueMessage({ userPoolId: DEMO_USER_POOL_ID, username: user.username, userAttributes: user.attributes, attributeNames, source: 'signup' }),
+      ...overrides,
+    }),
+    drain: (timeoutMs = 30_000) => poller.runUntil(async () => (await queueDepth()) === 0, { timeoutMs, idleWaitMs: 50 }),
+    dlqMessages: async () => {
+      const out: { body: string; attributes: Record<string, string> }[] = [];
+      for (;;) {
+        const r = await stack.sqs.send(new ReceiveMessageCommand({ QueueUrl: stack.dlqUrl, MaxNumberOfMessages: 10, MessageAttributeNames: ['All'], VisibilityTimeout: 30 }));
+        if (!r.Messages?.length) return out;
+        for (const m of r.Messages) {
+          out.push({ body: m.Body ?? '', attributes: Object.fromEntries(Object.entries(m.MessageAttributes ?? {}).map(([k, v]) => [k, v.StringValue ?? ''])) });
+        }
+      }
+    },
+    queueDepth,
+    close: () => stack.close(),
+  };
+}
+
+export { demoUsers, DEMO_USER_POOL_ID };

@@ -1,0 +1,108 @@
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import type { FaultKind } from '../local/tray-standin/index.js';
+import { LOCAL_TABLE_NAME } from '../local/local-stack.js';
+import { Ledger, type LedgerEntry, type UserKey } from '../shared/ledger.js';
+import { expectImportedExactlyOnce } from './support/assertions.js';
+import { demoUsers, startHarness, type Harness } from './support/worker-harness.js';
+
+/**
+ * Every Tray step × every fault kind: after redelivery the user is enabled and Tray holds
+ * exactly one user, one auth and one instance. `times: 6` outlasts the retries inside one
+ * invocation, so the message goes back to SQS and the next delivery resumes from the ledger.
+ */
+const STEPS = ['createExternalUser', 'authorize', 'createUserAuthentication', 'createSolutionInstance', 'updateSolutionInstance'] as const;
+const CASES: { kind: FaultKind; times: number }[] = [
+  { kind: 'http500', times: 1 },
+  { kind: 'http500', times: 6 },
+  { kind: 'hang', times: 1 },
+  { kind: 'rateLimit', times: 2 },
+  { kind: 'commitThenFail', times: 1 },
+  { kind: 'commitThenFail', times: 6 },
+];
+
+const users = demoUsers(200);
+let next = 0;
+const nextUser = () => users[next++]!;
+
+describe('fault matrix: every Tray step × {500, hang, rate limit, commit-then-fail}', () => {
+  let h: Harness;
+  beforeAll(async () => {
+    h = await startHarness();
+  });
+  afterAll(async () => h?.close());
+  beforeEach(() => h.stack.tray!.clearFaults());
+
+  for (const operation of STEPS) {
+    for (const { kind, times } of CASES) {
+      it(`${operation} × ${kind} (${times}×)`, async () => {
+        const user = nextUser();
+        const callsBefore = h.stack.tray!.calls.length;
+        h.stack.tray!.injectFault({ operation, kind, times, ms: 5_000 });
+        await h.send(h.messageFor(user));
+        await h.drain(60_000);
+        await expectImportedExactlyOnce(h, user);
+        expect(await h.dlqMessages()).toEqual([]);
+        const entry = await h.ledger.get({ userPoolId: h.messageFor(user).userPoolId, sub: user.sub });
+        const calls = h.stack.tray!.calls.slice(callsBefore);
+        if (kind === 'http500' && times > 1) expect(entry!.attempts, 'went back to SQS and resumed').toBeGreaterThan(1);
+        if (kind === 'commitThenFail' && operation.startsWith('create')) {
+          // The create happened once; the retry found it instead of creating it again.
+          expect(calls.filter((c) => c.operation === operation)).toHaveLength(1);
+          expect(calls.some((c) => c.operation === 'users' || c.operation === 'viewer')).toBe(true);
+        }
+      });
+    }
+  }
+});
+
+/** A ledger whose write after a given Tray create fails once: the process "crashed" in between. */
+class CrashingLedger extends Ledger {
+  crashOn: 'recordTrayUser' | 'recordAuth' | 'recordInstance' | 'recordEnabled' | undefined;
+
+  private crash(method: string): void {
+    if (this.crashOn === method) {
+      this.crashOn = undefined;
+      throw new Error(`simulated crash before ${method}`);
+    }
+  }
+  override recordTrayUser(key: UserKey, owner: string, id: string): Promise<LedgerEntry> {
+    this.crash('recordTrayUser');
+    return super.recordTrayUser(key, owner, id);
+  }
+  override recordAuth(key: UserKey, owner: string, slot: string, id: string): Promise<LedgerEntry> {
+    this.crash('recordAuth');
+    return super.recordAuth(key, owner, slot, id);
+  }
+  override recordInstance(key: UserKey, owner: string, id: string): Promise<LedgerEntry> {
+    this.crash('recordInstance');
+    return super.recordInstance(key, owner, id);
+  }
+  override recordEnabled(key: UserKey, owner: string): Promise<LedgerEntry> {
+    this.crash('recordEnabled');
+    return super.recordEnabled(key, owner);
+  }
+}
+
+describe('a crash between a Tray create and its ledger write', () => {
+  let h: Harness;
+  let ledger: CrashingLedger;
+  beforeAll(async () => {
+    ledger = new CrashingLedger({ tableName: LOCAL_TABLE_NAME });
+    h = await startHarness({ worker: { ledger } });
+  });
+  afterAll(async () => h?.close());
+
+  for (const method of ['recordTrayUser', 'recordAuth', 'recordInstance', 'recordEnabled'] as const) {
+    it(`after ${method.replace('record', '')}: the retry adopts what Tray already has`, async () => {
+      const user = users[150 + ['recordTrayUser', 'recordAuth', 'recordInstance', 'recordEnabled'].indexOf(method)]!;
+      ledger.crashOn = method;
+      const lookupsBefore = h.stack.tray!.calls.filter((c) => ['users', 'viewer'].includes(c.operation)).length;
+      await h.send(h.messageFor(user));
+      await h.drain();
+      expect(ledger.crashOn).toBeUndefined();
+      await expectImportedExactlyOnce(h, user);
+      const lookups = h.stack.tray!.calls.filter((c) => ['users', 'viewer'].includes(c.operation)).length - lookupsBefore;
+      expect(lookups).toBe(method === 'recordEnabled' ? 0 : 1);
+    });
+  }
+});
