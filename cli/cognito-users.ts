@@ -1,0 +1,58 @@
+import { ListUsersCommand, type AttributeType, type CognitoIdentityProviderClient, type UserType } from '@aws-sdk/client-cognito-identity-provider';
+import { buildQueueMessage, type MessageSource, type QueueMessage } from '../shared/message.js';
+import { CliError } from './context.js';
+
+/**
+ * The pool's users, page by page (Cognito's ListUsers, at most 60 a page). Only CONFIRMED users
+ * are imported: that covers users who confirmed a sign-up (the trigger's case) and users an
+ * administrator created (AdminCreateUser, which never fires the trigger) once they set their
+ * password. UNCONFIRMED / FORCE_CHANGE_PASSWORD users are not users of the app yet.
+ */
+export const LIST_USERS_PAGE_SIZE = 60;
+
+export interface UserPage {
+  users: UserType[];
+  /** Token for the page after this one; undefined on the last page. */
+  nextToken: string | undefined;
+}
+
+export async function listUsersPage(cognito: CognitoIdentityProviderClient, userPoolId: string, filter: string | undefined, token: string | undefined): Promise<UserPage> {
+  try {
+    const out = await cognito.send(new ListUsersCommand({ UserPoolId: userPoolId, Limit: LIST_USERS_PAGE_SIZE, Filter: filter, PaginationToken: token }));
+    return { users: out.Users ?? [], nextToken: out.PaginationToken || undefined };
+  } catch (e) {
+    const error = e as Error;
+    if (error.name === 'ResourceNotFoundException') {
+      throw new CliError(`--user-pool-id ${userPoolId}: no such user pool (${error.message}); check the id and --region`);
+    }
+    if (error.name === 'InvalidParameterException' && filter && /filter/i.test(error.message)) {
+      throw new CliError(`--filter ${JSON.stringify(filter)} is not a valid Cognito filter (${error.message}); e.g. --filter 'email ^= "ops"'`);
+    }
+    throw e;
+  }
+}
+
+export function userAttributes(attributes: readonly AttributeType[] | undefined): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const a of attributes ?? []) if (a.Name && a.Value !== undefined) out[a.Name] = a.Value;
+  return out;
+}
+
+export const isConfirmed = (user: Pick<UserType, 'UserStatus'>): boolean => user.UserStatus === 'CONFIRMED';
+
+/** The queue message for a listed user, or why none can be built (no `sub`). */
+export function messageForUser(
+  userPoolId: string,
+  user: UserType,
+  attributeNames: readonly string[],
+  source: MessageSource,
+  now: Date,
+): { message: QueueMessage } | { problem: string } {
+  const attributes = userAttributes(user.Attributes);
+  if (!attributes.sub) return { problem: `user ${user.Username ?? '?'} has no "sub" attribute` };
+  try {
+    return { message: buildQueueMessage({ userPoolId, username: user.Username ?? attributes.sub, userAttributes: attributes, attributeNames, source, now }) };
+  } catch (e) {
+    return { problem: `user ${user.Username ?? attributes.sub}: ${(e as Error).message}` };
+  }
+}

@@ -1,0 +1,244 @@
+import { existsSync, readFileSync } from 'node:fs';
+import { dirname, isAbsolute, resolve } from 'node:path';
+import { z } from 'zod';
+import { loadPlanFile, parsePlan, requiredAttributes, type ImportPlan } from '../shared/plan.js';
+import { formatIssues } from '../shared/validation.js';
+import { DEFAULT_CONFIG_FILE, EXAMPLE_CONFIG_FILE, repoPath } from './paths.js';
+
+/**
+ * The deployment configuration: one JSON file (default `tray-auth-import.config.json` at the
+ * repository root, `-c config=path` to choose another, `config.example.json` when neither exists)
+ * naming the import plan and the few settings an operator chooses. Everything is validated before
+ * a single construct is created, and every error names the JSON path and what to write instead.
+ */
+
+/** Values CloudWatch Logs accepts for a retention period. */
+const LOG_RETENTION_DAYS = [1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557, 2922, 3288, 3653] as const;
+
+/** Lambda caps the whole environment (keys and values) at 4 KB. */
+export const LAMBDA_ENV_LIMIT_BYTES = 4096;
+
+const int = (min: number, max: number, fallback: number, hint: string) =>
+  z
+    .number({ error: `a whole number from ${min} to ${max} (${hint})` })
+    .int({ error: `must be a whole number (${hint})` })
+    .min(min, { error: `must be at least ${min} (${hint})` })
+    .max(max, { error: `must be at most ${max} (${hint})` })
+    .default(fallback);
+
+const SECRET_NAME = /^[A-Za-z0-9/_+=.@-]{1,512}$/;
+/** A complete secret ARN ends with "-" and the 6 random characters Secrets Manager appends. */
+const SECRET_COMPLETE_ARN = /^arn:aws[a-z-]*:secretsmanager:[a-z0-9-]+:\d{12}:secret:[A-Za-z0-9/_+=.@-]+-[A-Za-z0-9]{6}$/;
+const USER_POOL_ID = /^([a-z]{2}(?:-[a-z]+)+-\d)_[0-9A-Za-z]+$/;
+
+const MasterTokenSecret = z
+  .strictObject({
+    name: z.string().regex(SECRET_NAME, { error: 'a Secrets Manager secret name such as "tray-auth-import/master-token"' }).optional(),
+    arn: z
+      .string()
+      .regex(SECRET_COMPLETE_ARN, { error: 'the secret\'s complete ARN, ending in "-" and 6 characters (copy it from `aws secretsmanager describe-secret`)' })
+      .optional(),
+  })
+  .superRefine((secret, ctx) => {
+    if ((secret.name === undefined) === (secret.arn === undefined)) {
+      ctx.addIssue({ code: 'custom', message: 'set exactly one of "name" (e.g. "tray-auth-import/master-token") or "arn" (the complete secret ARN)' });
+    }
+  });
+
+const CreateUserPool = z.strictObject({
+  /** Users sign themselves up (the trigger's main case); false: administrators create them (then only backfill imports them). */
+  selfSignUpEnabled: z.boolean().default(true),
+  /** REQUIRED satisfies AwsSolutions-COG2; OPTIONAL (TOTP) lets each user opt in. */
+  mfa: z.enum(['OFF', 'OPTIONAL', 'REQUIRED'], { error: 'must be "OFF", "OPTIONAL" or "REQUIRED"' }).default('OPTIONAL'),
+  /** PLUS (billed per monthly active user) turns on threat protection and satisfies AwsSolutions-COG8. */
+  featurePlan: z.enum(['ESSENTIALS', 'PLUS'], { error: 'must be "ESSENTIALS" or "PLUS"' }).default('ESSENTIALS'),
+  /** Custom attributes to declare, without the "custom:" prefix; every "custom:..." attribute the plan reads must be listed. */
+  customAttributes: z
+    .array(z.string().regex(/^[A-Za-z0-9_]{1,20}$/, { error: 'a custom attribute name without "custom:", 1-20 letters, digits or "_"' }))
+    .default([]),
+});
+
+const UserPoolChoice = z
+  .strictObject({
+    existingUserPoolId: z.string().regex(USER_POOL_ID, { error: 'a Cognito user pool id such as "eu-west-1_AbCdEf123"' }).optional(),
+    create: CreateUserPool.optional(),
+  })
+  .superRefine((pool, ctx) => {
+    if ((pool.existingUserPoolId === undefined) === (pool.create === undefined)) {
+      ctx.addIssue({ code: 'custom', message: 'set exactly one of "existingUserPoolId" (deploy everything but the pool) or "create" (e.g. {} for the defaults)' });
+    }
+  });
+
+export const DeployConfigSchema = z
+  .strictObject({
+    $schema: z.string().optional(),
+    stackName: z
+      .string()
+      .regex(/^[A-Za-z][A-Za-z0-9-]{0,59}$/, { error: 'a CloudFormation stack name: a letter, then up to 59 letters, digits or "-" (it also prefixes the queue names)' })
+      .default('TrayAuthImport'),
+    /** Optional: pin the stack to an account/region; otherwise the CLI's credentials decide (CDK_DEFAULT_ACCOUNT/REGION). */
+    account: z.string().regex(/^\d{12}$/, { error: 'a 12-digit AWS account id' }).optional(),
+    region: z.string().regex(/^[a-z]{2}(-[a-z]+)+-\d$/, { error: 'an AWS region such as "eu-west-1"' }).optional(),
+    /** The import plan: a path relative to this config file, or the plan itself. */
+    planFile: z.string().min(1).optional(),
+    plan: z.unknown().optional(),
+    masterTokenSecret: MasterTokenSecret,
+    userPool: UserPoolChoice,
+    /** Deliveries before SQS moves a message to the DLQ; the worker dead-letters with a reason on the last one. */
+    maxReceiveCount: int(2, 100, 5, 'AWS suggests 5 or more'),
+    workerTimeoutSeconds: int(10, 900, 60, 'the queue visibility timeout is 6 times this'),
+    workerMemoryMb: int(128, 10240, 512, 'Lambda memory; CPU grows with it'),
+    /** SQS records per invocation; with BATCH_CONCURRENCY=1 they are imported one after another. */
+    batchSize: int(1, 10, 5, 'records per worker invocation'),
+    /** Concurrent worker invocations the SQS event source may run (AWS minimum: 2). */
+    maxConcurrency: int(2, 1000, 2, 'concurrent worker invocations'),
+    /** Records of one batch imported at once (BATCH_CONCURRENCY). */
+    batchConcurrency: int(1, 10, 1, 'records imported at once per invocation'),
+    /** Tray's documented sustained limit per partner. */
+    trayRateLimitPerSecond: int(1, 1000, 30, 'Tray requests per second for the whole partner account'),
+    /** The shortest a Tray call is assumed to take; the rate bound below rests on it. */
+    trayMinCallMs: int(10, 10_000, 100, 'lower bound of one Tray call\'s duration in ms'),
+    trayTimeoutMs: int(1000, 60_000, 10_000, 'timeout of one Tray call in ms'),
+    retryBaseSeconds: int(1, 43_200, 30, 'first retry delay in seconds'),
+    retryMaxSeconds: int(1, 43_200, 900, 'longest retry delay in seconds (SQS allows 12 hours)'),
+    masterTokenCacheMs: int(0, 86_400_000, 300_000, 'how long the master token is cached; a rotated token is read after at most this long'),
+    enqueueTimeoutMs: int(200, 4000, 2000, 'bound on the trigger\'s SQS send; Cognito waits about 5 s'),
+    alarmEmail: z.email({ error: 'an e-mail address for alarm notifications' }).optional(),
+    oldestMessageAlarmSeconds: int(60, 1_209_600, 3600, 'age of the oldest queued message that raises the alarm'),
+    logRetentionDays: z
+      .number()
+      .refine((n) => (LOG_RETENTION_DAYS as readonly number[]).includes(n), { error: `one of ${LOG_RETENTION_DAYS.join(', ')} (CloudWatch Logs retention values)` })
+      .default(90),
+    trayGraphqlUrl: z.url({ protocol: /^https$/, error: 'an https URL overriding the plan\'s Tray endpoint' }).optional(),
+  })
+  .superRefine((config, ctx) => {
+    if ((config.planFile === undefined) === (config.plan === undefined)) {
+      ctx.addIssue({ code: 'custom', message: 'set exactly one of "planFile" (a path relative to this file) or "plan" (the import plan itself)' });
+    }
+    const bound = trayRateBound(config);
+    if (bound.requestsPerSecond > config.trayRateLimitPerSecond) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['maxConcurrency'],
+        message:
+          `maxConcurrency (${config.maxConcurrency}) × batchConcurrency (${config.batchConcurrency}) = ${bound.inFlight} Tray calls in flight; ` +
+          `at ≥ ${config.trayMinCallMs} ms per call that is up to ${bound.requestsPerSecond} requests/s, above Tray's ${config.trayRateLimitPerSecond}/s: lower one of them`,
+      });
+    }
+    if (config.workerTimeoutSeconds * 1000 < config.trayTimeoutMs + 5000) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['workerTimeoutSeconds'],
+        message: `must leave room for at least one Tray call (trayTimeoutMs ${config.trayTimeoutMs}) plus the worker's 3 s safety margin: use ${Math.ceil((config.trayTimeoutMs + 5000) / 1000)} or more`,
+      });
+    }
+    if (config.retryMaxSeconds < config.retryBaseSeconds) {
+      ctx.addIssue({ code: 'custom', path: ['retryMaxSeconds'], message: `must be at least retryBaseSeconds (${config.retryBaseSeconds})` });
+    }
+  });
+
+export type DeployConfig = z.infer<typeof DeployConfigSchema>;
+export type DeployConfigInput = z.input<typeof DeployConfigSchema>;
+
+/**
+ * Upper bound of the workers' request rate to Tray.
+ *
+ * - At most `maxConcurrency` worker invocations run at once (the SQS event source's cap).
+ * - Each invocation imports at most `batchConcurrency` records at once (p-limit in the worker).
+ * - One record's Tray calls are strictly sequential (each awaits the previous; retries too).
+ *
+ * So at most maxConcurrency × batchConcurrency calls are in flight at any instant, and each
+ * slot can start a new call only after its previous one finished, i.e. at most
+ * 1000 / trayMinCallMs calls per second per slot. Defaults: 2 × 1 = 2 slots × (1000 / 100 ms)
+ * = 20 requests/s ≤ 30/s, leaving a third of Tray's budget for the operators' CLI and for the
+ * burst allowance. Were Tray ever faster than the assumed floor, the worker's client still
+ * backs off with jitter on Tray's "Rate limit exceeded" answers (TRAY_RATE_LIMITED is transient).
+ * At ≤ 6 Tray calls per user that is ≥ 20 / 6 ≈ 3 users/s at the floor latency.
+ */
+export function trayRateBound(config: Pick<DeployConfig, 'maxConcurrency' | 'batchConcurrency' | 'trayMinCallMs'>): {
+  inFlight: number;
+  requestsPerSecond: number;
+} {
+  const inFlight = config.maxConcurrency * config.batchConcurrency;
+  return { inFlight, requestsPerSecond: Math.round(((inFlight * 1000) / config.trayMinCallMs) * 100) / 100 };
+}
+
+export class DeployConfigError extends Error {
+  override readonly name = 'DeployConfigError';
+}
+
+export interface LoadedConfig {
+  /** Absolute path of the config file read, or a description for configs given in code. */
+  origin: string;
+  /** True when the committed example was used because no config file was named or found. */
+  isExample: boolean;
+  config: DeployConfig;
+  plan: ImportPlan;
+}
+
+/**
+ * Which file to read: `-c config=path` (relative to the cwd), else `tray-auth-import.config.json`
+ * at the repository root, else the committed `config.example.json`.
+ */
+export function resolveConfigPath(contextValue: unknown, cwd = process.cwd()): { path: string; isExample: boolean } {
+  if (contextValue !== undefined && contextValue !== null && contextValue !== '') {
+    if (typeof contextValue !== 'string') throw new DeployConfigError('the "config" context value must be a file path, e.g. -c config=prod.config.json');
+    const path = isAbsolute(contextValue) ? contextValue : resolve(cwd, contextValue);
+    if (!existsSync(path)) throw new DeployConfigError(`config file ${path} (from -c config=${contextValue}) does not exist`);
+    return { path, isExample: false };
+  }
+  const preferred = repoPath(DEFAULT_CONFIG_FILE);
+  if (existsSync(preferred)) return { path: preferred, isExample: false };
+  return { path: repoPath(EXAMPLE_CONFIG_FILE), isExample: true };
+}
+
+export function loadConfigFile(path: string, isExample = false): LoadedConfig {
+  let raw: unknown;
+  try {
+    raw = JSON.parse(readFileSync(path, 'utf8'));
+  } catch (e) {
+    throw new DeployConfigError(`cannot read the deploy config ${path}: ${(e as Error).message}`);
+  }
+  return { ...parseDeployConfig(raw, path, dirname(path)), isExample };
+}
+
+/**
+ * Validates a config object and the plan it names. A plan error is rethrown as is (the plan's
+ * own PLAN_INVALID message with JSON paths), so `cdk synth` shows exactly what the CLI would.
+ */
+export function parseDeployConfig(raw: unknown, origin = 'deploy config', baseDir = process.cwd()): LoadedConfig {
+  const parsed = DeployConfigSchema.safeParse(raw, { reportInput: true });
+  if (!parsed.success) throw new DeployConfigError(`${origin} is invalid: ${formatIssues(parsed.error.issues)}`);
+  const config = parsed.data;
+  const plan =
+    config.planFile !== undefined
+      ? loadPlanFile(isAbsolute(config.planFile) ? config.planFile : resolve(baseDir, config.planFile))
+      : parsePlan(config.plan, `${origin} → "plan"`);
+  checkPlanAgainstConfig(config, plan, origin);
+  return { origin, isExample: false, config, plan };
+}
+
+function checkPlanAgainstConfig(config: DeployConfig, plan: ImportPlan, origin: string): void {
+  const declared = new Set(config.userPool.create?.customAttributes ?? []);
+  if (config.userPool.create) {
+    const missing = requiredAttributes(plan)
+      .filter((a) => a.startsWith('custom:'))
+      .filter((a) => !declared.has(a.slice('custom:'.length)));
+    if (missing.length > 0) {
+      throw new DeployConfigError(
+        `${origin} is invalid: $.userPool.create.customAttributes: the plan reads ${missing.map((a) => `"${a}"`).join(', ')}; ` +
+          `add ${missing.map((a) => `"${a.slice('custom:'.length)}"`).join(', ')} so that the new pool can hold ${missing.length > 1 ? 'them' : 'it'}`,
+      );
+    }
+  }
+  const region = config.region;
+  const poolRegion = config.userPool.existingUserPoolId?.match(USER_POOL_ID)?.[1];
+  if (region && poolRegion && region !== poolRegion) {
+    throw new DeployConfigError(`${origin} is invalid: $.userPool.existingUserPoolId: the pool is in ${poolRegion} but the stack deploys to ${region}; Cognito triggers must be in the pool's region`);
+  }
+}
+
+/** The region encoded in a user pool id ("eu-west-1_AbC" → "eu-west-1"). */
+export function userPoolRegion(userPoolId: string): string | undefined {
+  return userPoolId.match(USER_POOL_ID)?.[1];
+}

@@ -1,0 +1,115 @@
+import { Duration, RemovalPolicy, Token } from 'aws-cdk-lib';
+import { PolicyStatement, Role, ServicePrincipal } from 'aws-cdk-lib/aws-iam';
+import { Architecture, Runtime } from 'aws-cdk-lib/aws-lambda';
+import { LogLevel, NodejsFunction, OutputFormat } from 'aws-cdk-lib/aws-lambda-nodejs';
+import { LogGroup, type RetentionDays } from 'aws-cdk-lib/aws-logs';
+import { Construct } from 'constructs';
+import { DeployConfigError, LAMBDA_ENV_LIMIT_BYTES } from '../config.js';
+import { REPO_ROOT, repoPath } from '../paths.js';
+
+/** The newest Node.js runtime aws-cdk-lib 2.276 knows; the bundle smoke test runs bundles under the same major. */
+export const LAMBDA_RUNTIME = Runtime.NODEJS_24_X;
+export const LAMBDA_NODE_MAJOR = 24;
+
+/**
+ * middy (and parts of Powertools) are ESM-only, so bundles are ES modules. Some CommonJS
+ * dependencies still call `require` for Node built-ins; ESM has none, so the banner defines it.
+ */
+export const ESM_REQUIRE_BANNER = "import { createRequire as __cjsRequire } from 'node:module'; const require = __cjsRequire(import.meta.url);";
+
+export interface BundledFunctionProps {
+  /** Entry file relative to the repository root, exporting `handler`. */
+  entry: string;
+  description: string;
+  timeout: Duration;
+  memorySize: number;
+  environment: Record<string, string>;
+  logRetention: RetentionDays;
+}
+
+/**
+ * A Lambda function bundled locally with esbuild (no Docker), with its own role and log group:
+ * - the role has no managed policy (no AWSLambdaBasicExecutionRole and its `logs:*` on `*`); the
+ *   only log permissions are CreateLogStream/PutLogEvents on this function's log group;
+ * - the log group is created by the stack, with a retention period (not the deprecated
+ *   `logRetention` custom resource), so it exists before the first invocation.
+ * Callers add their own statements with `role.addToPrincipalPolicy`.
+ */
+export class BundledFunction extends Construct {
+  readonly fn: NodejsFunction;
+  readonly role: Role;
+  readonly logGroup: LogGroup;
+
+  constructor(scope: Construct, id: string, props: BundledFunctionProps) {
+    super(scope, id);
+
+    this.logGroup = new LogGroup(this, 'Logs', {
+      retention: props.logRetention,
+      // Logs carry user identifiers (sub, pool id): they expire with the retention period, but are
+      // kept when the stack is deleted so that an incident can still be investigated.
+      removalPolicy: RemovalPolicy.RETAIN,
+    });
+
+    this.role = new Role(this, 'Role', {
+      assumedBy: new ServicePrincipal('lambda.amazonaws.com'),
+      description: `${props.description} (execution role, least privilege)`,
+    });
+    this.role.addToPrincipalPolicy(
+      new PolicyStatement({
+        sid: 'WriteOwnLogs',
+        actions: ['logs:CreateLogStream', 'logs:PutLogEvents'],
+        resources: [this.logGroup.logGroupArn],
+      }),
+    );
+
+    const environment = { ...props.environment, NODE_OPTIONS: '--enable-source-maps' };
+    checkEnvironmentSize(id, environment);
+
+    this.fn = new NodejsFunction(this, 'Function', {
+      entry: repoPath(props.entry),
+      handler: 'handler',
+      projectRoot: REPO_ROOT,
+      depsLockFilePath: repoPath('package-lock.json'),
+      description: props.description,
+      runtime: LAMBDA_RUNTIME,
+      architecture: Architecture.ARM_64,
+      timeout: props.timeout,
+      memorySize: props.memorySize,
+      role: this.role,
+      logGroup: this.logGroup,
+      environment,
+      bundling: {
+        format: OutputFormat.ESM,
+        // Prefer packages' ES module builds: better tree shaking, and no CJS/ESM double copies.
+        mainFields: ['module', 'main'],
+        banner: ESM_REQUIRE_BANNER,
+        target: `node${LAMBDA_NODE_MAJOR}`,
+        minify: true,
+        sourceMap: true,
+        // Mappings only: stack traces resolve to file:line without shipping the sources.
+        sourcesContent: false,
+        // The SDK clients are bundled at the versions in package-lock.json (the ones tested),
+        // not whatever the runtime happens to provide.
+        bundleAwsSDK: true,
+        externalModules: [],
+        logLevel: LogLevel.WARNING,
+      },
+    });
+  }
+}
+
+/** Lambda refuses a deployment whose environment exceeds 4 KB; fail at synth with the reason instead. */
+function checkEnvironmentSize(id: string, environment: Record<string, string>): void {
+  // Values known only at deploy time (queue URLs, table names) are counted at a generous 256 bytes.
+  const bytes = Object.entries(environment).reduce(
+    (sum, [key, value]) => sum + Buffer.byteLength(key) + (Token.isUnresolved(value) ? 256 : Buffer.byteLength(value)),
+    0,
+  );
+  if (bytes > LAMBDA_ENV_LIMIT_BYTES) {
+    const plan = environment.IMPORT_PLAN;
+    throw new DeployConfigError(
+      `${id}: its environment would be about ${bytes} bytes, above Lambda's ${LAMBDA_ENV_LIMIT_BYTES}` +
+        (plan ? ` (the import plan alone is ${Buffer.byteLength(plan)} bytes as JSON): shorten the plan, e.g. move long literals or formData into a secret` : ''),
+    );
+  }
+}

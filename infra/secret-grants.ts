@@ -1,0 +1,80 @@
+import { ArnFormat, Stack } from 'aws-cdk-lib';
+import type { IConstruct } from 'constructs';
+import { referencedSecrets, type ImportPlan } from '../shared/plan.js';
+import { DeployConfigError } from './config.js';
+
+/**
+ * The secrets the worker may read, as IAM resources, and nothing more:
+ * - a full ARN (from the config or the plan) is used as is: the exact secret;
+ * - a secret name becomes `arn:…:secret:<name>-??????`: Secrets Manager appends "-" and six
+ *   random characters to every secret's ARN, and `?` matches exactly one character, so this
+ *   matches that one secret (and not "<name>-suffix-longer" nor "<name>2");
+ * - a per-user template (`"tray-import/users/{{sub}}"`) becomes `arn:…:secret:<prefix>*`, the
+ *   fixed text before its first placeholder; a template must start with such a prefix.
+ */
+export interface SecretResources {
+  /** Exact secrets (ARNs, or name-?????? patterns). */
+  exact: string[];
+  /** Prefix grants for per-user secrets: wildcards a reviewer must see acknowledged. */
+  prefixes: string[];
+}
+
+const NAME = /^[A-Za-z0-9/_+=.@-]{1,512}$/;
+const ARN = /^arn:aws[a-z-]*:secretsmanager:[a-z0-9-]+:\d{12}:secret:[A-Za-z0-9/_+=.@-]+$/;
+
+export function secretResources(scope: IConstruct, plan: ImportPlan, masterToken: { name?: string | undefined; arn?: string | undefined }): SecretResources {
+  const stack = Stack.of(scope);
+  const secretArn = (resourceName: string) => stack.formatArn({ service: 'secretsmanager', resource: 'secret', resourceName, arnFormat: ArnFormat.COLON_RESOURCE_NAME });
+
+  const { ids, templatePrefixes } = referencedSecrets(plan);
+  const exact = new Set<string>();
+  if (masterToken.arn) exact.add(masterToken.arn);
+  else if (masterToken.name) exact.add(secretArn(`${masterToken.name}-??????`));
+  for (const id of ids) {
+    if (ARN.test(id)) exact.add(id);
+    else if (NAME.test(id)) exact.add(secretArn(`${id}-??????`));
+    else throw new DeployConfigError(`import plan: secretId "${id}" is neither a secret name (letters, digits and /_+=.@-) nor a secret ARN`);
+  }
+
+  const prefixes = new Set<string>();
+  for (const prefix of templatePrefixes) {
+    if (prefix.startsWith('arn:')) {
+      if (!/^arn:aws[a-z-]*:secretsmanager:[a-z0-9-]+:\d{12}:secret:[A-Za-z0-9/_+=.@-]+$/.test(prefix)) {
+        throw new DeployConfigError(`import plan: secretIdTemplate prefix "${prefix}" is not the start of a secret ARN followed by a fixed name prefix`);
+      }
+      prefixes.add(`${prefix}*`);
+    } else if (NAME.test(prefix)) {
+      prefixes.add(secretArn(`${prefix}*`));
+    } else {
+      throw new DeployConfigError(
+        `import plan: a secretIdTemplate must start with a fixed prefix such as "tray-import/users/" before its first {{placeholder}}` +
+          (prefix === '' ? ' (one starting with a placeholder would need read access to every secret in the account)' : `; "${prefix}" has characters secret names cannot hold`),
+      );
+    }
+  }
+  return { exact: [...exact], prefixes: [...prefixes] };
+}
+
+/**
+ * The string cdk-nag 3 shows for a resource in an IAM5 finding (`Resource::<this>`), to acknowledge
+ * exactly that finding. Mirrors cdk-nag's flattening of Fn::Join / Ref / Fn::GetAtt.
+ */
+export function nagResourceString(scope: IConstruct, value: string): string {
+  const visit = (node: unknown): string => {
+    if (node === undefined) return '';
+    if (typeof node === 'string') return node.replace(/\$\{/g, '<').replace(/\}/g, '>');
+    const obj = node as Record<string, unknown>;
+    if (Array.isArray(obj['Fn::Join'])) {
+      const [delimiter, items] = obj['Fn::Join'] as [string, unknown[]];
+      return items.map(visit).join(delimiter);
+    }
+    if (obj['Fn::Sub'] !== undefined) return visit(obj['Fn::Sub']);
+    if (Array.isArray(obj['Fn::GetAtt'])) {
+      const [resource, attribute] = obj['Fn::GetAtt'] as [unknown, unknown];
+      return `<${visit(resource)}.${visit(attribute)}>`;
+    }
+    if (obj.Ref !== undefined) return `<${visit(obj.Ref)}>`;
+    return JSON.stringify(node);
+  };
+  return visit(Stack.of(scope).resolve(value));
+}

@@ -1,0 +1,117 @@
+import type { DemoUser } from '../demo.js';
+
+/** A problem with the options or input files: `npm start` prints it and exits 2 before starting anything. */
+export class UsageError extends Error {
+  override readonly name = 'UsageError';
+}
+
+/** What `runLocalPipeline` needs; `parseRunOptions` builds it from the command line. Everything has a default. */
+export interface LocalRunOptions {
+  /** Demo users to sign up (default 10). Ignored when `userList` is given. */
+  users?: number;
+  /** Users to sign up instead of generated ones (`--users-file`). */
+  userList?: DemoUser[];
+  /** Share of Tray stand-in calls answered with a transient fault (default 0.1). Stand-in only. */
+  faultRate?: number;
+  /** Also sign up one user who lacks an attribute the plan reads, to show the DLQ (default true). */
+  brokenUser?: boolean;
+  /** Keep everything running afterwards on fixed ports, until `stop()`. */
+  serve?: boolean;
+  /** First of the four fixed ports used with `serve` (default 4710). */
+  basePort?: number;
+  /** Worker and trigger logs on stdout instead of a progress bar. */
+  verbose?: boolean;
+  /** Give up waiting for the queue to drain after this long (default 120). */
+  timeoutSeconds?: number;
+  /** The import plan (default local/demo-plan.json). */
+  planFile?: string;
+  /** Bring your own Tray: its GraphQL URL and master token. Without it, the Tray stand-in. */
+  tray?: { url: string; masterToken: string };
+  /** Secrets to seed into the Secrets Manager stand-in (secretId → SecretString). */
+  secrets?: Record<string, string>;
+  /** Lines printed before the run (notes from option parsing). */
+  notes?: string[];
+}
+
+/** Where the runner writes. `log` is the report (stdout); `tty`, when a terminal, gets the progress bar. */
+export interface RunOutput {
+  log(line: string): void;
+  warn(line: string): void;
+  tty?: NodeJS.WriteStream | undefined;
+}
+
+export interface UserResult {
+  username: string;
+  sub: string;
+  /** What should have happened to this user. */
+  expected: 'enabled' | 'deadLettered';
+  /** The trigger returned and enqueued (no ERROR line). */
+  enqueued: boolean;
+  ledgerStatus?: string | undefined;
+  trayUserId?: string | undefined;
+  /** Auth slot externalId → Tray authentication id. */
+  authIds: Record<string, string>;
+  instanceId?: string | undefined;
+  /** Enabled according to the ledger. */
+  enabled: boolean;
+  /** Enabled according to the Tray stand-in (undefined against a real Tray: not checked). */
+  enabledInTray?: boolean | undefined;
+  deadLettered: boolean;
+  /** Why this user did not end as expected (empty when it did). */
+  problems: string[];
+}
+
+export interface DeadLetterResult {
+  messageId: string;
+  username?: string | undefined;
+  sub?: string | undefined;
+  errorCode?: string | undefined;
+  errorStep?: string | undefined;
+  errorKind?: string | undefined;
+  errorReason?: string | undefined;
+  receiveCount?: string | undefined;
+  /** The user broken on purpose. */
+  expected: boolean;
+}
+
+export interface RunCounts {
+  users: number;
+  signedUp: number;
+  enqueueFailed: number;
+  enabled: number;
+  retried: number;
+  deadLettered: number;
+  invocationErrors: number;
+  /** Messages left in the import queue (visible, in flight or delayed). */
+  queueRemaining: number;
+  /** Against the stand-in: what Tray holds. */
+  tray?: { users: number; authentications: number; instances: number; enabledInstances: number } | undefined;
+}
+
+export interface ServeInfo {
+  sqs: string;
+  dynamodb: string;
+  secretsManager: string;
+  tray?: string | undefined;
+  queueUrl: string;
+  dlqUrl: string;
+  tableName: string;
+}
+
+export interface LocalRunResult {
+  ok: boolean;
+  mode: 'standin' | 'tray';
+  trayUrl: string;
+  planFile: string;
+  users: UserResult[];
+  deadLettered: DeadLetterResult[];
+  counts: RunCounts;
+  /** Run-level problems (each user's are on the user too). */
+  problems: string[];
+  /** The attribute the broken user lacks, and where the plan reads it. */
+  broken?: { username: string; attribute: string; usedAt: string[] } | undefined;
+  durationMs: number;
+  /** With `serve`: the endpoints, and how to stop. */
+  serve?: ServeInfo | undefined;
+  stop?: (() => Promise<void>) | undefined;
+}

@@ -1,0 +1,86 @@
+import { describe, expect, it } from 'vitest';
+import { parsePlan, parsePlanJson, referencedSecrets, requiredAttributes, trayEndpoint, type ImportPlan } from '../shared/plan.js';
+import { demoPlan } from '../local/demo.js';
+
+const base = () => JSON.parse(JSON.stringify(demoPlan())) as Record<string, unknown> & ImportPlan;
+const errorOf = (input: unknown) => {
+  try {
+    parsePlan(input);
+  } catch (e) {
+    return e as Error & { code: string };
+  }
+  throw new Error('expected the plan to be rejected');
+};
+
+describe('import plan', () => {
+  it('accepts the demo plan and fills defaults', () => {
+    const { externalUserId: _e, userName: _u, tray: _t, isTestUser: _i, ...minimal } = base();
+    const plan = parsePlan(minimal);
+    expect(plan.externalUserId).toBe('{{sub}}');
+    expect(plan.userName).toBe('{{email}}');
+    expect(plan.tray).toEqual({ region: 'us' });
+    expect(plan.isTestUser).toBe(false);
+  });
+
+  it('names the JSON path and the fix for each problem, all at once', () => {
+    const plan = base();
+    plan.auths[0]!.serviceId = undefined as never;
+    (plan.auths[0]!.data as Record<string, unknown>).api_key = { secret: { secretId: 'a', secretIdTemplate: 'b/{{sub}}', field: 'k' } };
+    plan.configValues[0]!.externalId = 'notification_email';
+    const error = errorOf(plan);
+    expect(error.code).toBe('PLAN_INVALID');
+    expect(error.message).toContain(`$.auths[0].serviceId: required: add the serviceId from Tray's "Authentication import generator"`);
+    expect(error.message).toContain('$.auths[0].data.api_key.secret: set exactly one of "secretId"');
+    expect(error.message).toContain('$.configValues[0].externalId: config slot ids start with "external_"');
+  });
+
+  it('reports a wrong type with what was found', () => {
+    const plan = base();
+    (plan as Record<string, unknown>).isTestUser = 'yes';
+    expect(errorOf(plan).message).toContain('$.isTestUser: must be a boolean, not string "yes"');
+  });
+
+  it('rejects unknown fields (a typo would otherwise be ignored silently)', () => {
+    const plan = base();
+    (plan.auths[0] as Record<string, unknown>).serviceID = 'x';
+    expect(errorOf(plan).message).toContain('$.auths[0]: unknown field "serviceID": remove it or check the spelling');
+  });
+
+  it('treats slot ids case-sensitively: two slots differing in case are distinct, an exact duplicate is an error', () => {
+    const plan = base();
+    plan.auths.push({ ...plan.auths[0]!, externalId: plan.auths[0]!.externalId.toUpperCase() });
+    expect(() => parsePlan(plan)).not.toThrow();
+    plan.auths.push({ ...plan.auths[0]! });
+    expect(errorOf(plan).message).toContain(`$.auths[2].externalId: duplicates auths[0].externalId "external_acme_crm_authentication"`);
+  });
+
+  it('rejects broken templates and bad data sources', () => {
+    const plan = base();
+    plan.instanceName = 'Sync for {{email';
+    (plan.auths[0]!.data as Record<string, unknown>).region = { literal: 'eu', attribute: 'custom:region' };
+    const message = errorOf(plan).message;
+    expect(message).toContain('$.instanceName: has unbalanced');
+    expect(message).toContain('$.auths[0].data.region: set exactly one of "literal", "attribute" or "secret" (found literal and attribute)');
+  });
+
+  it('says when the file is not JSON', () => {
+    expect(() => parsePlanJson('{ "version": 1,', 'plan.json')).toThrow(/plan.json is not valid JSON/);
+  });
+
+  it('lists the attributes messages must carry and the secrets the worker reads', () => {
+    const plan = parsePlan({ ...base(), instanceName: '{{custom:company}} sync' });
+    expect(requiredAttributes(plan)).toEqual(['custom:company', 'custom:tenant_id', 'email', 'name']);
+    const perUser = parsePlan({
+      ...base(),
+      auths: [{ ...base().auths[0]!, data: { token: { secret: { secretIdTemplate: 'acme/users/{{sub}}', field: 'token' } }, key: { secret: { secretId: 'acme/shared', field: 'k' } } } }],
+    });
+    expect(referencedSecrets(perUser)).toEqual({ ids: ['acme/shared'], templatePrefixes: ['acme/users/'] });
+  });
+
+  it('resolves the Tray endpoint: override, explicit URL, region', () => {
+    expect(trayEndpoint(parsePlan({ ...base(), tray: { region: 'eu' } }), undefined)).toBe('https://eu1.tray.io/graphql');
+    expect(trayEndpoint(parsePlan({ ...base(), tray: { graphqlUrl: 'https://proxy.example.com/graphql' } }), undefined)).toBe('https://proxy.example.com/graphql');
+    expect(trayEndpoint(parsePlan(base()), 'http://127.0.0.1:9/graphql')).toBe('http://127.0.0.1:9/graphql');
+    expect(errorOf({ ...base(), tray: { region: 'eu', graphqlUrl: 'https://x.example.com' } }).message).toContain('$.tray: set "region" or "graphqlUrl", not both');
+  });
+});
