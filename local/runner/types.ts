@@ -96,6 +96,8 @@ export interface ServeInfo {
   queueUrl: string;
   dlqUrl: string;
   tableName: string;
+  /** A queue message for a user of this plan, to send by hand. */
+  exampleMessage?: string | undefined;
 }
 
 export interface LocalRunResult {

@@ -1,0 +1,241 @@
+import { ArnFormat, CfnOutput, Duration, RemovalPolicy, Stack, Token, Validations, type StackProps } from 'aws-cdk-lib';
+import { AccountRecovery, FeaturePlan, Mfa, StandardThreatProtectionMode, StringAttribute, UserPool } from 'aws-cdk-lib/aws-cognito';
+import { AttributeType, BillingMode, Table, TableEncryption } from 'aws-cdk-lib/aws-dynamodb';
+import { PolicyStatement, ServicePrincipal } from 'aws-cdk-lib/aws-iam';
+import { SqsEventSource } from 'aws-cdk-lib/aws-lambda-event-sources';
+import type { Construct } from 'constructs';
+import { LEDGER_KEY } from '../shared/ledger.js';
+import { requiredAttributes, type ImportPlan } from '../shared/plan.js';
+import { DeployConfigError, trayRateBound, userPoolRegion, type DeployConfig } from './config.js';
+import { ImportAlarms } from './constructs/alarms.js';
+import { ImportQueues } from './constructs/import-queues.js';
+import { BundledFunction } from './constructs/lambda-function.js';
+import { nagResourceString, secretResources } from './secret-grants.js';
+
+export const SERVICE_NAME = 'tray-auth-import';
+
+export interface TrayAuthImportStackProps extends StackProps {
+  config: DeployConfig;
+  /** The validated import plan (config.planFile or config.plan). */
+  plan: ImportPlan;
+}
+
+/**
+ * The whole pipeline: Cognito post-confirmation trigger → SQS queue (+ DLQ) → import worker →
+ * Tray, with the DynamoDB ledger, and alarms. With `userPool.existingUserPoolId` the pool is not
+ * part of the stack (CDK cannot add a trigger to an imported pool): the operators' CLI
+ * `attach-trigger` sets it, and this stack only grants that pool the right to invoke the trigger.
+ */
+export class TrayAuthImportStack extends Stack {
+  readonly queues: ImportQueues;
+  readonly table: Table;
+  readonly worker: BundledFunction;
+  readonly postConfirmation: BundledFunction;
+  readonly alarms: ImportAlarms;
+  readonly userPool?: UserPool;
+
+  constructor(scope: Construct, id: string, props: TrayAuthImportStackProps) {
+    super(scope, id, props);
+    const { config, plan } = props;
+
+    const poolRegion = config.userPool.existingUserPoolId ? userPoolRegion(config.userPool.existingUserPoolId) : undefined;
+    if (poolRegion && !Token.isUnresolved(this.region) && this.region !== poolRegion) {
+      throw new DeployConfigError(`userPool.existingUserPoolId is in ${poolRegion} but the stack deploys to ${this.region}; Cognito triggers must be in the pool's region`);
+    }
+
+    const workerTimeout = Duration.seconds(config.workerTimeoutSeconds);
+
+    // ---- Queues -------------------------------------------------------------------------------
+    this.queues = new ImportQueues(this, 'Queues', {
+      queueName: `${config.stackName}-imports`,
+      deadLetterQueueName: `${config.stackName}-imports-dlq`,
+      maxReceiveCount: config.maxReceiveCount,
+      workerTimeout,
+    });
+    const { queue, deadLetterQueue } = this.queues;
+
+    // ---- Ledger -------------------------------------------------------------------------------
+    this.table = new Table(this, 'Ledger', {
+      partitionKey: { name: LEDGER_KEY.partitionKey, type: AttributeType.STRING },
+      sortKey: { name: LEDGER_KEY.sortKey, type: AttributeType.STRING },
+      billingMode: BillingMode.PAY_PER_REQUEST,
+      pointInTimeRecoverySpecification: { pointInTimeRecoveryEnabled: true },
+      encryption: TableEncryption.AWS_MANAGED,
+      deletionProtection: true,
+      // The only record of which Tray ids belong to which user: never deleted with the stack.
+      removalPolicy: RemovalPolicy.RETAIN,
+    });
+
+    // ---- Worker -------------------------------------------------------------------------------
+    const masterTokenSecretId = config.masterTokenSecret.arn ?? (config.masterTokenSecret.name as string);
+    const logRetention = config.logRetentionDays as number;
+    this.worker = new BundledFunction(this, 'Worker', {
+      entry: 'functions/import-worker/handler.ts',
+      description: 'Imports queued Cognito users into Tray Embedded',
+      timeout: workerTimeout,
+      memorySize: config.workerMemoryMb,
+      logRetention,
+      // Exactly what shared/config.ts WorkerEnvSchema reads.
+      environment: {
+        LEDGER_TABLE: this.table.tableName,
+        QUEUE_URL: queue.queueUrl,
+        DLQ_URL: deadLetterQueue.queueUrl,
+        MASTER_TOKEN_SECRET_ID: masterTokenSecretId,
+        MASTER_TOKEN_CACHE_MS: String(config.masterTokenCacheMs),
+        IMPORT_PLAN: JSON.stringify(plan),
+        // Must equal the redrive policy's maxReceiveCount: on that delivery the worker dead-letters with a reason.
+        MAX_RECEIVE_COUNT: String(config.maxReceiveCount),
+        BATCH_CONCURRENCY: String(config.batchConcurrency),
+        TRAY_TIMEOUT_MS: String(config.trayTimeoutMs),
+        RETRY_BASE_SECONDS: String(config.retryBaseSeconds),
+        RETRY_MAX_SECONDS: String(config.retryMaxSeconds),
+        POWERTOOLS_SERVICE_NAME: SERVICE_NAME,
+        ...(config.trayGraphqlUrl ? { TRAY_GRAPHQL_URL: config.trayGraphqlUrl } : {}),
+      },
+    });
+
+    // Tray rate limit (30 requests/s per partner). In-flight Tray calls are bounded by
+    // maxConcurrency (invocations) × BATCH_CONCURRENCY (records per invocation), each record's
+    // calls being sequential; with every call taking ≥ trayMinCallMs, the rate is at most
+    // in-flight × 1000 / trayMinCallMs. Defaults: 2 × 1 × 1000 / 100 = 20/s ≤ 30/s. The config
+    // schema refuses settings above the limit; see trayRateBound() and docs/deploy.md.
+    const bound = trayRateBound(config);
+    this.worker.fn.addEventSource(
+      new SqsEventSource(queue, {
+        batchSize: config.batchSize,
+        maxConcurrency: config.maxConcurrency,
+        reportBatchItemFailures: true,
+      }),
+    );
+    this.templateOptions.metadata = {
+      ...this.templateOptions.metadata,
+      TrayRateBound: { inFlightCalls: bound.inFlight, maxRequestsPerSecond: bound.requestsPerSecond, trayLimitPerSecond: config.trayRateLimitPerSecond },
+    };
+
+    const workerRole = this.worker.role;
+    // The event source added receive/delete/change-visibility/get-attributes on the queue; the
+    // worker itself also changes visibility (retry back-off) on the queue and dead-letters with reasons.
+    workerRole.addToPrincipalPolicy(
+      new PolicyStatement({ sid: 'DeadLetterWithReason', actions: ['sqs:SendMessage'], resources: [deadLetterQueue.queueArn] }),
+    );
+    workerRole.addToPrincipalPolicy(
+      new PolicyStatement({
+        sid: 'Ledger',
+        actions: ['dynamodb:GetItem', 'dynamodb:UpdateItem', 'dynamodb:Query'],
+        resources: [this.table.tableArn],
+      }),
+    );
+    const secrets = secretResources(this, plan, config.masterTokenSecret);
+    workerRole.addToPrincipalPolicy(
+      new PolicyStatement({ sid: 'ReadMasterTokenAndPlanSecrets', actions: ['secretsmanager:GetSecretValue'], resources: secrets.exact }),
+    );
+    if (secrets.prefixes.length > 0) {
+      workerRole.addToPrincipalPolicy(
+        new PolicyStatement({ sid: 'ReadPerUserSecrets', actions: ['secretsmanager:GetSecretValue'], resources: secrets.prefixes }),
+      );
+      for (const prefix of secrets.prefixes) {
+        Validations.of(workerRole).acknowledge({
+          id: `AwsSolutions-IAM5[Resource::${nagResourceString(this, prefix)}]`,
+          reason:
+            'Per-user credential secrets named by the import plan\'s secretIdTemplate: the worker reads the secret of the user it imports, ' +
+            'whose name is only known at run time. The grant is limited to GetSecretValue under the template\'s fixed prefix.',
+        });
+      }
+    }
+
+    // ---- Post-confirmation trigger ----------------------------------------------------------
+    this.postConfirmation = new BundledFunction(this, 'PostConfirmation', {
+      entry: 'functions/post-confirmation/handler.ts',
+      description: 'Cognito post-confirmation trigger: enqueues the new user for import',
+      // Cognito waits about 5 s for a trigger; the send itself is bounded by ENQUEUE_TIMEOUT_MS.
+      timeout: Duration.seconds(5),
+      memorySize: 256,
+      logRetention,
+      environment: {
+        QUEUE_URL: queue.queueUrl,
+        MESSAGE_ATTRIBUTES: requiredAttributes(plan).join(','),
+        ENQUEUE_TIMEOUT_MS: String(config.enqueueTimeoutMs),
+      },
+    });
+    this.postConfirmation.role.addToPrincipalPolicy(
+      new PolicyStatement({ sid: 'EnqueueSignUp', actions: ['sqs:SendMessage'], resources: [queue.queueArn] }),
+    );
+
+    // ---- User pool ----------------------------------------------------------------------------
+    let userPoolId: string;
+    const create = config.userPool.create;
+    if (create) {
+      const pool = new UserPool(this, 'UserPool', {
+        userPoolName: `${config.stackName}-users`,
+        selfSignUpEnabled: create.selfSignUpEnabled,
+        signInAliases: { email: true },
+        autoVerify: { email: true },
+        standardAttributes: { email: { required: true, mutable: true } },
+        customAttributes: Object.fromEntries(create.customAttributes.map((name) => [name, new StringAttribute({ mutable: true })])),
+        passwordPolicy: { minLength: 12, requireLowercase: true, requireUppercase: true, requireDigits: true, requireSymbols: true, tempPasswordValidity: Duration.days(3) },
+        mfa: { OFF: Mfa.OFF, OPTIONAL: Mfa.OPTIONAL, REQUIRED: Mfa.REQUIRED }[create.mfa],
+        ...(create.mfa === 'OFF' ? {} : { mfaSecondFactor: { otp: true, sms: false } }),
+        accountRecovery: AccountRecovery.EMAIL_ONLY,
+        featurePlan: create.featurePlan === 'PLUS' ? FeaturePlan.PLUS : FeaturePlan.ESSENTIALS,
+        ...(create.featurePlan === 'PLUS' ? { standardThreatProtectionMode: StandardThreatProtectionMode.FULL_FUNCTION } : {}),
+        deletionProtection: true,
+        removalPolicy: RemovalPolicy.RETAIN,
+        // Adds the trigger and the Lambda permission for cognito-idp scoped to this pool's ARN.
+        lambdaTriggers: { postConfirmation: this.postConfirmation.fn },
+      });
+      this.userPool = pool;
+      userPoolId = pool.userPoolId;
+      if (create.mfa !== 'REQUIRED') {
+        Validations.of(pool).acknowledge({
+          id: 'AwsSolutions-COG2',
+          reason:
+            create.mfa === 'OPTIONAL'
+              ? 'MFA is offered (TOTP) and each user can enrol; making it mandatory is the product owner\'s sign-up decision, taken in the deploy config (userPool.create.mfa = "REQUIRED").'
+              : 'MFA is off by an explicit deploy-config decision (userPool.create.mfa = "OFF") of the pool owner; the pool is for the product\'s own sign-up flow.',
+        });
+      }
+      if (create.featurePlan !== 'PLUS') {
+        Validations.of(pool).acknowledge({
+          id: 'AwsSolutions-COG8',
+          reason:
+            'The Plus feature plan (threat protection) is billed per monthly active user; the pool owner opts in with userPool.create.featurePlan = "PLUS". ' +
+            'Passwords are still held to a 12-character, four-class policy.',
+        });
+      }
+    } else {
+      userPoolId = config.userPool.existingUserPoolId as string;
+      // The operators' CLI `attach-trigger` sets the trigger on the existing pool; this lets that
+      // pool (and only it) invoke the function.
+      this.postConfirmation.fn.addPermission('InvokeFromExistingUserPool', {
+        principal: new ServicePrincipal('cognito-idp.amazonaws.com'),
+        action: 'lambda:InvokeFunction',
+        sourceArn: this.formatArn({ service: 'cognito-idp', resource: 'userpool', resourceName: userPoolId, arnFormat: ArnFormat.SLASH_RESOURCE_NAME }),
+        sourceAccount: this.account,
+      });
+    }
+
+    // ---- Alarms ---------------------------------------------------------------------------------
+    this.alarms = new ImportAlarms(this, 'Alarms', {
+      queue,
+      deadLetterQueue,
+      worker: this.worker.fn,
+      postConfirmation: this.postConfirmation.fn,
+      oldestMessageAlarmAge: Duration.seconds(config.oldestMessageAlarmSeconds),
+      alarmEmail: config.alarmEmail,
+    });
+
+    // ---- Outputs (ids read by the operators' CLI: do not rename) ------------------------------
+    const output = (id: string, value: string, description: string) => new CfnOutput(this, id, { value, description });
+    output('QueueUrl', queue.queueUrl, 'Import queue URL');
+    output('QueueArn', queue.queueArn, 'Import queue ARN');
+    output('DeadLetterQueueUrl', deadLetterQueue.queueUrl, 'Dead-letter queue URL');
+    output('DeadLetterQueueArn', deadLetterQueue.queueArn, 'Dead-letter queue ARN (source of a redrive)');
+    output('LedgerTableName', this.table.tableName, 'Ledger table (userPoolId, sub)');
+    output('WorkerFunctionName', this.worker.fn.functionName, 'Import worker function');
+    output('PostConfirmationFunctionName', this.postConfirmation.fn.functionName, 'Post-confirmation trigger function');
+    output('PostConfirmationFunctionArn', this.postConfirmation.fn.functionArn, 'Post-confirmation trigger ARN (for attach-trigger)');
+    output('AlarmTopicArn', this.alarms.topic.topicArn, 'SNS topic the alarms notify');
+    output('UserPoolId', userPoolId, create ? 'User pool created by this stack' : 'Existing user pool (attach the trigger with the CLI)');
+    output('MasterTokenSecretId', masterTokenSecretId, 'Secret holding the Tray master token (put the value after deploy)');
+  }
+}

@@ -1,0 +1,124 @@
+import type { DeadLetterResult, LocalRunResult, ServeInfo, UserResult } from './types.js';
+
+/** What `npm start` prints at the end: the users table, the dead-letter queue, the verdict. */
+
+/** Left-aligned columns separated by two spaces, a dashed rule under the header. */
+export function renderTable(headers: readonly string[], rows: readonly (readonly string[])[]): string[] {
+  const widths = headers.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)));
+  const line = (cells: readonly string[]) =>
+    cells
+      .map((c, i) => (i === cells.length - 1 ? c : c.padEnd(widths[i] ?? 0)))
+      .join('  ')
+      .trimEnd();
+  return [line(headers), line(widths.map((w) => '-'.repeat(w))), ...rows.map(line)];
+}
+
+function enabledCell(user: UserResult, checkedInTray: boolean): string {
+  if (user.deadLettered) return user.expected === 'deadLettered' ? 'no (in DLQ, expected)' : 'no (in DLQ)';
+  if (!user.enabled) return 'no';
+  if (!checkedInTray) return 'yes';
+  return user.enabledInTray ? 'yes' : 'ledger only';
+}
+
+export function renderUsersTable(result: LocalRunResult): string[] {
+  const checked = result.mode === 'standin';
+  const rows = result.users.map((u) => [
+    u.username,
+    u.trayUserId ?? '-',
+    Object.values(u.authIds).join(' ') || '-',
+    u.instanceId ?? '-',
+    enabledCell(u, checked),
+  ]);
+  return renderTable(['user', 'Tray user id', 'auth id', 'instance id', 'enabled'], rows);
+}
+
+export function renderDeadLetters(result: LocalRunResult): string[] {
+  const lines = [`Dead-letter queue: ${result.deadLettered.length} message${result.deadLettered.length === 1 ? '' : 's'}`];
+  for (const d of result.deadLettered) lines.push(...renderDeadLetter(d, result));
+  if (result.deadLettered.length === 0) lines.push('  (empty)');
+  return lines;
+}
+
+function renderDeadLetter(d: DeadLetterResult, result: LocalRunResult): string[] {
+  const who = `${d.username ?? '(unreadable body)'}${d.sub ? ` (sub ${d.sub})` : ''}`;
+  if (!d.errorCode) {
+    return [`  - ${who}: no reason attributes, so SQS's redrive moved it after maxReceiveCount (the worker crashed or timed out on every delivery)`];
+  }
+  const deliveries = d.receiveCount ? ` after ${d.receiveCount} deliver${d.receiveCount === '1' ? 'y' : 'ies'}` : '';
+  const lines = [
+    `  - ${who}`,
+    `      ErrorCode:   ${d.errorCode} (${d.errorKind ?? '?'}), ErrorStep: ${d.errorStep ?? '?'}${deliveries}`,
+    `      ErrorReason: ${d.errorReason ?? '(none)'}`,
+  ];
+  if (d.expected && result.broken) {
+    lines.push(`      Expected: this user was broken on purpose. It signed up without "${result.broken.attribute}", which the plan reads at ${result.broken.usedAt.join(', ')}.`);
+  } else if (!d.expected) {
+    lines.push('      Not expected: this user should have been imported.');
+  }
+  return lines;
+}
+
+export function renderVerdict(result: LocalRunResult): string[] {
+  const { counts } = result;
+  const good = result.users.filter((u) => u.expected === 'enabled').length;
+  if (result.ok) {
+    const tray = counts.tray
+      ? ` The Tray stand-in agrees: exactly ${counts.tray.users} users, ${counts.tray.authentications} authentications, ${counts.tray.instances} instances, all enabled.`
+      : ' (Against your Tray the ids come from the ledger; check them in the Embedded dashboard.)';
+    const dlq = result.broken ? ` The broken user is in the dead-letter queue with its reason.` : ' The dead-letter queue is empty.';
+    return [`OK: ${counts.enabled} of ${good} users enabled in the ledger.${tray}${dlq} The import queue is empty. (${(result.durationMs / 1000).toFixed(1)}s)`];
+  }
+  const lines = [`FAILED: not every user ended as expected (${(result.durationMs / 1000).toFixed(1)}s):`];
+  for (const p of result.problems) lines.push(`  - ${p}`);
+  for (const u of result.users) for (const p of u.problems) lines.push(`  - ${u.username}: ${p}`);
+  return lines;
+}
+
+export function renderReport(result: LocalRunResult): string[] {
+  const { counts } = result;
+  const tray = result.mode === 'standin' ? `the Tray stand-in (${result.trayUrl})` : `your Tray at ${result.trayUrl}`;
+  return [
+    '',
+    `Users (ledger${result.mode === 'standin' ? ', cross-checked with the Tray stand-in' : ''}; Tray: ${tray}):`,
+    ...renderUsersTable(result),
+    '',
+    `Signed up ${counts.signedUp}/${counts.users}, enabled ${counts.enabled}, deliveries retried ${counts.retried}, dead-lettered ${counts.deadLettered}` +
+      (counts.tray ? `; Tray stand-in holds ${counts.tray.users} users, ${counts.tray.authentications} auths, ${counts.tray.instances} instances (${counts.tray.enabledInstances} enabled)` : '') +
+      '.',
+    '',
+    ...renderDeadLetters(result),
+    '',
+    ...renderVerdict(result),
+  ];
+}
+
+/** With --serve: where everything listens and what to try. */
+export function renderServeHelp(info: ServeInfo): string[] {
+  const aws = (endpoint: string) => `AWS_ACCESS_KEY_ID=local AWS_SECRET_ACCESS_KEY=local aws --region us-east-1 --endpoint-url ${endpoint}`;
+  const lines = [
+    '',
+    'Serving on 127.0.0.1 until Ctrl-C (the worker keeps polling the import queue):',
+    `  SQS              ${info.sqs}    queue ${info.queueUrl}`,
+    `                   ${' '.repeat(info.sqs.length)}    DLQ   ${info.dlqUrl}`,
+    `  DynamoDB         ${info.dynamodb}    table ${info.tableName}`,
+    `  Secrets Manager  ${info.secretsManager}`,
+  ];
+  if (info.tray) lines.push(`  Tray stand-in    ${info.tray}`);
+  lines.push('', 'Try:');
+  if (info.tray) {
+    const base = info.tray.replace(/\/graphql$/, '');
+    lines.push(
+      `  curl -s ${base}/_standin/state          # users, auths (credentials redacted), instances`,
+      `  curl -s ${base}/_standin/calls          # every GraphQL call with its outcome`,
+      `  curl -s -X POST ${base}/_standin/faults -H 'content-type: application/json' -d '{"operation":"createSolutionInstance","kind":"http500","times":2}'`,
+    );
+  }
+  lines.push(
+    `  ${aws(info.sqs)} sqs receive-message --queue-url ${info.dlqUrl} --message-attribute-names All`,
+    `  ${aws(info.dynamodb)} dynamodb scan --table-name ${info.tableName}`,
+  );
+  if (info.exampleMessage) {
+    lines.push(`  ${aws(info.sqs)} sqs send-message --queue-url ${info.queueUrl} --message-body '${info.exampleMessage}'   # one more user, imported by the worker`);
+  }
+  return lines;
+}
