@@ -1,6 +1,6 @@
 import { ListUsersCommand, type AttributeType, type CognitoIdentityProviderClient, type UserType } from '@aws-sdk/client-cognito-identity-provider';
 import { buildQueueMessage, type MessageSource, type QueueMessage } from '../shared/message.js';
-import { CliError } from './context.js';
+import { CliError, EXIT } from './context.js';
 
 /**
  * The pool's users, page by page (Cognito's ListUsers, at most 60 a page). Only CONFIRMED users
@@ -24,6 +24,9 @@ export async function listUsersPage(cognito: CognitoIdentityProviderClient, user
     const error = e as Error;
     if (error.name === 'ResourceNotFoundException') {
       throw new CliError(`--user-pool-id ${userPoolId}: no such user pool (${error.message}); check the id and --region`);
+    }
+    if (error.name === 'InvalidParameterException' && token && /token/i.test(error.message)) {
+      throw new CliError(`Cognito no longer accepts the saved pagination token (${error.message}); rerun with --restart (users already imported are skipped through the ledger)`, EXIT.failures);
     }
     if (error.name === 'InvalidParameterException' && filter && /filter/i.test(error.message)) {
       throw new CliError(`--filter ${JSON.stringify(filter)} is not a valid Cognito filter (${error.message}); e.g. --filter 'email ^= "ops"'`);

@@ -8,7 +8,7 @@ import { GetSecretValueCommand, SecretsManagerClient } from '@aws-sdk/client-sec
 import { SQSClient } from '@aws-sdk/client-sqs';
 import { ImportError } from '../shared/errors.js';
 import { Ledger } from '../shared/ledger.js';
-import { masterTokenFromSecret } from '../shared/master-token.js';
+import { masterTokenFromSecret } from '../shared/master-token-secret.js';
 import { loadPlanFile, trayEndpoint, type ImportPlan } from '../shared/plan.js';
 import { registerSecret } from '../shared/redact.js';
 import { staticMasterToken, TrayClient, type MasterTokenSource } from '../shared/tray/client.js';
@@ -263,12 +263,11 @@ export class CliContext {
   }
 
   private client<K extends keyof AwsClients>(key: K, make: (config: { region?: string }) => AwsClients[K]): AwsClients[K] {
-    let c = this.clients[key];
-    if (!c) {
-      c = make(this.options.region ? { region: this.options.region } : {});
-      this.clients[key] = c;
-      this.created.push(c);
-    }
+    const existing = this.clients[key];
+    if (existing) return existing as AwsClients[K];
+    const c = make(this.options.region ? { region: this.options.region } : {});
+    this.clients[key] = c;
+    this.created.push(c);
     return c;
   }
 

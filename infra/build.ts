@@ -1,7 +1,7 @@
 import { App, Annotations, Tags, Validations } from 'aws-cdk-lib';
 import { AwsSolutionsChecks } from 'cdk-nag';
-import { loadConfigFile, parseDeployConfig, resolveConfigPath, type LoadedConfig } from './config.js';
-import { EXAMPLE_CONFIG_FILE } from './paths.js';
+import { loadConfigFile, parseDeployConfig, resolveConfigPath, userPoolRegion, type LoadedConfig } from './config.js';
+import { DEFAULT_CONFIG_FILE, EXAMPLE_CONFIG_FILE } from './paths.js';
 import { SERVICE_NAME, TrayAuthImportStack } from './stack.js';
 
 export interface BuildOptions {
@@ -40,13 +40,14 @@ export function buildApp(app: App, options: BuildOptions = {}): BuiltApp {
     description: 'tray-auth-import: Cognito sign-ups imported into Tray Embedded (trigger, queue, DLQ, worker, ledger, alarms)',
     env: {
       account: config.account ?? process.env.CDK_DEFAULT_ACCOUNT,
-      region: config.region ?? process.env.CDK_DEFAULT_REGION,
+      // An existing pool decides the region (its triggers must live there); else the config, else the CLI's.
+      region: config.region ?? (config.userPool.existingUserPoolId ? userPoolRegion(config.userPool.existingUserPoolId) : undefined) ?? process.env.CDK_DEFAULT_REGION,
     },
   });
   Tags.of(stack).add('project', SERVICE_NAME);
   if (loaded.isExample) {
     Annotations.of(stack).addInfo(
-      `No ${'tray-auth-import.config.json'} and no -c config=...: synthesized from ${EXAMPLE_CONFIG_FILE} (the demo plan). Copy it and adapt it before deploying.`,
+      `No ${DEFAULT_CONFIG_FILE} and no -c config=...: synthesized from ${EXAMPLE_CONFIG_FILE} (the demo plan). Copy it and adapt it before deploying.`,
     );
   }
 

@@ -86,7 +86,7 @@ export const DeployConfigSchema = z
     userPool: UserPoolChoice,
     /** Deliveries before SQS moves a message to the DLQ; the worker dead-letters with a reason on the last one. */
     maxReceiveCount: int(2, 100, 5, 'AWS suggests 5 or more'),
-    workerTimeoutSeconds: int(10, 900, 60, 'the queue visibility timeout is 6 times this'),
+    workerTimeoutSeconds: int(10, 900, 120, 'the queue visibility timeout is 6 times this'),
     workerMemoryMb: int(128, 10240, 512, 'Lambda memory; CPU grows with it'),
     /** SQS records per invocation; with BATCH_CONCURRENCY=1 they are imported one after another. */
     batchSize: int(1, 10, 5, 'records per worker invocation'),

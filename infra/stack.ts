@@ -209,7 +209,8 @@ export class TrayAuthImportStack extends Stack {
       this.postConfirmation.fn.addPermission('InvokeFromExistingUserPool', {
         principal: new ServicePrincipal('cognito-idp.amazonaws.com'),
         action: 'lambda:InvokeFunction',
-        sourceArn: this.formatArn({ service: 'cognito-idp', resource: 'userpool', resourceName: userPoolId, arnFormat: ArnFormat.SLASH_RESOURCE_NAME }),
+        // The pool's own region (encoded in its id): the permission names exactly that pool.
+        sourceArn: this.formatArn({ service: 'cognito-idp', region: poolRegion, resource: 'userpool', resourceName: userPoolId, arnFormat: ArnFormat.SLASH_RESOURCE_NAME }),
         sourceAccount: this.account,
       });
     }

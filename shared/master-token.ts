@@ -3,7 +3,7 @@ import { clearCache, getInternal } from '@middy/util';
 import type middy from '@middy/core';
 import type { Context } from 'aws-lambda';
 import { ImportError } from './errors.js';
-import { registerSecret } from './redact.js';
+import { masterTokenFromSecret } from './master-token-secret.js';
 import type { MasterTokenSource } from './tray/client.js';
 
 /**
@@ -12,23 +12,11 @@ import type { MasterTokenSource } from './tray/client.js';
  * `refresh()` clears middy's cache and re-runs the same middleware — the one way to refetch
  * inside an invocation after Tray answers 401. `clearCache` comes from the same `@middy/util`
  * copy the middleware uses (one middy major installed), otherwise it would silently do nothing.
- *
- * The secret may hold the token as plain text or as JSON with a `token` (or `masterToken`) field.
  */
 export const MASTER_TOKEN_CACHE_KEY = 'tray-master-token';
 
 export interface MasterTokenContext extends Context {
   masterToken: MasterTokenSource;
-}
-
-export function masterTokenFromSecret(value: unknown, secretId: string): string {
-  const token =
-    typeof value === 'string' ? value : value && typeof value === 'object' ? ((value as Record<string, unknown>).token ?? (value as Record<string, unknown>).masterToken) : undefined;
-  if (typeof token !== 'string' || token.trim() === '') {
-    throw new ImportError('SECRET_UNREADABLE', 'secrets', `secret "${secretId}" does not hold a Tray master token: store the token as plain text or as {"token": "..."}`);
-  }
-  registerSecret(token.trim());
-  return token.trim();
 }
 
 export function masterTokenMiddleware(options: { secretId: string; cacheExpiryMs: number }): middy.MiddlewareObj<unknown, unknown, Error, MasterTokenContext> {
@@ -41,9 +29,17 @@ export function masterTokenMiddleware(options: { secretId: string; cacheExpiryMs
     disablePrefetch: true,
   });
 
+  // middy stores the fetch as a promise that only `get()` reads: if no record gets that far, a
+  // failed fetch would become an unhandled rejection and fail the whole invocation.
+  const fetchInto = async (request: unknown) => {
+    await fetcher.before!(request as never);
+    const pending = (request as { internal: Record<string, unknown> }).internal.masterToken;
+    if (pending instanceof Promise) pending.catch(() => undefined);
+  };
+
   return {
     before: async (request) => {
-      await fetcher.before!(request as never);
+      await fetchInto(request);
       const read = async () => {
         try {
           const { masterToken } = await getInternal(['masterToken'], request as never);
@@ -60,7 +56,7 @@ export function masterTokenMiddleware(options: { secretId: string; cacheExpiryMs
         refresh: () =>
           (inflight ??= (async () => {
             clearCache([MASTER_TOKEN_CACHE_KEY]);
-            await fetcher.before!(request as never);
+            await fetchInto(request);
             return read();
           })().finally(() => setTimeout(() => (inflight = undefined), 0))),
       };

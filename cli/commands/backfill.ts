@@ -140,8 +140,9 @@ export async function runBackfill(options: BackfillOptions, deps?: CliDeps): Pro
         token = page.nextToken;
       }
     } catch (e) {
-      if (!(e instanceof SendInterrupted)) throw e;
-      summary.interrupted = e.message;
+      // A bad flag stays a usage error; anything else (the queue, Cognito throttling, the network) is an interruption to resume from.
+      if (e instanceof CliError) throw e;
+      summary.interrupted = e instanceof SendInterrupted ? e.message : `${(e as Error).name}: ${(e as Error).message}`;
       save();
     } finally {
       bar.stop();

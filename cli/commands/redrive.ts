@@ -6,6 +6,7 @@ import {
   StartMessageMoveTaskCommand,
   type ListMessageMoveTasksResultEntry,
 } from '@aws-sdk/client-sqs';
+import type { Ledger } from '../../shared/ledger.js';
 import { CliError, EXIT, positiveNumber, withContext, type CliContext, type CliDeps, type CommandResult, type GlobalOptions } from '../context.js';
 import { addLedgerErrors, DlqScanner, type DlqMessage, type HeldMessage } from '../dlq-messages.js';
 import { Pacer } from '../enqueue.js';
@@ -22,8 +23,8 @@ import { ledgerIfKnown } from './dlq.js';
  *   send succeeded; everything not moved is made visible again.
  */
 export const MAX_MOVE_RATE = 500;
-/** Seconds a scanned message stays hidden during a selective move. */
-export const MOVE_HOLD_SECONDS = 120;
+/** Seconds a scanned message stays hidden during a selective move (a scan that outlives it ends early: rerun). */
+export const MOVE_HOLD_SECONDS = 300;
 
 export interface RedriveOptions extends GlobalOptions {
   dlqUrl?: string;
@@ -60,7 +61,10 @@ export async function runRedrive(options: RedriveOptions, deps?: CliDeps): Promi
   return withContext(options, deps, async (ctx) => {
     const rate = positiveNumber(options.rate, '--rate', { max: MAX_MOVE_RATE, integer: true });
     const filtered = (options.user?.length ?? 0) > 0 || (options.errorCode?.length ?? 0) > 0;
-    if (!filtered && !options.dryRun) return startMoveTask(ctx, options, rate);
+    if (!filtered && !options.dryRun) {
+      if (options.max !== undefined) throw new CliError('--max applies to selective moves (--user, --error-code) and --dry-run; a move task moves every message');
+      return startMoveTask(ctx, options, rate);
+    }
     return selectiveMove(ctx, options, rate);
   });
 }
@@ -105,11 +109,16 @@ async function selectiveMove(ctx: CliContext, options: RedriveOptions, rate: num
   let scanned = 0;
   let moved = 0;
   let notReleased = 0;
+  let ledger: Promise<Ledger | undefined> | undefined;
   try {
     for await (const batch of scanner.batches()) {
       scanned += batch.length;
       // Messages moved by SQS's own redrive carry no error code: the ledger knows it.
-      if (codes.size > 0) await addLedgerErrors(batch.map((m) => m.info), await ledgerIfKnown(ctx, options.table, batch.map((m) => m.info)));
+      const infos = batch.map((m) => m.info);
+      if (codes.size > 0 && infos.some((m) => m.origin === 'sqs-redrive')) {
+        ledger ??= ledgerIfKnown(ctx, options.table, infos);
+        await addLedgerErrors(infos, await ledger);
+      }
       for (const held of batch) {
         bar.increment();
         if (!matches(held.info)) continue;

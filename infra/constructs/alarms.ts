@@ -1,4 +1,4 @@
-import { ArnFormat, Duration, Stack } from 'aws-cdk-lib';
+import { ArnFormat, Duration, RemovalPolicy, Stack } from 'aws-cdk-lib';
 import { Alarm, ComparisonOperator, Metric, TreatMissingData, type IMetric } from 'aws-cdk-lib/aws-cloudwatch';
 import { SnsAction } from 'aws-cdk-lib/aws-cloudwatch-actions';
 import { PolicyStatement, ServicePrincipal } from 'aws-cdk-lib/aws-iam';
@@ -45,6 +45,9 @@ export class ImportAlarms extends Construct {
     this.key = new Key(this, 'TopicKey', {
       description: 'Encrypts the tray-auth-import alarm topic',
       enableKeyRotation: true,
+      // It only encrypts alarm notifications in transit through SNS: nothing to keep after the stack.
+      removalPolicy: RemovalPolicy.DESTROY,
+      pendingWindow: Duration.days(7),
     });
     // Key policies name the key itself as "*". CloudWatch encrypts the notifications it publishes.
     this.key.addToResourcePolicy(

@@ -47,7 +47,7 @@ export function buildCommand(): Command {
     .option('--users <n>', 'demo users to sign up', integer('--users', 1, 5000), 10)
     .option('--fault-rate <r>', 'share of Tray stand-in calls that fail transiently (HTTP 500, rate limit, answer lost after the create)', rate, 0.1)
     .option('--no-broken-user', 'do not sign up the user broken on purpose (the one that ends in the dead-letter queue)')
-    .option('--timeout <seconds>', 'give up waiting for the queue to drain after this long', integer('--timeout', 1, 86_400), 120)
+    .option('--timeout <seconds>', 'give up waiting for the queue to drain after this long (default: 120, or 0.5 s per user for bigger runs)', integer('--timeout', 1, 86_400))
     .option('--verbose', "show the trigger's and the worker's JSON logs instead of a progress bar")
     .option('--serve', 'keep the emulators and the worker running afterwards, on fixed ports, until Ctrl-C')
     .option('--base-port <port>', 'with --serve: SQS on this port, DynamoDB +1, Secrets Manager +2, Tray stand-in +3', integer('--base-port', 1024, 65_532), DEFAULT_BASE_PORT)
@@ -64,7 +64,8 @@ Examples:
   npm start                                  10 users, 10% Tray faults, one broken user
   npm start -- --users 50 --fault-rate 0.2
   npm start -- --serve                       then explore: curl http://127.0.0.1:${DEFAULT_BASE_PORT + 3}/_standin/state
-  TRAY_MASTER_TOKEN=... npm start -- --tray-region eu --plan my-plan.json --secrets-file secrets.json --users 2
+  read -rs TRAY_MASTER_TOKEN && export TRAY_MASTER_TOKEN     # your own Tray: the token is typed, not echoed
+  npm start -- --tray-region eu --plan my-plan.json --secrets-file secrets.json --users 2
 
 Exit status: 0 when every user ended as expected, 1 when not, 2 for bad options or input files.
 See docs/local-run.md.`,
@@ -76,7 +77,7 @@ interface Flags {
   users: number;
   faultRate: number;
   brokenUser: boolean;
-  timeout: number;
+  timeout?: number;
   verbose?: boolean;
   serve?: boolean;
   basePort: number;

@@ -10,6 +10,7 @@ export interface ProgressCounts {
   toSignUp: number;
   enabled: number;
   toEnable: number;
+  /** Tray calls retried inside an invocation (faults the stand-in injected) plus deliveries handed back to SQS. */
   retried: number;
   deadLettered: number;
 }

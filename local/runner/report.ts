@@ -76,15 +76,19 @@ export function renderVerdict(result: LocalRunResult): string[] {
 
 export function renderReport(result: LocalRunResult): string[] {
   const { counts } = result;
-  const tray = result.mode === 'standin' ? `the Tray stand-in (${result.trayUrl})` : `your Tray at ${result.trayUrl}`;
   return [
     '',
-    `Users (ledger${result.mode === 'standin' ? ', cross-checked with the Tray stand-in' : ''}; Tray: ${tray}):`,
+    result.mode === 'standin'
+      ? `Users (from the ledger, cross-checked with the Tray stand-in at ${result.trayUrl}):`
+      : `Users (from the ledger; Tray: yours at ${result.trayUrl}):`,
     ...renderUsersTable(result),
     '',
-    `Signed up ${counts.signedUp}/${counts.users}, enabled ${counts.enabled}, deliveries retried ${counts.retried}, dead-lettered ${counts.deadLettered}` +
-      (counts.tray ? `; Tray stand-in holds ${counts.tray.users} users, ${counts.tray.authentications} auths, ${counts.tray.instances} instances (${counts.tray.enabledInstances} enabled)` : '') +
-      '.',
+    `Signed up ${counts.signedUp}/${counts.users}${counts.enqueueFailed ? ` (${counts.enqueueFailed} could not be enqueued)` : ''}, enabled ${counts.enabled}, dead-lettered ${counts.deadLettered}.`,
+    `Retries: ${counts.trayFaults === undefined ? '' : `${counts.trayFaults} Tray call${counts.trayFaults === 1 ? '' : 's'} failed (faults the stand-in injected: HTTP 500, rate limit, answer lost after a create; and its 30 calls/s rate limit), retried by the worker; `}` +
+      `${counts.retried} deliver${counts.retried === 1 ? 'y' : 'ies'} went back to the queue for a later retry.`,
+    ...(counts.tray
+      ? [`Tray stand-in holds ${counts.tray.users} users, ${counts.tray.authentications} authentications, ${counts.tray.instances} instances (${counts.tray.enabledInstances} enabled).`]
+      : []),
     '',
     ...renderDeadLetters(result),
     '',

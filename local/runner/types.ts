@@ -21,7 +21,7 @@ export interface LocalRunOptions {
   basePort?: number;
   /** Worker and trigger logs on stdout instead of a progress bar. */
   verbose?: boolean;
-  /** Give up waiting for the queue to drain after this long (default 120). */
+  /** Give up waiting for the queue to drain after this long (default 120, or 0.5 s per user for big runs). */
   timeoutSeconds?: number;
   /** The import plan (default local/demo-plan.json). */
   planFile?: string;
@@ -79,7 +79,10 @@ export interface RunCounts {
   signedUp: number;
   enqueueFailed: number;
   enabled: number;
+  /** Deliveries that failed transiently and went back to the queue (batch item failures). */
   retried: number;
+  /** Against the stand-in: calls it answered with an injected fault (500, rate limit, answer lost after a create). */
+  trayFaults?: number | undefined;
   deadLettered: number;
   invocationErrors: number;
   /** Messages left in the import queue (visible, in flight or delayed). */

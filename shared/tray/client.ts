@@ -163,6 +163,8 @@ export class TrayClient {
       baseDelayMs: 250,
       maxDelayMs: 4_000,
       ...this.options.retry,
+      // A failed master-token read is not Tray's fault, and retrying the same read here won't help.
+      shouldRetry: (error) => error.kind === 'transient' && !error.ambiguous && error.step !== 'secrets',
       deadline: this.options.deadline,
       attemptBudgetMs: this.options.timeoutMs,
     };

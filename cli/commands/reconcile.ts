@@ -1,0 +1,137 @@
+import type { LedgerEntry } from '../../shared/ledger.js';
+import type { QueueMessage } from '../../shared/message.js';
+import { isConfirmed, listUsersPage, messageForUser } from '../cognito-users.js';
+import { CliError, EXIT, positiveNumber, withContext, type CliDeps, type CommandResult, type GlobalOptions } from '../context.js';
+import { chunks, Pacer, SendInterrupted, sendBatch, SQS_BATCH_SIZE, type EnqueueFailure } from '../enqueue.js';
+import { emit, progress, table, warn } from '../output.js';
+import { attributeNamesFor, type AttributeOptions } from './attributes.js';
+import { DEFAULT_BACKFILL_RATE } from './backfill.js';
+
+/**
+ * Finds the users the pipeline lost and enqueues them again (`source: 'reconcile'`): confirmed
+ * in Cognito but absent from the ledger (the trigger could not enqueue), or `failed`/`retrying`
+ * in the ledger and untouched for longer than --older-than minutes. Users confirmed or changed
+ * within that window are left alone too: their sign-up message may still be in the queue.
+ */
+export interface ReconcileOptions extends GlobalOptions, AttributeOptions {
+  userPoolId?: string;
+  queueUrl?: string;
+  table?: string;
+  filter?: string;
+  olderThan?: number;
+  rate?: number;
+  dryRun?: boolean;
+}
+
+export interface ReconcileCandidate {
+  sub: string;
+  username: string;
+  reason: 'missing' | 'failed' | 'retrying';
+  lastError?: LedgerEntry['lastError'];
+  since?: string | undefined;
+}
+
+export interface ReconcileSummary {
+  userPoolId: string;
+  dryRun: boolean;
+  olderThanMinutes: number;
+  listed: number;
+  confirmed: number;
+  recent: number;
+  candidates: ReconcileCandidate[];
+  enqueued: number;
+  failed: EnqueueFailure[];
+  invalid: string[];
+  interrupted?: string | undefined;
+}
+
+export const DEFAULT_OLDER_THAN_MINUTES = 15;
+
+export async function runReconcile(options: ReconcileOptions, deps?: CliDeps): Promise<CommandResult<ReconcileSummary>> {
+  return withContext(options, deps, async (ctx) => {
+    const userPoolId = await ctx.userPoolId(options.userPoolId);
+    const attributeNames = attributeNamesFor(options, 'reconcile');
+    const olderThan = positiveNumber(options.olderThan, '--older-than') ?? DEFAULT_OLDER_THAN_MINUTES;
+    const rate = positiveNumber(options.rate, '--rate') ?? DEFAULT_BACKFILL_RATE;
+    const queueUrl = options.dryRun ? '' : await ctx.setting('QueueUrl', options.queueUrl, '--queue-url');
+    const ledger = await ctx.ledger(options.table);
+    const cutoff = ctx.now() - olderThan * 60_000;
+
+    const entries = new Map<string, LedgerEntry>();
+    for await (const entry of ledger.entries(userPoolId)) entries.set(entry.sub, entry);
+
+    const summary: ReconcileSummary = { userPoolId, dryRun: options.dryRun === true, olderThanMinutes: olderThan, listed: 0, confirmed: 0, recent: 0, candidates: [], enqueued: 0, failed: [], invalid: [] };
+    const pacer = new Pacer(rate, ctx.now, ctx.sleep);
+    const bar = progress(ctx.io, 'reconciling');
+    let token: string | undefined;
+    try {
+      do {
+        if (ctx.aborted) {
+          summary.interrupted = 'aborted';
+          break;
+        }
+        const page = await listUsersPage(ctx.cognito, userPoolId, options.filter, token);
+        token = page.nextToken;
+        summary.listed += page.users.length;
+        bar.increment(page.users.length);
+        const toSend: QueueMessage[] = [];
+        for (const user of page.users) {
+          if (!isConfirmed(user)) continue;
+          summary.confirmed++;
+          const built = messageForUser(userPoolId, user, attributeNames, 'reconcile', new Date(ctx.now()));
+          if ('problem' in built) {
+            summary.invalid.push(built.problem);
+            continue;
+          }
+          const { message } = built;
+          const entry = entries.get(message.sub);
+          let candidate: ReconcileCandidate | undefined;
+          if (!entry) {
+            const changed = user.UserLastModifiedDate?.getTime() ?? user.UserCreateDate?.getTime();
+            if (changed !== undefined && changed > cutoff) summary.recent++;
+            else candidate = { sub: message.sub, username: message.username, reason: 'missing', since: changed ? new Date(changed).toISOString() : undefined };
+          } else if (entry.status === 'failed' || entry.status === 'retrying') {
+            if (Date.parse(entry.updatedAt) > cutoff) summary.recent++;
+            else candidate = { sub: message.sub, username: message.username, reason: entry.status, lastError: entry.lastError, since: entry.updatedAt };
+          }
+          if (!candidate) continue;
+          summary.candidates.push(candidate);
+          toSend.push(message);
+        }
+        if (options.dryRun) continue;
+        for (const batch of chunks(toSend, SQS_BATCH_SIZE)) {
+          await pacer.take(batch.length);
+          const outcome = await sendBatch(ctx.sqs, queueUrl, batch, { sleep: ctx.sleep });
+          summary.enqueued += outcome.sent.length;
+          summary.failed.push(...outcome.failed);
+        }
+      } while (token);
+    } catch (e) {
+      if (e instanceof CliError) throw e;
+      summary.interrupted = e instanceof SendInterrupted ? e.message : `${(e as Error).name}: ${(e as Error).message}`;
+    } finally {
+      bar.stop();
+    }
+
+    for (const problem of summary.invalid) warn(ctx.io, `skipped: ${problem}`);
+    emit(ctx.io, ctx.json, summary, () => [
+      summary.candidates.length > 0
+        ? table(summary.candidates, [
+            ['sub', (c) => c.sub],
+            ['username', (c) => c.username],
+            ['reason', (c) => c.reason],
+            ['since', (c) => c.since],
+            ['last error', (c) => (c.lastError ? `${c.lastError.code} at ${c.lastError.step}: ${c.lastError.message}` : undefined)],
+          ], 100)
+        : 'nothing to reconcile',
+      ...summary.failed.map((f) => `FAILED ${f.sub} (${f.username}): ${f.reason}`),
+      '',
+      `${summary.confirmed} confirmed user(s) checked; ${summary.recent} changed in the last ${olderThan} min (left alone); ` +
+        (summary.dryRun ? `dry run: ${summary.candidates.length} would be enqueued` : `${summary.enqueued} of ${summary.candidates.length} enqueued`),
+      ...(summary.interrupted ? [`INTERRUPTED (${summary.interrupted}): rerun to finish (reconcile is safe to repeat)`] : []),
+    ]);
+    // A dry run that finds lost users reports them as failures found: usable as a scheduled check.
+    const ok = !summary.interrupted && summary.failed.length === 0 && !(summary.dryRun && summary.candidates.length > 0);
+    return { exitCode: ok ? EXIT.ok : EXIT.failures, data: summary };
+  });
+}

@@ -1,0 +1,39 @@
+import { pathToFileURL } from 'node:url';
+import { CommanderError } from 'commander';
+import { scrub } from '../shared/redact.js';
+import { CliError, EXIT, type CliDeps, type ExitCode } from './context.js';
+import { processIo } from './output.js';
+import { buildProgram } from './program.js';
+
+/**
+ * Entry point: `npm run cli -- <command>` (tsx cli/main.ts). Exit codes: 0 success, 1 failures
+ * found or partial, 2 usage errors. Ctrl-C stops long commands after the current batch with
+ * their state saved; a second Ctrl-C quits at once.
+ */
+export async function main(argv: string[], deps: CliDeps = {}): Promise<ExitCode> {
+  const io = deps.io ?? processIo();
+  let code: ExitCode = EXIT.ok;
+  const program = buildProgram({ ...deps, io }, (c) => (code = c));
+  try {
+    await program.parseAsync(argv, { from: 'user' });
+    return code;
+  } catch (e) {
+    // Commander already printed its message (unknown option, missing argument) or the help.
+    if (e instanceof CommanderError) return e.exitCode === 0 ? EXIT.ok : EXIT.usage;
+    const exitCode = e instanceof CliError ? e.exitCode : EXIT.failures;
+    const message = scrub(e instanceof Error ? (e instanceof CliError ? e.message : `${e.name}: ${e.message}`) : String(e));
+    io.err(`error: ${message}\n`);
+    if (program.opts<{ json?: boolean }>().json) io.out(`${JSON.stringify({ ok: false, error: { message, exitCode } }, null, 2)}\n`);
+    return exitCode;
+  }
+}
+
+if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) {
+  const controller = new AbortController();
+  process.on('SIGINT', () => {
+    if (controller.signal.aborted) process.exit(130);
+    process.stderr.write('\nstopping after the current batch (state is saved); press Ctrl-C again to quit now\n');
+    controller.abort();
+  });
+  process.exitCode = await main(process.argv.slice(2), { signal: controller.signal });
+}

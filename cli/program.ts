@@ -1,0 +1,213 @@
+import { Command, InvalidArgumentError, Option } from 'commander';
+import { CliError, DEFAULT_STACK_NAME, type CliDeps, type CommandResult, type ExitCode, type GlobalOptions } from './context.js';
+import { runBackfill } from './commands/backfill.js';
+import { runDlqList } from './commands/dlq.js';
+import { runImportUser } from './commands/import-user.js';
+import { runPreflight } from './commands/preflight.js';
+import { runReconcile } from './commands/reconcile.js';
+import { runRedrive, runRedriveCancel, runRedriveStatus } from './commands/redrive.js';
+import { runStatus } from './commands/status.js';
+import { runAttachTrigger, runDetachTrigger } from './commands/trigger.js';
+
+/**
+ * The operators' CLI: `npm run cli -- <command> --help`. Every command reads the deployed
+ * stack's outputs (--stack-name) unless flags give the resources; changes have --dry-run;
+ * --json prints one JSON document on stdout.
+ */
+const number = (value: string): number => {
+  const n = Number(value);
+  if (value.trim() === '' || !Number.isFinite(n)) throw new InvalidArgumentError('must be a number');
+  return n;
+};
+const collect = (value: string, previous: string[] = []): string[] => [...previous, ...value.split(',').map((v) => v.trim()).filter(Boolean)];
+
+const withMasterToken = (cmd: Command): Command =>
+  cmd
+    .option('--master-token-secret <id>', 'Secrets Manager id of the Tray master token (default: the stack output MasterTokenSecretId; env TRAY_MASTER_TOKEN also works)')
+    .option('--master-token-file <path>', 'file holding the Tray master token')
+    // Accepted only to refuse it without echoing the value: a token on the command line ends up in shell history.
+    .addOption(new Option('--master-token <token>').hideHelp());
+
+const withPool = (cmd: Command): Command => cmd.option('--user-pool-id <id>', 'Cognito user pool id (default: the stack output UserPoolId)');
+const withTable = (cmd: Command): Command => cmd.option('--table <name>', 'ledger table (default: the stack output LedgerTableName)');
+const withQueue = (cmd: Command): Command => cmd.option('--queue-url <url>', 'import queue URL (default: the stack output QueueUrl)');
+const withDryRun = (cmd: Command): Command => cmd.option('--dry-run', 'show what would be done; change nothing');
+
+export function buildProgram(deps: CliDeps, onResult: (code: ExitCode) => void): Command {
+  const program = new Command('tray-auth-import')
+    .description("Operators' commands for the Cognito → Tray Embedded authentication import")
+    .option('--stack-name <name>', 'deployed CloudFormation stack whose outputs locate queues, table, functions and secret', DEFAULT_STACK_NAME)
+    .option('--region <region>', 'AWS region (default: AWS_REGION / your profile)')
+    .option('--json', 'print the result as one JSON document on stdout')
+    .exitOverride()
+    .showHelpAfterError('(add --help for usage)');
+  if (deps.io) program.configureOutput({ writeOut: deps.io.out, writeErr: deps.io.err });
+
+  const act =
+    <O extends GlobalOptions>(run: (options: O, deps: CliDeps) => Promise<CommandResult<unknown>>) =>
+    async (_opts: unknown, cmd: Command) => {
+      onResult((await run(options<O>(cmd), deps)).exitCode);
+    };
+  const actWithArg =
+    <O extends GlobalOptions>(run: (arg: string, options: O, deps: CliDeps) => Promise<CommandResult<unknown>>) =>
+    async (arg: string, _opts: unknown, cmd: Command) => {
+      onResult((await run(arg, options<O>(cmd), deps)).exitCode);
+    };
+
+  withMasterToken(
+    program
+      .command('preflight')
+      .description('check a plan against the live Tray account: solution published, slot ids exact, gaps reported')
+      .option('--plan <file>', 'import plan (JSON)')
+      .option('--strict', 'fail on warnings too'),
+  ).action(act(runPreflight));
+
+  const dlq = program.command('dlq').description('dead-letter queue: `dlq list` shows the failed users and why');
+  dlq
+    .command('list')
+    .description('list dead-lettered messages (user, error code, step, reason) without removing them')
+    .option('--dlq-url <url>', 'dead-letter queue URL (default: the stack output DeadLetterQueueUrl)')
+    .option('--max <n>', 'list at most this many messages', number, 100)
+    .option('--table <name>', 'ledger table, for the lastError of messages without a reason (default: the stack output)')
+    .action(act(runDlqList));
+
+  const redrive = withDryRun(
+    program
+      .command('redrive')
+      .description('move dead-lettered messages back to the import queue (all with an SQS move task, or only matching ones)')
+      .option('--user <sub>', 'only this user (repeatable, or comma-separated)', collect)
+      .option('--error-code <code>', 'only messages with this error code, e.g. TRAY_REJECTED (repeatable)', collect)
+      .option('--rate <n>', 'messages per second (move task: MaxNumberOfMessagesPerSecond, at most 500)', number)
+      .option('--max <n>', 'selective move: scan at most this many messages', number)
+      .option('--dlq-url <url>', 'dead-letter queue URL (default: the stack output DeadLetterQueueUrl)')
+      .option('--dlq-arn <arn>', 'dead-letter queue ARN (default: the stack output DeadLetterQueueArn)')
+      .option('--queue-url <url>', 'import queue URL, for selective moves (default: the stack output QueueUrl)')
+      .option('--queue-arn <arn>', 'import queue ARN, the move task\'s destination (default: the stack output QueueArn)')
+      .option('--table <name>', 'ledger table, to match --error-code on messages without attributes'),
+  ).action(act(runRedrive));
+  redrive
+    .command('status')
+    .description('list the DLQ\'s message move tasks')
+    .option('--dlq-arn <arn>', 'dead-letter queue ARN (default: the stack output DeadLetterQueueArn)')
+    .action(act(runRedriveStatus));
+  withDryRun(
+    redrive
+      .command('cancel')
+      .description('cancel the running message move task')
+      .option('--dlq-arn <arn>', 'dead-letter queue ARN (default: the stack output DeadLetterQueueArn)'),
+  ).action(act(runRedriveCancel));
+
+  withDryRun(
+    withTable(
+      withQueue(
+        withPool(
+          program
+            .command('backfill')
+            .description('enqueue the pool\'s existing CONFIRMED users that are not imported yet (resumable)')
+            .option('--plan <file>', 'import plan: the message carries the attributes it needs')
+            .option('--attributes <list>', 'instead of --plan: attributes to carry, e.g. email,name,custom:tenant_id')
+            .option('--filter <expr>', 'Cognito ListUsers filter, e.g. \'email ^= "a"\'')
+            .option('--rate <n>', 'users per second', number)
+            .option('--state <file>', 'state file for resuming (default: .backfill-state-<poolId>.json)')
+            .option('--restart', 'ignore the state file and start from the first page'),
+        ),
+      ),
+    ),
+  ).action(act(runBackfill));
+
+  withDryRun(
+    withTable(
+      withQueue(
+        withPool(
+          program
+            .command('reconcile')
+            .description('enqueue confirmed users missing from the ledger, or failed/retrying for longer than --older-than')
+            .option('--plan <file>', 'import plan: the message carries the attributes it needs')
+            .option('--attributes <list>', 'instead of --plan: attributes to carry')
+            .option('--older-than <minutes>', 'leave users changed more recently than this alone', number, 15)
+            .option('--filter <expr>', 'Cognito ListUsers filter')
+            .option('--rate <n>', 'users per second', number),
+        ),
+      ),
+    ),
+  ).action(act(runReconcile));
+
+  withMasterToken(
+    withTable(
+      withPool(
+        program
+          .command('status')
+          .description("a user's ledger entry; with --live also the instance Tray reports")
+          .argument('<sub>', "the user's Cognito sub")
+          .option('--live', 'also ask Tray (master token) for the user\'s solution instances')
+          .option('--plan <file>', 'for --live: the plan whose Tray region to ask (or set TRAY_GRAPHQL_URL)'),
+      ),
+    ),
+  ).action(actWithArg(runStatus));
+
+  for (const [name, run, description] of [
+    ['attach-trigger', runAttachTrigger, 'make the deployed post-confirmation function the trigger of an existing pool (keeps every other setting)'],
+    ['detach-trigger', runDetachTrigger, 'remove the post-confirmation trigger from a pool (keeps every other setting)'],
+  ] as const) {
+    withDryRun(
+      withPool(
+        program
+          .command(name)
+          .description(description)
+          .option('--function-arn <arn>', 'the function (default: the stack output PostConfirmationFunctionArn)')
+          .option('--force', name === 'attach-trigger' ? 'replace another existing post-confirmation trigger' : 'remove the trigger even if it is another function'),
+      ),
+    ).action(act(run));
+  }
+
+  withMasterToken(
+    withDryRun(
+      withQueue(
+        withTable(
+          withPool(
+            program
+              .command('import-user')
+              .description('import one user now with the worker\'s workflow (or --enqueue it)')
+              .argument('<sub>', "the user's Cognito sub")
+              .option('--plan <file>', 'import plan (JSON)')
+              .option('--enqueue', 'only send the user\'s message to the import queue')
+              .option('--force', 'import a user who is not CONFIRMED'),
+          ),
+        ),
+      ),
+    ),
+  ).action(actWithArg(runImportUser));
+
+  program.addHelpText(
+    'after',
+    `
+Examples:
+  $ npm run cli -- preflight --plan plan.json
+  $ npm run cli -- dlq list
+  $ npm run cli -- redrive --error-code TRAY_UNAVAILABLE --dry-run
+  $ npm run cli -- redrive --rate 20          (all, with an SQS move task)
+  $ npm run cli -- redrive status
+  $ npm run cli -- redrive cancel
+  $ npm run cli -- backfill --user-pool-id eu-west-1_AbC --plan plan.json --rate 20
+  $ npm run cli -- reconcile --plan plan.json --dry-run
+  $ npm run cli -- status 3f1c... --live --plan plan.json
+  $ npm run cli -- attach-trigger --user-pool-id eu-west-1_AbC --dry-run
+  $ npm run cli -- detach-trigger --user-pool-id eu-west-1_AbC
+  $ npm run cli -- import-user 3f1c... --plan plan.json
+
+The Tray master token comes from TRAY_MASTER_TOKEN, --master-token-file or
+--master-token-secret (default: the stack's secret), never from a flag value.
+Exit codes: 0 success, 1 failures found or partial, 2 usage error.
+See docs/operators.md.`,
+  );
+  return program;
+}
+
+/** The command's options merged with the program's (--json, --stack-name, --region). */
+function options<O extends GlobalOptions>(cmd: Command): O {
+  const all = cmd.optsWithGlobals<O & { masterToken?: string }>();
+  if (all.masterToken !== undefined) {
+    throw new CliError('--master-token is not accepted: a token on the command line ends up in shell history. Set TRAY_MASTER_TOKEN, or pass --master-token-file PATH or --master-token-secret SECRET_ID');
+  }
+  return all;
+}

@@ -1,0 +1,581 @@
+import { relative } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { ChangeMessageVisibilityBatchCommand, GetQueueAttributesCommand, ReceiveMessageCommand, type Message, type SQSClient } from '@aws-sdk/client-sqs';
+import { clearCache } from '@middy/util';
+import type { Context, PostConfirmationTriggerEvent, SQSBatchResponse, SQSEvent } from 'aws-lambda';
+import pLimit from 'p-limit';
+import { ImportError } from '../../shared/errors.js';
+import { Ledger, type LedgerEntry } from '../../shared/ledger.js';
+import { MASTER_TOKEN_CACHE_KEY } from '../../shared/master-token.js';
+import { buildQueueMessage, DLQ_ATTRIBUTES } from '../../shared/message.js';
+import { loadPlanFile, referencedSecrets, requiredAttributes, type ImportPlan } from '../../shared/plan.js';
+import { renderTemplate } from '../../shared/template.js';
+import { DEMO_PLAN_PATH, DEMO_SOLUTION, DEMO_USER_POOL_ID, demoSecrets, postConfirmationEvent, type DemoUser } from '../demo.js';
+import { EventSourcePoller, type SqsHandler } from '../event-source-poller.js';
+import { startLocalStack, type LocalStack } from '../local-stack.js';
+import type { SeedSolution, Snapshot } from '../tray-standin/index.js';
+import { createProgress, type ProgressCounts } from './progress.js';
+import { renderReport, renderServeHelp } from './report.js';
+import { UsageError, type DeadLetterResult, type LocalRunOptions, type LocalRunResult, type RunCounts, type RunOutput, type ServeInfo, type UserResult } from './types.js';
+import { breakableAttribute, brokenUser, generateUsers, usersMissingAttributes } from './users.js';
+
+/**
+ * `npm start`: the whole pipeline on one machine, with the code that runs in AWS.
+ *
+ *   demo users ──(Cognito-shaped events)──▶ functions/post-confirmation/handler.ts ──▶ SQS emulator
+ *   SQS emulator ──(EventSourcePoller: Lambda's SQS semantics)──▶ functions/import-worker/handler.ts
+ *   import worker ──▶ Tray (stand-in, or yours) + DynamoDB ledger; failures ──▶ DLQ with their reason
+ *
+ * Both handlers are the real Lambda entry points, imported after the emulators' endpoints and
+ * the functions' settings are in process.env, exactly as Lambda configures them.
+ */
+
+/** The local deployment's settings (the CDK stack's, scaled down so that retries take seconds). */
+export const LOCAL_SETTINGS = {
+  /**
+   * The worker keeps 3 s back from its deadline (SAFETY_MARGIN_MS), and its Tray client starts
+   * a retry only if it fits before that: 8 s leaves room for in-invocation retries of 2 s calls.
+   */
+  functionTimeoutMs: 8_000,
+  /** Longer than the function timeout, as Lambda requires: an invocation in flight is never redelivered. */
+  visibilityTimeoutSeconds: 10,
+  maxReceiveCount: 5,
+  /**
+   * The deployed defaults (infra/config.ts): 2 invocations × 1 record at a time keeps the worker
+   * under Tray's 30 requests/s per partner, which matters when the Tray is yours.
+   */
+  batchSize: 5,
+  /** Concurrent invocations (maxConcurrency of the event source). */
+  pollers: 2,
+  batchConcurrency: 1,
+  trayTimeoutMs: 2_000,
+  enqueueTimeoutMs: 2_000,
+  /** Redelivery after a transient failure: 1–2 s instead of 30 s–15 min. */
+  retryBaseSeconds: 1,
+  retryMaxSeconds: 2,
+  signUpConcurrency: 4,
+  sampleIntervalMs: 250,
+} as const;
+
+export function processOutput(): RunOutput {
+  const ci = process.env.CI !== undefined && !/^(|0|false)$/i.test(process.env.CI);
+  const tty = process.stderr.isTTY && !ci ? process.stderr : undefined;
+  return { log: (line) => process.stdout.write(`${line}\n`), warn: (line) => process.stderr.write(`${line}\n`), tty };
+}
+
+type TriggerHandler = (event: PostConfirmationTriggerEvent) => Promise<PostConfirmationTriggerEvent>;
+type WorkerHandler = (event: SQSEvent, context: Context) => Promise<SQSBatchResponse | void>;
+
+let imports = 0;
+/** A fresh instance of a Lambda entry module: each reads its settings from process.env when loaded (cold start). */
+async function importEntry<T>(relativePath: string): Promise<T> {
+  const url = new URL(relativePath, import.meta.url);
+  url.searchParams.set('coldStart', String(++imports));
+  return (await import(url.href)) as T;
+}
+
+/** Sets variables (undefined deletes) and returns how to put them back. */
+function applyEnv(values: Record<string, string | undefined>): () => void {
+  const previous = Object.fromEntries(Object.keys(values).map((k) => [k, process.env[k]]));
+  const set = (k: string, v: string | undefined) => {
+    if (v === undefined) delete process.env[k];
+    else process.env[k] = v;
+  };
+  for (const [k, v] of Object.entries(values)) set(k, v);
+  return () => {
+    for (const [k, v] of Object.entries(previous)) set(k, v);
+  };
+}
+
+/** The trigger logs with console.log (plain JSON lines, as in Lambda); those lines are captured while users sign up. */
+async function withConsoleLogCaptured<T>(onLine: (line: string) => void, fn: () => Promise<T>): Promise<T> {
+  const original = console.log;
+  console.log = (...args: unknown[]) => onLine(args.map((a) => (typeof a === 'string' ? a : JSON.stringify(a))).join(' '));
+  try {
+    return await fn();
+  } finally {
+    console.log = original;
+  }
+}
+
+/** The solution the stand-in publishes: the demo's, or one with exactly the slots a custom plan names. */
+function standInSolution(plan: ImportPlan): SeedSolution {
+  if (plan.solutionId === DEMO_SOLUTION.id) return DEMO_SOLUTION;
+  return {
+    id: plan.solutionId,
+    title: `Solution for ${plan.solutionId} (stand-in)`,
+    authSlots: plan.auths.map((a) => ({ externalId: a.externalId, title: a.externalId })),
+    configSlots: plan.configValues.map((c) => ({ externalId: c.externalId, title: c.externalId })),
+  };
+}
+
+/** 120 s, or half a second per user for big runs (Tray's rate limit allows about 6 users/s). */
+export function defaultTimeoutSeconds(users: number): number {
+  return Math.max(120, Math.ceil(users / 2));
+}
+
+function attributesOf(user: DemoUser): Record<string, string> {
+  return { ...user.attributes, sub: user.sub, username: user.username };
+}
+
+/** Secret ids the plan will read for these users that are not seeded. */
+function unseededSecrets(plan: ImportPlan, users: readonly DemoUser[], secrets: Record<string, string>): string[] {
+  const ids = new Set(referencedSecrets(plan).ids);
+  for (const auth of plan.auths) {
+    for (const source of Object.values(auth.data)) {
+      const template = source.secret?.secretIdTemplate;
+      if (!template) continue;
+      for (const user of users) {
+        const rendered = renderTemplate(template, attributesOf(user));
+        if (rendered.ok) ids.add(rendered.value);
+      }
+    }
+  }
+  return [...ids].filter((id) => secrets[id] === undefined).sort();
+}
+
+async function queueDepth(sqs: SQSClient, queueUrl: string): Promise<number> {
+  const out = await sqs.send(
+    new GetQueueAttributesCommand({
+      QueueUrl: queueUrl,
+      AttributeNames: ['ApproximateNumberOfMessages', 'ApproximateNumberOfMessagesNotVisible', 'ApproximateNumberOfMessagesDelayed'],
+    }),
+  );
+  const a = out.Attributes ?? {};
+  return Number(a.ApproximateNumberOfMessages ?? 0) + Number(a.ApproximateNumberOfMessagesNotVisible ?? 0) + Number(a.ApproximateNumberOfMessagesDelayed ?? 0);
+}
+
+async function ledgerEntries(ledger: Ledger): Promise<LedgerEntry[]> {
+  const entries: LedgerEntry[] = [];
+  for await (const entry of ledger.entries(DEMO_USER_POOL_ID)) entries.push(entry);
+  return entries;
+}
+
+/**
+ * Every message of the DLQ with its reason attributes. They are made visible again afterwards:
+ * the DLQ belongs to operators (and, with --serve, to `aws sqs receive-message`).
+ */
+export async function readDeadLetters(sqs: SQSClient, dlqUrl: string): Promise<Message[]> {
+  const messages = new Map<string, Message>();
+  for (;;) {
+    const out = await sqs.send(
+      new ReceiveMessageCommand({ QueueUrl: dlqUrl, MaxNumberOfMessages: 10, WaitTimeSeconds: 0, MessageAttributeNames: ['All'], MessageSystemAttributeNames: ['All'] }),
+    );
+    const batch = out.Messages ?? [];
+    if (batch.length === 0) break;
+    for (const m of batch) messages.set(m.MessageId as string, m);
+  }
+  const all = [...messages.values()];
+  for (let i = 0; i < all.length; i += 10) {
+    await sqs.send(
+      new ChangeMessageVisibilityBatchCommand({
+        QueueUrl: dlqUrl,
+        Entries: all.slice(i, i + 10).map((m, j) => ({ Id: String(j), ReceiptHandle: m.ReceiptHandle as string, VisibilityTimeout: 0 })),
+      }),
+    );
+  }
+  return all;
+}
+
+function toDeadLetterResult(m: Message, brokenSub: string | undefined): DeadLetterResult {
+  const attr = (name: string) => m.MessageAttributes?.[name]?.StringValue;
+  let body: { username?: unknown; sub?: unknown } = {};
+  try {
+    body = JSON.parse(m.Body ?? '') as typeof body;
+  } catch {
+    // An unreadable body is reported as such.
+  }
+  const sub = attr(DLQ_ATTRIBUTES.sub) ?? (typeof body.sub === 'string' ? body.sub : undefined);
+  return {
+    messageId: m.MessageId as string,
+    username: typeof body.username === 'string' ? body.username : undefined,
+    sub,
+    errorCode: attr(DLQ_ATTRIBUTES.errorCode),
+    errorStep: attr(DLQ_ATTRIBUTES.step),
+    errorKind: attr(DLQ_ATTRIBUTES.kind),
+    errorReason: attr(DLQ_ATTRIBUTES.reason),
+    receiveCount: attr(DLQ_ATTRIBUTES.receiveCount),
+    expected: brokenSub !== undefined && sub === brokenSub,
+  };
+}
+
+/** Compares what the ledger says about a user with what the Tray stand-in holds. */
+function crossCheck(user: DemoUser, entry: LedgerEntry, plan: ImportPlan, snapshot: Snapshot, problems: string[]): boolean {
+  const before = problems.length;
+  const trayUser = snapshot.users.find((u) => u.id === entry.trayUserId);
+  if (!trayUser) problems.push(`Tray user ${entry.trayUserId} is not in the Tray stand-in`);
+  else {
+    const externalUserId = renderTemplate(plan.externalUserId, attributesOf(user));
+    if (externalUserId.ok && trayUser.externalUserId !== externalUserId.value) problems.push(`Tray user's externalUserId is "${trayUser.externalUserId}", expected "${externalUserId.value}"`);
+    if (trayUser.isTestUser !== plan.isTestUser) problems.push(`Tray user's isTestUser is ${trayUser.isTestUser}, the plan says ${plan.isTestUser}`);
+  }
+  for (const auth of plan.auths) {
+    const authId = entry.authIds[auth.externalId];
+    const stored = snapshot.authentications.find((a) => a.id === authId);
+    if (!stored) problems.push(`authentication ${authId} (${auth.externalId}) is not in the Tray stand-in`);
+    else if (stored.userId !== entry.trayUserId) problems.push(`authentication ${authId} belongs to Tray user ${stored.userId}, not ${entry.trayUserId}`);
+  }
+  const instance = snapshot.instances.find((i) => i.id === entry.instanceId);
+  if (!instance) problems.push(`instance ${entry.instanceId} is not in the Tray stand-in`);
+  else {
+    if (!instance.enabled) problems.push(`instance ${instance.id} is not enabled in the Tray stand-in`);
+    if (instance.owner !== entry.trayUserId) problems.push(`instance ${instance.id} belongs to Tray user ${instance.owner}, not ${entry.trayUserId}`);
+    if (instance.solutionId !== plan.solutionId) problems.push(`instance ${instance.id} is of solution ${instance.solutionId}, not ${plan.solutionId}`);
+    for (const auth of plan.auths) {
+      const slot = instance.authValues.find((v) => v.externalId === auth.externalId);
+      if (slot?.authId !== entry.authIds[auth.externalId]) problems.push(`instance ${instance.id}'s auth slot ${auth.externalId} holds ${slot?.authId ?? 'nothing'}, not ${entry.authIds[auth.externalId]}`);
+    }
+  }
+  return problems.length === before;
+}
+
+function duplicates(values: readonly string[]): string[] {
+  const seen = new Set<string>();
+  const dup = new Set<string>();
+  for (const v of values) (seen.has(v) ? dup : seen).add(v);
+  return [...dup];
+}
+
+export async function runLocalPipeline(options: LocalRunOptions = {}, output: RunOutput = processOutput()): Promise<LocalRunResult> {
+  const started = Date.now();
+  const planFile = options.planFile ?? fileURLToPath(DEMO_PLAN_PATH);
+  let plan: ImportPlan;
+  try {
+    plan = loadPlanFile(planFile);
+  } catch (e) {
+    if (e instanceof ImportError) throw new UsageError(e.message);
+    throw e;
+  }
+  const byo = options.tray !== undefined;
+  const faultRate = options.faultRate ?? 0.1;
+  const verbose = options.verbose === true;
+  const notes = [...(options.notes ?? [])];
+
+  const users = options.userList ?? generateUsers(plan, options.users ?? 10, { randomSubs: byo });
+  const breakable = options.brokenUser === false ? undefined : breakableAttribute(plan);
+  if (options.brokenUser !== false && !breakable) notes.push('no broken user this run: the plan reads no attribute that a user could lack.');
+  const broken = breakable ? brokenUser(plan, breakable.attribute, { randomSubs: byo }) : undefined;
+  if (broken && users.some((u) => u.sub === broken.sub)) throw new UsageError(`a user has the broken user's sub ${broken.sub}; pick another sub or pass --no-broken-user`);
+  for (const { user, missing } of usersMissingAttributes(plan, users)) {
+    notes.push(`${user.username} lacks ${missing.map((m) => `"${m}"`).join(', ')}, which the plan reads: it will be dead-lettered, and the run will fail.`);
+  }
+  // Sign-ups arrive while the worker runs; the broken one somewhere in the middle.
+  const signUps = [...users];
+  if (broken) signUps.splice(Math.floor(users.length / 2), 0, broken);
+
+  const demo = demoSecrets();
+  const masterToken = options.tray?.masterToken ?? demo.masterToken;
+  const secrets = { ...(byo ? {} : demo.credentials), ...options.secrets };
+  const unseeded = unseededSecrets(plan, signUps, secrets);
+  if (unseeded.length > 0) {
+    throw new UsageError(
+      `the plan reads secret${unseeded.length > 1 ? 's' : ''} ${unseeded.map((s) => `"${s}"`).join(', ')}, which ${unseeded.length > 1 ? 'are' : 'is'} not seeded: ` +
+        `pass --secrets-file secrets.json, e.g. {${JSON.stringify(unseeded[0])}: {"apiKey": "..."}}`,
+    );
+  }
+
+  if (!byo && plan.solutionId !== DEMO_SOLUTION.id) {
+    notes.push(`the stand-in publishes solution "${plan.solutionId}" with exactly the slots your plan names: attributes, templates and secrets are checked, your slot ids are not (only your Tray can: --tray-url/--tray-region).`);
+  }
+  if (byo && !plan.isTestUser) notes.push('the plan says isTestUser: false, so these users are created in your Tray account as real (billable) users.');
+  for (const note of notes) output.warn(`note: ${note}`);
+  const planName = relative(process.cwd(), planFile) || planFile;
+  output.log(
+    `Signing up ${users.length} user${users.length === 1 ? '' : 's'}${broken ? ' + 1 broken on purpose' : ''} with plan ${planName}; Tray: ` +
+      (byo ? `yours at ${options.tray?.url} (users created with isTestUser=${plan.isTestUser}, as the plan says)` : `the local stand-in, ${Math.round(faultRate * 1000) / 10}% of calls failing transiently`),
+  );
+  if (broken && breakable) {
+    output.log(`Broken on purpose: "${broken.username}" signs up without "${breakable.attribute}", which the plan reads at ${breakable.usedAt.join(', ')}: it must end in the dead-letter queue with its reason.`);
+  }
+
+  const base = options.basePort ?? 4710;
+  let stack: LocalStack;
+  try {
+    stack = await startLocalStack({
+      masterToken,
+      secrets,
+      maxReceiveCount: LOCAL_SETTINGS.maxReceiveCount,
+      visibilityTimeoutSeconds: LOCAL_SETTINGS.visibilityTimeoutSeconds,
+      tray: byo ? false : { solutions: [standInSolution(plan)], randomTransientFaultRate: faultRate },
+      ports: options.serve ? { sqs: base, dynamodb: base + 1, secretsManager: base + 2, tray: base + 3 } : undefined,
+    });
+  } catch (e) {
+    if ((e as { code?: string }).code === 'EADDRINUSE') throw new UsageError(`${(e as Error).message}: another program uses one of the ports ${base}–${base + 3}; pass --base-port`);
+    throw e;
+  }
+  const trayUrl = byo ? (options.tray?.url as string) : (stack.tray?.url as string);
+
+  // The functions' settings, as the CDK stack sets them (scaled down for a local run).
+  const restoreEnv = applyEnv({
+    MESSAGE_ATTRIBUTES: requiredAttributes(plan).join(','),
+    ENQUEUE_TIMEOUT_MS: String(LOCAL_SETTINGS.enqueueTimeoutMs),
+    IMPORT_PLAN: undefined,
+    IMPORT_PLAN_FILE: planFile,
+    TRAY_GRAPHQL_URL: trayUrl,
+    TRAY_TIMEOUT_MS: String(LOCAL_SETTINGS.trayTimeoutMs),
+    RETRY_BASE_SECONDS: String(LOCAL_SETTINGS.retryBaseSeconds),
+    RETRY_MAX_SECONDS: String(LOCAL_SETTINGS.retryMaxSeconds),
+    BATCH_CONCURRENCY: String(LOCAL_SETTINGS.batchConcurrency),
+    // 0: no cache. A positive value makes @middy/util re-fetch the secret on a timer forever,
+    // which would keep this process alive (and call a closed emulator) after the run.
+    MASTER_TOKEN_CACHE_MS: '0',
+    POWERTOOLS_LOG_LEVEL: verbose ? 'INFO' : 'SILENT',
+    POWERTOOLS_METRICS_DISABLED: verbose ? 'false' : 'true',
+  });
+  clearCache([MASTER_TOKEN_CACHE_KEY]);
+
+  let serving = false;
+  const cleanUp = async () => {
+    await stack.close();
+    restoreEnv();
+    clearCache([MASTER_TOKEN_CACHE_KEY]);
+  };
+  try {
+    const trigger = (await importEntry<{ handler: TriggerHandler }>('../../functions/post-confirmation/handler.js')).handler;
+    const worker = (await importEntry<{ handler: WorkerHandler }>('../../functions/import-worker/handler.js')).handler;
+    const ledger = new Ledger({ tableName: stack.tableName, client: stack.dynamodb });
+
+    const counters = { signedUp: 0, retried: 0, invocationErrors: 0, enabled: 0, deadLettered: 0 };
+    const enqueueFailed = new Set<string>();
+    const problems: string[] = [];
+    let lastInvocationError: string | undefined;
+
+    const handler: SqsHandler = async (event, context) => {
+      try {
+        const response = await worker(event, context);
+        const failures = response?.batchItemFailures?.length ?? 0;
+        counters.retried += failures;
+        if (serving) output.log(`worker: batch of ${event.Records.length}, ${event.Records.length - failures} done (imported or dead-lettered), ${failures} to retry`);
+        return response;
+      } catch (e) {
+        counters.invocationErrors += 1;
+        counters.retried += event.Records.length;
+        lastInvocationError = (e as Error).message;
+        throw e;
+      }
+    };
+    const poller = new EventSourcePoller({
+      sqs: stack.sqs,
+      queueUrl: stack.queueUrl,
+      handler,
+      batchSize: LOCAL_SETTINGS.batchSize,
+      concurrency: LOCAL_SETTINGS.pollers,
+      functionTimeoutMs: LOCAL_SETTINGS.functionTimeoutMs,
+      functionName: 'tray-auth-import-worker',
+    });
+
+    // Progress: ledger and DLQ sampled a few times a second. Against the stand-in, every fault it
+    // injected is a Tray call the worker retried (in the invocation, or on a later delivery).
+    const trayFaults = () => stack.tray?.calls.filter((c) => c.outcome === 'fault').length ?? 0;
+    const progress = createProgress(output, { bar: !verbose });
+    const counts = (): ProgressCounts => ({
+      signedUp: counters.signedUp,
+      toSignUp: signUps.length,
+      enabled: counters.enabled,
+      toEnable: users.length,
+      retried: counters.retried + trayFaults(),
+      deadLettered: counters.deadLettered,
+    });
+    const sample = async () => {
+      const entries = await ledgerEntries(ledger);
+      counters.enabled = entries.filter((e) => e.status === 'enabled').length;
+      const dlq = await stack.sqs.send(new GetQueueAttributesCommand({ QueueUrl: stack.dlqUrl, AttributeNames: ['ApproximateNumberOfMessages', 'ApproximateNumberOfMessagesNotVisible'] }));
+      counters.deadLettered = Number(dlq.Attributes?.ApproximateNumberOfMessages ?? 0) + Number(dlq.Attributes?.ApproximateNumberOfMessagesNotVisible ?? 0);
+    };
+    let sampling = true;
+    const sampler = (async () => {
+      while (sampling) {
+        await sample().catch(() => undefined);
+        progress.update(counts());
+        await new Promise((r) => setTimeout(r, LOCAL_SETTINGS.sampleIntervalMs));
+      }
+    })();
+
+    // Sign-ups: the real trigger, with Cognito's event, a few at a time.
+    let signUpsDone = false;
+    const onTriggerLine = (line: string) => {
+      let parsed: { level?: string; sub?: string } = {};
+      try {
+        parsed = JSON.parse(line) as typeof parsed;
+      } catch {
+        // not JSON: shown with --verbose only
+      }
+      if (parsed.level === 'ERROR' && parsed.sub) enqueueFailed.add(parsed.sub);
+      if (verbose) output.log(`[post-confirmation] ${line}`);
+    };
+    const signingUp = withConsoleLogCaptured(onTriggerLine, async () => {
+      const limit = pLimit(LOCAL_SETTINGS.signUpConcurrency);
+      await Promise.all(
+        signUps.map((user) =>
+          limit(async () => {
+            const event = postConfirmationEvent(user) as unknown as PostConfirmationTriggerEvent;
+            try {
+              const returned = await trigger(event);
+              if (returned !== event) problems.push(`the trigger did not return the event for ${user.username}: Cognito would fail the sign-up`);
+            } catch (e) {
+              problems.push(`the trigger threw for ${user.username} (Cognito would fail the sign-up): ${(e as Error).message}`);
+            }
+            counters.signedUp += 1;
+          }),
+        ),
+      );
+    }).finally(() => {
+      signUpsDone = true;
+    });
+
+    const timeoutSeconds = options.timeoutSeconds ?? defaultTimeoutSeconds(signUps.length);
+    let drained = true;
+    try {
+      await Promise.all([
+        signingUp,
+        poller.runUntil(async () => signUpsDone && (await queueDepth(stack.sqs, stack.queueUrl)) === 0, { timeoutMs: timeoutSeconds * 1000 }),
+      ]);
+    } catch (e) {
+      drained = false;
+      const message = (e as Error).message;
+      problems.push(/not drained/.test(message) ? `the import queue was not drained within ${timeoutSeconds}s (--timeout)` : `the worker's event source failed: ${message}`);
+    }
+    sampling = false;
+    await sampler;
+    await sample().catch(() => undefined);
+    progress.stop(counts());
+
+    // Collect: the ledger, the Tray stand-in, the DLQ, the queue.
+    const entries = new Map((await ledgerEntries(ledger)).map((e) => [e.sub, e]));
+    const snapshot = stack.tray?.snapshot();
+    const deadLettered = (await readDeadLetters(stack.sqs, stack.dlqUrl)).map((m) => toDeadLetterResult(m, broken?.sub));
+    const queueRemaining = await queueDepth(stack.sqs, stack.queueUrl);
+
+    const results: UserResult[] = signUps.map((user) => {
+      const expected = user === broken ? 'deadLettered' : 'enabled';
+      const entry = entries.get(user.sub);
+      const dead = deadLettered.filter((d) => d.sub === user.sub);
+      const r: UserResult = {
+        username: user.username,
+        sub: user.sub,
+        expected,
+        enqueued: !enqueueFailed.has(user.sub),
+        ledgerStatus: entry?.status,
+        trayUserId: entry?.trayUserId,
+        authIds: entry?.authIds ?? {},
+        instanceId: entry?.instanceId,
+        enabled: entry?.status === 'enabled' && entry.enabled,
+        deadLettered: dead.length > 0,
+        problems: [],
+      };
+      if (!r.enqueued) r.problems.push('the trigger could not enqueue the sign-up (its ERROR line shows with --verbose)');
+      if (expected === 'enabled') {
+        if (!entry) r.problems.push('no ledger entry: the worker never took this user');
+        else if (!r.enabled) r.problems.push(`ledger status "${entry.status}"${entry.lastError ? ` (${entry.lastError.code} at ${entry.lastError.step}: ${entry.lastError.message})` : ''}`);
+        else {
+          if (!entry.trayUserId) r.problems.push('enabled in the ledger without a Tray user id');
+          if (!entry.instanceId) r.problems.push('enabled in the ledger without an instance id');
+          for (const auth of plan.auths) if (!entry.authIds[auth.externalId]) r.problems.push(`enabled in the ledger without an auth id for ${auth.externalId}`);
+          if (snapshot && r.problems.length === 0) r.enabledInTray = crossCheck(user, entry, plan, snapshot, r.problems);
+        }
+        for (const d of dead) r.problems.push(`dead-lettered: ${d.errorCode ?? 'no reason'}${d.errorReason ? `: ${d.errorReason}` : ''}`);
+      } else {
+        if (dead.length === 0) r.problems.push('expected in the dead-letter queue, but it is not there');
+        else if (dead.length > 1) r.problems.push(`in the dead-letter queue ${dead.length} times`);
+        else if (dead[0]?.errorCode !== 'MISSING_ATTRIBUTE') r.problems.push(`dead-lettered with ${dead[0]?.errorCode ?? 'no reason'}, expected MISSING_ATTRIBUTE`);
+        if (entry?.trayUserId || entry?.instanceId) r.problems.push('the worker created something in Tray for it');
+      }
+      return r;
+    });
+
+    const known = new Set(signUps.map((u) => u.sub));
+    for (const d of deadLettered) if (!d.sub || !known.has(d.sub)) problems.push(`the dead-letter queue holds a message for an unknown user (${d.sub ?? 'no sub'}): ${d.errorCode ?? 'no reason'}`);
+    if (drained && queueRemaining > 0) problems.push(`${queueRemaining} message(s) still in the import queue`);
+    if (counters.invocationErrors > 0) output.warn(`note: ${counters.invocationErrors} invocation(s) failed as a whole (last: ${lastInvocationError}); their records were retried.`);
+
+    let tray: RunCounts['tray'];
+    if (snapshot) {
+      tray = {
+        users: snapshot.users.length,
+        authentications: snapshot.authentications.length,
+        instances: snapshot.instances.length,
+        enabledInstances: snapshot.instances.filter((i) => i.enabled).length,
+      };
+      const n = users.length;
+      const authsPerUser = plan.auths.length;
+      if (tray.users !== n) problems.push(`the Tray stand-in holds ${tray.users} users, expected exactly ${n}`);
+      if (tray.authentications !== n * authsPerUser) problems.push(`the Tray stand-in holds ${tray.authentications} authentications, expected exactly ${n * authsPerUser}`);
+      if (tray.instances !== n) problems.push(`the Tray stand-in holds ${tray.instances} instances, expected exactly ${n}`);
+      if (tray.enabledInstances !== tray.instances) problems.push(`${tray.instances - tray.enabledInstances} instance(s) in the Tray stand-in are not enabled`);
+      const dupUsers = duplicates(snapshot.users.map((u) => u.externalUserId));
+      if (dupUsers.length > 0) problems.push(`duplicate Tray users for externalUserId ${dupUsers.join(', ')}`);
+    }
+
+    const result: LocalRunResult = {
+      ok: false,
+      mode: byo ? 'tray' : 'standin',
+      trayUrl,
+      planFile,
+      users: results,
+      deadLettered,
+      counts: {
+        users: signUps.length,
+        signedUp: counters.signedUp - enqueueFailed.size,
+        enqueueFailed: enqueueFailed.size,
+        enabled: results.filter((r) => r.enabled).length,
+        retried: counters.retried,
+        trayFaults: stack.tray ? trayFaults() : undefined,
+        deadLettered: deadLettered.length,
+        invocationErrors: counters.invocationErrors,
+        queueRemaining,
+        tray,
+      },
+      problems,
+      broken: broken && breakable ? { username: broken.username, attribute: breakable.attribute, usedAt: breakable.usedAt } : undefined,
+      durationMs: Date.now() - started,
+    };
+    result.ok = problems.length === 0 && results.every((r) => r.problems.length === 0);
+    for (const line of renderReport(result)) output.log(line);
+
+    if (options.serve) {
+      result.serve = serveInfo(stack, plan, users[0]);
+      result.stop = await serve(poller, output, cleanUp);
+      serving = true;
+      for (const line of renderServeHelp(result.serve)) output.log(line);
+    }
+    return result;
+  } finally {
+    if (!serving) await cleanUp();
+  }
+}
+
+function serveInfo(stack: LocalStack, plan: ImportPlan, sample: DemoUser | undefined): ServeInfo {
+  let exampleMessage: string | undefined;
+  if (sample) {
+    const sub = 'ada-from-the-command-line';
+    const attributes = { ...sample.attributes, sub, email: 'ada@example.com', name: 'Ada Lovelace' };
+    exampleMessage = JSON.stringify(
+      buildQueueMessage({ userPoolId: DEMO_USER_POOL_ID, username: 'ada', userAttributes: attributes, attributeNames: requiredAttributes(plan), source: 'manual' }),
+    );
+  }
+  return {
+    sqs: stack.env.AWS_ENDPOINT_URL_SQS as string,
+    dynamodb: stack.env.AWS_ENDPOINT_URL_DYNAMODB as string,
+    secretsManager: stack.env.AWS_ENDPOINT_URL_SECRETS_MANAGER as string,
+    tray: stack.tray?.url,
+    queueUrl: stack.queueUrl,
+    dlqUrl: stack.dlqUrl,
+    tableName: stack.tableName,
+    exampleMessage,
+  };
+}
+
+/** --serve: the worker keeps consuming the queue until stop(). */
+async function serve(poller: EventSourcePoller, output: RunOutput, cleanUp: () => Promise<void>): Promise<() => Promise<void>> {
+  let stopping = false;
+  const running = poller.runUntil(() => stopping, { timeoutMs: Number.POSITIVE_INFINITY, idleWaitMs: 250 }).catch((e: unknown) => {
+    output.warn(`the worker's event source stopped: ${(e as Error).message}`);
+  });
+  let stopped: Promise<void> | undefined;
+  return () =>
+    (stopped ??= (async () => {
+      stopping = true;
+      await running;
+      await cleanUp();
+    })());
+}

@@ -1,0 +1,249 @@
+import {
+  CancelMessageMoveTaskCommand,
+  ListMessageMoveTasksCommand,
+  PurgeQueueCommand,
+  ReceiveMessageCommand,
+  DeleteMessageCommand,
+  SendMessageCommand,
+  SQSClient,
+  StartMessageMoveTaskCommand,
+  type Message,
+} from '@aws-sdk/client-sqs';
+import type { SQSRecord } from 'aws-lambda';
+import { mockClient } from 'aws-sdk-client-mock';
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { runDlqList, type DlqListResult } from '../cli/commands/dlq.js';
+import { runRedrive, runRedriveCancel, runRedriveStatus, type RedriveResult } from '../cli/commands/redrive.js';
+import { bufferIo } from '../cli/output.js';
+import { sendToDeadLetterQueue } from '../shared/dead-letter.js';
+import { ImportError, type ErrorCode } from '../shared/errors.js';
+import { Ledger } from '../shared/ledger.js';
+import { buildQueueMessage, DLQ_ATTRIBUTES } from '../shared/message.js';
+import { startLocalStack, type LocalStack } from '../local/local-stack.js';
+
+const POOL = 'us-east-1_RedrivePool';
+const QUEUE_ARN = 'arn:aws:sqs:us-east-1:000000000000:tray-auth-import-queue';
+
+let stack: LocalStack;
+
+beforeAll(async () => {
+  stack = await startLocalStack({ masterToken: 'master-token-redrive-tests', tray: false });
+});
+afterAll(async () => {
+  await stack?.close();
+});
+beforeEach(async () => {
+  await stack.sqs.send(new PurgeQueueCommand({ QueueUrl: stack.queueUrl }));
+  await stack.sqs.send(new PurgeQueueCommand({ QueueUrl: stack.dlqUrl }));
+});
+
+const body = (sub: string) =>
+  JSON.stringify(buildQueueMessage({ userPoolId: POOL, username: `user-${sub}`, userAttributes: { sub, email: `${sub}@example.com` }, attributeNames: ['email'], source: 'signup' }));
+
+/** Dead-letters a user as the worker does: the body unchanged, the reason in attributes. */
+async function deadLetter(sub: string, code: ErrorCode, step: 'createSolutionInstance' | 'authorize' = 'createSolutionInstance') {
+  const record = { messageId: `m-${sub}`, body: body(sub), attributes: { ApproximateReceiveCount: '5' } } as unknown as SQSRecord;
+  await sendToDeadLetterQueue(stack.sqs, stack.dlqUrl, record, new ImportError(code, step, `${code} for ${sub}`), { sub, userPoolId: POOL });
+}
+
+/** Receives and deletes everything visible: what a queue holds. */
+async function drain(url: string): Promise<Message[]> {
+  const all: Message[] = [];
+  for (;;) {
+    const out = await stack.sqs.send(new ReceiveMessageCommand({ QueueUrl: url, MaxNumberOfMessages: 10, VisibilityTimeout: 60, MessageAttributeNames: ['All'] }));
+    const got = out.Messages ?? [];
+    if (got.length === 0) return all;
+    all.push(...got);
+    for (const m of got) await stack.sqs.send(new DeleteMessageCommand({ QueueUrl: url, ReceiptHandle: m.ReceiptHandle }));
+  }
+}
+
+const subsOf = (messages: Message[]) => messages.map((m) => (JSON.parse(m.Body ?? '{}') as { sub: string }).sub).sort();
+
+const deps = (extra: { sqs?: SQSClient } = {}) => {
+  const io = bufferIo();
+  return { io, deps: { io, sqs: extra.sqs ?? stack.sqs, dynamodb: stack.dynamodb, receiveWaitSeconds: 0 } };
+};
+
+describe('dlq list', () => {
+  it('lists the dead-lettered users with their reasons, leaves them in the queue, and explains attribute-less ones from the ledger', async () => {
+    await deadLetter('sub-a', 'TRAY_REJECTED');
+    await deadLetter('sub-b', 'MISSING_ATTRIBUTE', 'authorize');
+    // Moved by SQS's own redrive (a crash): no attributes; the ledger holds the last error.
+    await stack.sqs.send(new SendMessageCommand({ QueueUrl: stack.dlqUrl, MessageBody: body('sub-c') }));
+    const ledger = new Ledger({ tableName: stack.tableName, client: stack.dynamodb });
+    await ledger.acquire({ userPoolId: POOL, sub: 'sub-c' }, 'o', 60_000, { username: 'user-sub-c', source: 'signup' });
+    await ledger.recordFailure({ userPoolId: POOL, sub: 'sub-c' }, 'o', { code: 'TRAY_TIMEOUT', step: 'createExternalUser', message: 'Tray did not answer' }, false);
+
+    const { io, deps: d } = deps();
+    const result = await runDlqList({ dlqUrl: stack.dlqUrl, table: stack.tableName, json: true }, d);
+    expect(result.exitCode).toBe(0);
+    const listed = io.json<DlqListResult>();
+    expect(listed.count).toBe(3);
+    const bySub = Object.fromEntries(listed.messages.map((m) => [m.sub, m]));
+    expect(bySub['sub-a']).toMatchObject({ origin: 'worker', errorCode: 'TRAY_REJECTED', step: 'createSolutionInstance', username: 'user-sub-a', receiveCount: 5 });
+    expect(bySub['sub-a']?.failedAt).toMatch(/^\d{4}-/);
+    expect(bySub['sub-b']).toMatchObject({ errorCode: 'MISSING_ATTRIBUTE', step: 'authorize' });
+    expect(bySub['sub-c']).toMatchObject({ origin: 'sqs-redrive', errorCode: 'TRAY_TIMEOUT', step: 'createExternalUser' });
+
+    // Nothing was removed, and everything is visible again at once.
+    expect(subsOf(await drain(stack.dlqUrl))).toEqual(['sub-a', 'sub-b', 'sub-c']);
+  });
+
+  it('prints a table without --json', async () => {
+    await deadLetter('sub-t', 'TRAY_REJECTED');
+    const { io, deps: d } = deps();
+    await runDlqList({ dlqUrl: stack.dlqUrl, table: stack.tableName }, d);
+    expect(io.stdout).toMatch(/sub\s+username\s+error/);
+    expect(io.stdout).toContain('TRAY_REJECTED');
+    expect(io.stdout).toContain('1 message(s)');
+  });
+});
+
+describe('redrive, selective', () => {
+  it('moves exactly the matching messages (body unchanged, without the error attributes) and leaves the rest', async () => {
+    await deadLetter('sub-1', 'TRAY_REJECTED');
+    await deadLetter('sub-2', 'TRAY_UNAVAILABLE');
+    await deadLetter('sub-3', 'TRAY_REJECTED');
+    await deadLetter('sub-4', 'MISSING_ATTRIBUTE');
+
+    const { io, deps: d } = deps();
+    const result = await runRedrive({ dlqUrl: stack.dlqUrl, queueUrl: stack.queueUrl, errorCode: ['TRAY_REJECTED'], json: true }, d);
+    expect(result.exitCode).toBe(0);
+    const out = io.json<RedriveResult>();
+    expect(out).toMatchObject({ mode: 'selective', moved: 2, scanned: 4, failed: [] });
+
+    const moved = await drain(stack.queueUrl);
+    expect(subsOf(moved)).toEqual(['sub-1', 'sub-3']);
+    for (const m of moved) {
+      expect(m.MessageAttributes?.[DLQ_ATTRIBUTES.errorCode]).toBeUndefined();
+      expect(JSON.parse(m.Body ?? '')).toMatchObject({ v: 1, userPoolId: POOL, source: 'signup' });
+    }
+    expect(subsOf(await drain(stack.dlqUrl))).toEqual(['sub-2', 'sub-4']);
+  });
+
+  it('keeps the body byte for byte', async () => {
+    await deadLetter('sub-exact', 'TRAY_REJECTED');
+    const [original] = await drain(stack.dlqUrl);
+    await stack.sqs.send(new SendMessageCommand({ QueueUrl: stack.dlqUrl, MessageBody: original?.Body, MessageAttributes: original?.MessageAttributes }));
+    const { deps: d } = deps();
+    await runRedrive({ dlqUrl: stack.dlqUrl, queueUrl: stack.queueUrl, user: ['sub-exact'] }, d);
+    const [moved] = await drain(stack.queueUrl);
+    expect(moved?.Body).toBe(original?.Body);
+  });
+
+  it('filters by user', async () => {
+    for (const sub of ['u1', 'u2', 'u3']) await deadLetter(sub, 'TRAY_REJECTED');
+    const { deps: d } = deps();
+    const result = await runRedrive({ dlqUrl: stack.dlqUrl, queueUrl: stack.queueUrl, user: ['u2'] }, d);
+    expect(result.data.moved).toBe(1);
+    expect(subsOf(await drain(stack.queueUrl))).toEqual(['u2']);
+    expect(subsOf(await drain(stack.dlqUrl))).toEqual(['u1', 'u3']);
+  });
+
+  it('--dry-run lists what would move and moves nothing', async () => {
+    await deadLetter('d1', 'TRAY_REJECTED');
+    await deadLetter('d2', 'TRAY_UNAVAILABLE');
+    const { io, deps: d } = deps();
+    const result = await runRedrive({ dlqUrl: stack.dlqUrl, errorCode: ['TRAY_UNAVAILABLE'], dryRun: true }, d);
+    expect(result.exitCode).toBe(0);
+    expect(result.data.matched?.map((m) => m.sub)).toEqual(['d2']);
+    expect(io.stdout).toContain('dry run: 1 of 2 message(s) would move');
+    expect(await drain(stack.queueUrl)).toEqual([]);
+    expect(subsOf(await drain(stack.dlqUrl))).toEqual(['d1', 'd2']);
+  });
+
+  it('deletes nothing when the send fails', async () => {
+    await deadLetter('f1', 'TRAY_REJECTED');
+    await deadLetter('f2', 'TRAY_REJECTED');
+    const calls: string[] = [];
+    const failing = new SQSClient({});
+    failing.middlewareStack.add(
+      (next, context) => async (args) => {
+        calls.push(context.commandName as string);
+        if (context.commandName === 'SendMessageCommand') throw Object.assign(new Error('queue unavailable'), { name: 'ServiceUnavailable' });
+        return next(args);
+      },
+      { step: 'initialize', name: 'failSends' },
+    );
+    const { io, deps: d } = deps({ sqs: failing });
+    const result = await runRedrive({ dlqUrl: stack.dlqUrl, queueUrl: stack.queueUrl, errorCode: ['TRAY_REJECTED'], json: true }, d);
+    failing.destroy();
+
+    expect(result.exitCode).toBe(1);
+    expect(io.json<RedriveResult>()).toMatchObject({ moved: 0 });
+    expect(result.data.failed?.map((f) => f.stage)).toEqual(['send', 'send']);
+    expect(calls).not.toContain('DeleteMessageCommand');
+    expect(await drain(stack.queueUrl)).toEqual([]);
+    // Both still there, and visible at once.
+    expect(subsOf(await drain(stack.dlqUrl))).toEqual(['f1', 'f2']);
+  });
+
+  it('matches --error-code on attribute-less messages through the ledger', async () => {
+    await stack.sqs.send(new SendMessageCommand({ QueueUrl: stack.dlqUrl, MessageBody: body('crashed') }));
+    const ledger = new Ledger({ tableName: stack.tableName, client: stack.dynamodb });
+    await ledger.acquire({ userPoolId: POOL, sub: 'crashed' }, 'o', 60_000, { username: 'user-crashed', source: 'signup' });
+    await ledger.recordFailure({ userPoolId: POOL, sub: 'crashed' }, 'o', { code: 'INTERNAL', step: 'authorize', message: 'boom' }, false);
+    const { deps: d } = deps();
+    const result = await runRedrive({ dlqUrl: stack.dlqUrl, queueUrl: stack.queueUrl, table: stack.tableName, errorCode: ['INTERNAL'] }, d);
+    expect(result.data.moved).toBe(1);
+    expect(subsOf(await drain(stack.queueUrl))).toEqual(['crashed']);
+  });
+});
+
+describe('redrive with an SQS move task (mocked: fauxqs lacks it)', () => {
+  it('starts a move task from the DLQ to the import queue at the given rate', async () => {
+    const sqs = new SQSClient({});
+    const mock = mockClient(sqs);
+    mock.on(StartMessageMoveTaskCommand).resolves({ TaskHandle: 'handle-1' });
+    const io = bufferIo();
+    const result = await runRedrive({ dlqArn: stack.dlqArn, queueArn: QUEUE_ARN, rate: 50, json: true }, { io, sqs });
+    expect(result.exitCode).toBe(0);
+    expect(mock.commandCalls(StartMessageMoveTaskCommand)[0]?.args[0].input).toEqual({ SourceArn: stack.dlqArn, DestinationArn: QUEUE_ARN, MaxNumberOfMessagesPerSecond: 50 });
+    expect(io.json()).toMatchObject({ mode: 'move-task', taskHandle: 'handle-1' });
+  });
+
+  it('refuses a rate above 500, and --max on a move task', async () => {
+    const sqs = new SQSClient({});
+    mockClient(sqs);
+    await expect(runRedrive({ dlqArn: stack.dlqArn, queueArn: QUEUE_ARN, rate: 501 }, { io: bufferIo(), sqs })).rejects.toMatchObject({ exitCode: 2, message: expect.stringContaining('--rate') });
+    await expect(runRedrive({ dlqArn: stack.dlqArn, queueArn: QUEUE_ARN, max: 5 }, { io: bufferIo(), sqs })).rejects.toMatchObject({ exitCode: 2, message: expect.stringContaining('--max applies to selective moves') });
+  });
+
+  it('reports a move task that cannot start (one is running)', async () => {
+    const sqs = new SQSClient({});
+    mockClient(sqs).on(StartMessageMoveTaskCommand).rejects(Object.assign(new Error('There is already a task running'), { name: 'UnsupportedOperation' }));
+    await expect(runRedrive({ dlqArn: stack.dlqArn, queueArn: QUEUE_ARN }, { io: bufferIo(), sqs })).rejects.toMatchObject({ exitCode: 1, message: expect.stringContaining('redrive status') });
+  });
+
+  it('status lists the tasks; cancel cancels the running one', async () => {
+    const sqs = new SQSClient({});
+    const mock = mockClient(sqs);
+    mock.on(ListMessageMoveTasksCommand).resolves({
+      Results: [
+        { TaskHandle: 'running-handle', Status: 'RUNNING', SourceArn: stack.dlqArn, ApproximateNumberOfMessagesMoved: 3, ApproximateNumberOfMessagesToMove: 10, StartedTimestamp: 1_700_000_000_000 },
+        { Status: 'COMPLETED', SourceArn: stack.dlqArn, ApproximateNumberOfMessagesMoved: 4, ApproximateNumberOfMessagesToMove: 4 },
+      ],
+    });
+    mock.on(CancelMessageMoveTaskCommand).resolves({ ApproximateNumberOfMessagesMoved: 3 });
+
+    const io = bufferIo();
+    const status = await runRedriveStatus({ dlqArn: stack.dlqArn, json: true }, { io, sqs });
+    expect(status.exitCode).toBe(0);
+    expect(io.json<{ tasks: { status: string; moved: number }[] }>().tasks.map((t) => [t.status, t.moved])).toEqual([['RUNNING', 3], ['COMPLETED', 4]]);
+    expect(mock.commandCalls(ListMessageMoveTasksCommand)[0]?.args[0].input).toMatchObject({ SourceArn: stack.dlqArn });
+
+    const dry = await runRedriveCancel({ dlqArn: stack.dlqArn, dryRun: true }, { io: bufferIo(), sqs });
+    expect(dry.data.cancelled?.taskHandle).toBe('running-handle');
+    expect(mock.commandCalls(CancelMessageMoveTaskCommand)).toHaveLength(0);
+
+    await runRedriveCancel({ dlqArn: stack.dlqArn }, { io: bufferIo(), sqs });
+    expect(mock.commandCalls(CancelMessageMoveTaskCommand)[0]?.args[0].input).toEqual({ TaskHandle: 'running-handle' });
+  });
+
+  it('cancel without a running task fails with exit code 1', async () => {
+    const sqs = new SQSClient({});
+    mockClient(sqs).on(ListMessageMoveTasksCommand).resolves({ Results: [{ Status: 'COMPLETED' }] });
+    await expect(runRedriveCancel({ dlqArn: stack.dlqArn }, { io: bufferIo(), sqs })).rejects.toMatchObject({ exitCode: 1 });
+  });
+});
