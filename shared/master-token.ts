@@ -7,8 +7,8 @@ import { masterTokenFromSecret } from './master-token-secret.js';
 import type { MasterTokenSource } from './tray/client.js';
 
 /**
- * The Tray master token, read by `@middy/secrets-manager` (cached for `cacheExpiry` ms so a
- * rotated token is picked up) and exposed to the handler as a MasterTokenSource whose
+ * The Tray master token, read by `@middy/secrets-manager` (cached; re-read when an invocation
+ * starts more than `cacheExpiryMs` after the last read, so a rotated token is picked up) and exposed to the handler as a MasterTokenSource whose
  * `refresh()` clears middy's cache and re-runs the same middleware — the one way to refetch
  * inside an invocation after Tray answers 401. `clearCache` comes from the same `@middy/util`
  * copy the middleware uses (one middy major installed), otherwise it would silently do nothing.
@@ -23,7 +23,10 @@ export function masterTokenMiddleware(options: { secretId: string; cacheExpiryMs
   const fetcher = secretsManager({
     fetchData: { masterToken: options.secretId },
     cacheKey: MASTER_TOKEN_CACHE_KEY,
-    cacheExpiry: options.cacheExpiryMs,
+    // Cached without a refresh timer: with a positive expiry middy re-reads the secret in the
+    // background on a timer, and a failed background read is an unhandled rejection that
+    // crashes the runtime. Expiry is applied below instead, when an invocation starts.
+    cacheExpiry: -1,
     // Prefetching at import time would read the secret before the handler's configuration is
     // validated (and in tests before the stand-in is up); the first invocation reads it instead.
     disablePrefetch: true,
@@ -37,8 +40,18 @@ export function masterTokenMiddleware(options: { secretId: string; cacheExpiryMs
     if (pending instanceof Promise) pending.catch(() => undefined);
   };
 
+  let fetchedAt = Number.NEGATIVE_INFINITY;
+  const expireIfStale = () => {
+    if (Date.now() - fetchedAt >= options.cacheExpiryMs) {
+      clearCache([MASTER_TOKEN_CACHE_KEY]);
+      fetchedAt = Date.now();
+    }
+  };
+
   return {
     before: async (request) => {
+      // A rotated token is picked up at most cacheExpiryMs after rotation (0: every invocation).
+      expireIfStale();
       await fetchInto(request);
       const read = async () => {
         try {
@@ -56,6 +69,7 @@ export function masterTokenMiddleware(options: { secretId: string; cacheExpiryMs
         refresh: () =>
           (inflight ??= (async () => {
             clearCache([MASTER_TOKEN_CACHE_KEY]);
+            fetchedAt = Date.now();
             await fetchInto(request);
             return read();
           })().finally(() => setTimeout(() => (inflight = undefined), 0))),

@@ -122,3 +122,33 @@ describe('master token: cached, refetched once after a 401, permanent when still
     expect(h.stack.tray!.snapshot().users.filter((u) => u.externalUserId === users[13]!.sub)).toHaveLength(0);
   });
 });
+
+describe('master token cache expiry', () => {
+  let h: Harness;
+  beforeAll(async () => {
+    h = await startHarness({ env: { MASTER_TOKEN_CACHE_MS: '300' } });
+  });
+  afterAll(async () => h?.close());
+
+  it('re-reads the secret once the cache expired, so a rotation is picked up without a 401', async () => {
+    await h.send(h.messageFor(users[15]!));
+    await h.drain();
+    expect(h.stack.secretsStandIn.reads(DEMO_MASTER_TOKEN_SECRET)).toBe(1);
+    const rotated = `rotated-master-${Math.random().toString(36).slice(2)}`;
+    h.stack.secretsStandIn.put(DEMO_MASTER_TOKEN_SECRET, rotated);
+    h.stack.tray!.setMasterToken(rotated);
+    await new Promise((r) => setTimeout(r, 400));
+    const refusedBefore = h.stack.tray!.calls.filter((c) => c.tokenKind === 'invalid').length;
+    await h.send(h.messageFor(users[16]!));
+    await h.drain();
+    await expectImportedExactlyOnce(h, users[16]!);
+    expect(h.stack.secretsStandIn.reads(DEMO_MASTER_TOKEN_SECRET)).toBe(2);
+    expect(h.stack.tray!.calls.filter((c) => c.tokenKind === 'invalid').length).toBe(refusedBefore);
+  });
+
+  it('leaves no timer behind that reads the secret in the background', async () => {
+    const reads = h.stack.secretsStandIn.reads(DEMO_MASTER_TOKEN_SECRET);
+    await new Promise((r) => setTimeout(r, 1_000));
+    expect(h.stack.secretsStandIn.reads(DEMO_MASTER_TOKEN_SECRET)).toBe(reads);
+  });
+});

@@ -266,7 +266,8 @@ export async function runLocalPipeline(options: LocalRunOptions = {}, output: Ru
   const demo = demoSecrets();
   const masterToken = options.tray?.masterToken ?? demo.masterToken;
   const secrets = { ...(byo ? {} : demo.credentials), ...options.secrets };
-  const unseeded = unseededSecrets(plan, signUps, secrets);
+  // The broken user fails before any secret is read.
+  const unseeded = unseededSecrets(plan, users, secrets);
   if (unseeded.length > 0) {
     throw new UsageError(
       `the plan reads secret${unseeded.length > 1 ? 's' : ''} ${unseeded.map((s) => `"${s}"`).join(', ')}, which ${unseeded.length > 1 ? 'are' : 'is'} not seeded: ` +
