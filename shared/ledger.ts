@@ -44,6 +44,9 @@ export const LedgerEntrySchema = z.object({
   enabledAt: z.string().optional(),
 });
 export type LedgerEntry = z.infer<typeof LedgerEntrySchema>;
+
+export const LedgerStatusSummarySchema = LedgerEntrySchema.pick({ sub: true, status: true, updatedAt: true, leaseUntil: true, lastError: true });
+export type LedgerStatusSummary = z.infer<typeof LedgerStatusSummarySchema>;
 export type LedgerStatus = z.infer<typeof LedgerStatusSchema>;
 
 export interface UserKey {
@@ -90,6 +93,28 @@ export class Ledger {
         new QueryCommand({ TableName: this.tableName, KeyConditionExpression: 'userPoolId = :p', ExpressionAttributeValues: { ':p': userPoolId }, ExclusiveStartKey: start }),
       );
       for (const item of out.Items ?? []) yield LedgerEntrySchema.parse(item);
+      start = out.LastEvaluatedKey;
+    } while (start);
+  }
+
+  /**
+   * Where every user of a pool stands, without the rest of each item: what backfill and
+   * reconcile need to decide whom to enqueue, at a fraction of the read cost on large pools.
+   */
+  async *statuses(userPoolId: string): AsyncGenerator<LedgerStatusSummary> {
+    let start: Record<string, unknown> | undefined;
+    do {
+      const out = await this.doc.send(
+        new QueryCommand({
+          TableName: this.tableName,
+          KeyConditionExpression: 'userPoolId = :p',
+          ProjectionExpression: '#sub, #status, updatedAt, leaseUntil, lastError',
+          ExpressionAttributeNames: { '#sub': 'sub', '#status': 'status' },
+          ExpressionAttributeValues: { ':p': userPoolId },
+          ExclusiveStartKey: start,
+        }),
+      );
+      for (const item of out.Items ?? []) yield LedgerStatusSummarySchema.parse(item);
       start = out.LastEvaluatedKey;
     } while (start);
   }

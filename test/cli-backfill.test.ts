@@ -304,7 +304,7 @@ describe('backfill', () => {
 });
 
 describe('reconcile', () => {
-  it('enqueues exactly the confirmed users missing from the ledger or failed/retrying for longer than --older-than', async () => {
+  it('enqueues exactly the confirmed users missing from the ledger, failed/retrying, or stuck in progress for longer than --older-than', async () => {
     const recent = new Date(Date.now() - 2 * 60_000);
     servePool(
       [
@@ -314,8 +314,9 @@ describe('reconcile', () => {
         cognitoUser(4), // failed 5 min ago → not yet
         cognitoUser(5), // missing, confirmed long ago → yes
         cognitoUser(6, 'CONFIRMED', recent), // missing but just confirmed: its message may be in flight
-        cognitoUser(7), // in progress
+        cognitoUser(7), // in progress 30 min ago, lease long expired: stuck → yes
         cognitoUser(8, 'UNCONFIRMED'), // missing but not confirmed
+        cognitoUser(9), // in progress right now (lease held) → no
       ],
       3,
     );
@@ -324,6 +325,7 @@ describe('reconcile', () => {
     await seedLedger(3, 'retrying', 30);
     await seedLedger(4, 'failed', 5);
     await seedLedger(7, 'in_progress', 30);
+    await seedLedger(9, 'in_progress', 0);
 
     const { io, deps } = backfillDeps();
     const dry = await runReconcile({ userPoolId: POOL, table: stack.tableName, plan: PLAN, dryRun: true, json: true }, deps);
@@ -332,18 +334,19 @@ describe('reconcile', () => {
       [sub(2), 'failed'],
       [sub(3), 'retrying'],
       [sub(5), 'missing'],
+      [sub(7), 'stuck'],
     ]);
     expect(await queued()).toEqual([]);
 
     const run = await runReconcile({ userPoolId: POOL, queueUrl: stack.queueUrl, table: stack.tableName, plan: PLAN }, backfillDeps().deps);
     expect(run.exitCode).toBe(0);
-    expect(run.data).toMatchObject({ enqueued: 3, recent: 2, failed: [] });
+    expect(run.data).toMatchObject({ enqueued: 4, recent: 2, failed: [] });
     const messages = await queued();
-    expect(messages.map((m) => m.sub).sort()).toEqual([sub(2), sub(3), sub(5)]);
+    expect(messages.map((m) => m.sub).sort()).toEqual([sub(2), sub(3), sub(5), sub(7)]);
     expect(messages.every((m) => m.source === 'reconcile')).toBe(true);
 
     // With a shorter window, the recently failed user is due too.
     const shorter = await runReconcile({ userPoolId: POOL, table: stack.tableName, plan: PLAN, dryRun: true, olderThan: 1 }, backfillDeps().deps);
-    expect(shorter.data.candidates.map((c) => c.sub)).toEqual([sub(2), sub(3), sub(4), sub(5), sub(6)]);
+    expect(shorter.data.candidates.map((c) => c.sub)).toEqual([sub(2), sub(3), sub(4), sub(5), sub(6), sub(7)]);
   });
 });

@@ -68,7 +68,7 @@ export async function runBackfill(options: BackfillOptions, deps?: CliDeps): Pro
     }
 
     const enabled = new Set<string>();
-    for await (const entry of ledger.entries(userPoolId)) if (entry.status === 'enabled') enabled.add(entry.sub);
+    for await (const entry of ledger.statuses(userPoolId)) if (entry.status === 'enabled') enabled.add(entry.sub);
     const enqueued = new Set(state.enqueued);
     const save = () => {
       if (!options.dryRun) writeState(statePath, state, new Date(ctx.now()));

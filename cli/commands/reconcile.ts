@@ -1,4 +1,4 @@
-import type { LedgerEntry } from '../../shared/ledger.js';
+import type { LedgerStatusSummary } from '../../shared/ledger.js';
 import type { QueueMessage } from '../../shared/message.js';
 import { isConfirmed, listUsersPage, messageForUser } from '../cognito-users.js';
 import { CliError, EXIT, positiveNumber, withContext, type CliDeps, type CommandResult, type GlobalOptions } from '../context.js';
@@ -26,8 +26,9 @@ export interface ReconcileOptions extends GlobalOptions, AttributeOptions {
 export interface ReconcileCandidate {
   sub: string;
   username: string;
-  reason: 'missing' | 'failed' | 'retrying';
-  lastError?: LedgerEntry['lastError'];
+  /** `stuck`: in progress, but no delivery holds its lease any more (e.g. SQS dead-lettered it after repeated crashes). */
+  reason: 'missing' | 'failed' | 'retrying' | 'stuck';
+  lastError?: LedgerStatusSummary['lastError'];
   since?: string | undefined;
 }
 
@@ -57,8 +58,8 @@ export async function runReconcile(options: ReconcileOptions, deps?: CliDeps): P
     const ledger = await ctx.ledger(options.table);
     const cutoff = ctx.now() - olderThan * 60_000;
 
-    const entries = new Map<string, LedgerEntry>();
-    for await (const entry of ledger.entries(userPoolId)) entries.set(entry.sub, entry);
+    const entries = new Map<string, LedgerStatusSummary>();
+    for await (const entry of ledger.statuses(userPoolId)) entries.set(entry.sub, entry);
 
     const summary: ReconcileSummary = { userPoolId, dryRun: options.dryRun === true, olderThanMinutes: olderThan, listed: 0, confirmed: 0, recent: 0, candidates: [], enqueued: 0, failed: [], invalid: [] };
     const pacer = new Pacer(rate, ctx.now, ctx.sleep);
@@ -90,9 +91,11 @@ export async function runReconcile(options: ReconcileOptions, deps?: CliDeps): P
             const changed = user.UserLastModifiedDate?.getTime() ?? user.UserCreateDate?.getTime();
             if (changed !== undefined && changed > cutoff) summary.recent++;
             else candidate = { sub: message.sub, username: message.username, reason: 'missing', since: changed ? new Date(changed).toISOString() : undefined };
-          } else if (entry.status === 'failed' || entry.status === 'retrying') {
+          } else if (entry.status !== 'enabled') {
+            const stuck = entry.status === 'in_progress';
+            if (stuck && (entry.leaseUntil ?? 0) > ctx.now()) continue; // a delivery is working on it right now
             if (Date.parse(entry.updatedAt) > cutoff) summary.recent++;
-            else candidate = { sub: message.sub, username: message.username, reason: entry.status, lastError: entry.lastError, since: entry.updatedAt };
+            else candidate = { sub: message.sub, username: message.username, reason: entry.status === 'in_progress' ? 'stuck' : entry.status, lastError: entry.lastError, since: entry.updatedAt };
           }
           if (!candidate) continue;
           summary.candidates.push(candidate);
