@@ -4,7 +4,7 @@ import { runBackfill } from './commands/backfill.js';
 import { runDlqList } from './commands/dlq.js';
 import { runImportUser } from './commands/import-user.js';
 import { runPreflight } from './commands/preflight.js';
-import { runReconcile } from './commands/reconcile.js';
+import { DEFAULT_OLDER_THAN_MINUTES, runReconcile } from './commands/reconcile.js';
 import { runRedrive, runRedriveCancel, runRedriveStatus } from './commands/redrive.js';
 import { runStatus } from './commands/status.js';
 import { runAttachTrigger, runDetachTrigger } from './commands/trigger.js';
@@ -121,10 +121,16 @@ export function buildProgram(deps: CliDeps, onResult: (code: ExitCode) => void):
         withPool(
           program
             .command('reconcile')
-            .description('enqueue confirmed users missing from the ledger, or failed/retrying for longer than --older-than')
+            .description('enqueue confirmed users missing from the ledger, or retrying/stuck for longer than --older-than (failed ones with --include-failed)')
             .option('--plan <file>', 'import plan: the message carries the attributes it needs')
             .option('--attributes <list>', 'instead of --plan: attributes to carry')
-            .option('--older-than <minutes>', 'leave users changed more recently than this alone', number, 15)
+            .option(
+              '--older-than <minutes>',
+              'leave users changed more recently than this alone; the default is twice the worker\'s longest retry delay (15 min), so no pending retry is raced',
+              number,
+              DEFAULT_OLDER_THAN_MINUTES,
+            )
+            .option('--include-failed', 'also re-enqueue users whose import failed permanently (ledger status failed), with fresh attributes from Cognito: after fixing their cause')
             .option('--filter <expr>', 'Cognito ListUsers filter')
             .option('--rate <n>', 'users per second', number),
         ),
@@ -190,6 +196,7 @@ Examples:
   $ npm run cli -- redrive cancel
   $ npm run cli -- backfill --user-pool-id eu-west-1_AbC --plan plan.json --rate 20
   $ npm run cli -- reconcile --plan plan.json --dry-run
+  $ npm run cli -- reconcile --plan plan.json --include-failed   (after fixing failed users' attributes)
   $ npm run cli -- status 3f1c... --live --plan plan.json
   $ npm run cli -- attach-trigger --user-pool-id eu-west-1_AbC --dry-run
   $ npm run cli -- detach-trigger --user-pool-id eu-west-1_AbC

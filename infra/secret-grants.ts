@@ -5,7 +5,11 @@ import { DeployConfigError } from './config.js';
 
 /**
  * The secrets the worker may read, as IAM resources, and nothing more:
- * - a full ARN (from the config or the plan) is used as is: the exact secret;
+ * - a complete ARN (from the config or the plan; it ends in "-" and the six random characters
+ *   Secrets Manager appends) is used as is: the exact secret;
+ * - a partial ARN (the plan's `arn:…:secret:<name>`, without that suffix: GetSecretValue accepts
+ *   it, but IAM compares the policy with the secret's real, complete ARN) becomes `<arn>-??????`,
+ *   for the same reason as a name;
  * - a secret name becomes `arn:…:secret:<name>-??????`: Secrets Manager appends "-" and six
  *   random characters to every secret's ARN, and `?` matches exactly one character, so this
  *   matches that one secret (and not "<name>-suffix-longer" nor "<name>2");
@@ -21,6 +25,8 @@ export interface SecretResources {
 
 const NAME = /^[A-Za-z0-9/_+=.@-]{1,512}$/;
 const ARN = /^arn:aws[a-z-]*:secretsmanager:[a-z0-9-]+:\d{12}:secret:[A-Za-z0-9/_+=.@-]+$/;
+/** A complete secret ARN ends in "-" and six random alphanumerics; without them it is a partial ARN. */
+const COMPLETE_ARN_SUFFIX = /-[A-Za-z0-9]{6}$/;
 
 export function secretResources(scope: IConstruct, plan: ImportPlan, masterToken: { name?: string | undefined; arn?: string | undefined }): SecretResources {
   const stack = Stack.of(scope);
@@ -31,7 +37,7 @@ export function secretResources(scope: IConstruct, plan: ImportPlan, masterToken
   if (masterToken.arn) exact.add(masterToken.arn);
   else if (masterToken.name) exact.add(secretArn(`${masterToken.name}-??????`));
   for (const id of ids) {
-    if (ARN.test(id)) exact.add(id);
+    if (ARN.test(id)) exact.add(COMPLETE_ARN_SUFFIX.test(id) ? id : `${id}-??????`);
     else if (NAME.test(id)) exact.add(secretArn(`${id}-??????`));
     else throw new DeployConfigError(`import plan: secretId "${id}" is neither a secret name (letters, digits and /_+=.@-) nor a secret ARN`);
   }

@@ -118,10 +118,11 @@ export class TrayAuthImportStack extends Stack {
     workerRole.addToPrincipalPolicy(
       new PolicyStatement({ sid: 'DeadLetterWithReason', actions: ['sqs:SendMessage'], resources: [deadLetterQueue.queueArn] }),
     );
+    // The worker reads and updates one user's item at a time; only the operators' CLI queries a pool.
     workerRole.addToPrincipalPolicy(
       new PolicyStatement({
         sid: 'Ledger',
-        actions: ['dynamodb:GetItem', 'dynamodb:UpdateItem', 'dynamodb:Query'],
+        actions: ['dynamodb:GetItem', 'dynamodb:UpdateItem'],
         resources: [this.table.tableArn],
       }),
     );

@@ -22,7 +22,7 @@ export const WorkerEnvSchema = z.object({
   /** Must equal the queue's redrive maxReceiveCount: on the last delivery the worker dead-letters with a reason. */
   MAX_RECEIVE_COUNT: positiveInt(5),
   /** Records of one batch imported at once; bounded so a batch cannot burst past Tray's rate limit. */
-  BATCH_CONCURRENCY: positiveInt(5),
+  BATCH_CONCURRENCY: positiveInt(1),
   TRAY_TIMEOUT_MS: positiveInt(10_000),
   /** Visibility timeout after a transient failure: base × 2^(receives−1), capped, with jitter. */
   RETRY_BASE_SECONDS: positiveInt(30),

@@ -28,6 +28,7 @@ export const ERROR_CODES = {
   TRAY_NETWORK: 'transient',
   AWS_UNAVAILABLE: 'transient',
   USER_BUSY: 'transient',
+  OUT_OF_TIME: 'transient',
   RETRIES_EXHAUSTED: 'permanent',
   INTERNAL: 'transient',
 } as const satisfies Record<string, FailureKind>;

@@ -42,6 +42,8 @@ export interface WorkerDeps {
 
 /** Time kept back from the Lambda deadline to report results and dead-letter. */
 const SAFETY_MARGIN_MS = 3_000;
+/** The lease outlasts the invocation by this much (clock skew between Lambda and DynamoDB). */
+const LEASE_MARGIN_MS = 2_000;
 
 export function createImportWorker(deps: WorkerDeps) {
   const { config } = deps;
@@ -65,7 +67,9 @@ export function createImportWorker(deps: WorkerDeps) {
         tray,
         ledger,
         secrets,
-        leaseMs: Math.max(1_000, deadline - Date.now()),
+        // Held until the invocation can no longer be running: no call outlives the deadline, and
+        // Lambda ends the invocation SAFETY_MARGIN_MS after it.
+        leaseMs: context.getRemainingTimeInMillis() + LEASE_MARGIN_MS,
         deadline,
         callTimeoutMs: config.TRAY_TIMEOUT_MS,
         lastAttempt,

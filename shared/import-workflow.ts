@@ -3,7 +3,6 @@ import { asImportError, ImportError, type Step } from './errors.js';
 import { pendingKey, type Ledger, type LedgerEntry, type UserKey } from './ledger.js';
 import type { QueueMessage } from './message.js';
 import type { ImportPlan } from './plan.js';
-import { registerSecret } from './redact.js';
 import { withRetry } from './retry.js';
 import { renderImport, type RenderedAuth, type RenderedImport } from './render.js';
 import type { SecretReader } from './secrets.js';
@@ -42,6 +41,9 @@ export type ImportEvent =
   | { type: 'created'; object: 'user' | 'auth' | 'instance'; id: string; externalId?: string }
   | { type: 'reauthorized' };
 
+/** A user is started only with at least this much time left (a few Tray calls' worth). */
+const MIN_TIME_TO_START_MS = 3_000;
+
 export type ImportOutcome = { outcome: 'enabled' | 'alreadyEnabled'; entry: LedgerEntry };
 
 export async function importUser(message: QueueMessage, deps: ImportDeps): Promise<ImportOutcome> {
@@ -51,6 +53,10 @@ export async function importUser(message: QueueMessage, deps: ImportDeps): Promi
 
   const existing = await deps.ledger.get(key);
   if (existing?.status === 'enabled') return { outcome: 'alreadyEnabled', entry: existing };
+  if (deps.deadline !== undefined && deps.deadline - Date.now() < MIN_TIME_TO_START_MS) {
+    // Too late in the invocation to import anyone: hand the message back without taking the user.
+    throw new ImportError('OUT_OF_TIME', 'ledger', 'not enough time left in this invocation to start the import; it will be retried');
+  }
 
   const owner = randomUUID();
   const lease = await deps.ledger.acquire(key, owner, deps.leaseMs, { username: message.username, email: message.attributes.email, source: message.source });
@@ -86,7 +92,10 @@ class UserImport {
     this.userToken = await this.deps.tray.authorize(trayUserId);
     for (const auth of this.rendered.auths) await this.again('createUserAuthentication', () => this.ensureAuth(auth));
     const instanceId = await this.again('createSolutionInstance', () => this.ensureInstance());
-    await this.asUser((token) => this.deps.tray.enableSolutionInstance(token, instanceId));
+    const enabled = await this.asUser((token) => this.deps.tray.enableSolutionInstance(token, instanceId));
+    if (!enabled.enabled) {
+      throw new ImportError('TRAY_REJECTED', 'enableSolutionInstance', `Tray answered the enable of instance ${instanceId} without enabling it; check the solution's required slots`);
+    }
     return this.deps.ledger.recordEnabled(this.key, this.owner);
   }
 
@@ -115,8 +124,14 @@ class UserImport {
     const pending = pendingKey.auth(externalId);
     if (this.entry.pending[pending]) {
       const auths: TrayAuthentication[] = await this.asUser((token) => tray.listAuthentications(token));
+      // An auth already recorded for another slot is never adopted twice.
+      const taken = new Set(Object.values(this.entry.authIds));
       const found = auths.find(
-        (a) => a.name === auth.name && (a.service?.id === undefined || a.service.id === auth.plan.serviceId),
+        (a) =>
+          !taken.has(a.id) &&
+          a.name === auth.name &&
+          (a.service?.id === undefined || a.service.id === auth.plan.serviceId) &&
+          (a.serviceEnvironment?.id === undefined || a.serviceEnvironment.id === auth.plan.serviceEnvironmentId),
       );
       if (found) {
         this.entry = await ledger.recordAuth(this.key, this.owner, externalId, found.id);
@@ -146,8 +161,7 @@ class UserImport {
     const { tray, ledger, plan } = this.deps;
     if (this.entry.pending[pendingKey.instance]) {
       const instances = await this.asUser((token) => tray.listSolutionInstances({ kind: 'user', token }, { solutionId: plan.solutionId }));
-      const mine = instances.filter((i) => (i.solution?.id ?? plan.solutionId) === plan.solutionId);
-      const found = mine.find((i) => i.name === this.rendered.instanceName) ?? mine[0];
+      const found = instances.find((i) => (i.solution?.id ?? plan.solutionId) === plan.solutionId && i.name === this.rendered.instanceName);
       if (found) {
         this.entry = await ledger.recordInstance(this.key, this.owner, found.id);
         this.emit({ type: 'adopted', object: 'instance', id: found.id });
@@ -164,13 +178,16 @@ class UserImport {
     return instance.id;
   }
 
-  /** Credential fields, literal or read from Secrets Manager; each value registered as a secret. */
+  /**
+   * Credential fields: literals, attributes, or read from Secrets Manager (the reader registers
+   * those values as secrets; literals and attributes are not secret: they sit in the plan and
+   * in queue messages).
+   */
   private async credentials(auth: RenderedAuth): Promise<Record<string, unknown>> {
     const out: Record<string, unknown> = {};
     for (const [field, source] of Object.entries(auth.data)) {
       out[field] = 'value' in source ? source.value : await this.deps.secrets.field(source.secretId, source.field);
     }
-    registerSecret(out);
     return out;
   }
 

@@ -171,7 +171,9 @@ export class Ledger {
 
   /** Records that a create is about to be sent: a retry then knows to look before creating again. */
   markPending(key: UserKey, owner: string, what: string): Promise<LedgerEntry> {
-    return this.update(key, owner, 'SET pending.#what = :at, updatedAt = :at', { '#what': what }, {});
+    // Also demands an unexpired lease: past it another delivery may be working on this user,
+    // and two creates must never be in flight for one object.
+    return this.update(key, owner, 'SET pending.#what = :at, updatedAt = :at', { '#what': what }, { ':now': this.now() }, 'leaseUntil > :now');
   }
 
   recordTrayUser(key: UserKey, owner: string, trayUserId: string): Promise<LedgerEntry> {
@@ -212,13 +214,20 @@ export class Ledger {
     await this.update(key, owner, 'SET updatedAt = :at REMOVE leaseOwner, leaseUntil', {}, {});
   }
 
-  private async update(key: UserKey, owner: string, expression: string, names: Record<string, string>, values: Record<string, unknown>): Promise<LedgerEntry> {
+  private async update(
+    key: UserKey,
+    owner: string,
+    expression: string,
+    names: Record<string, string>,
+    values: Record<string, unknown>,
+    extraCondition?: string,
+  ): Promise<LedgerEntry> {
     const input: UpdateCommandInput = {
       TableName: this.tableName,
       Key: key,
       UpdateExpression: expression,
       // Only the lease holder writes: a delivery whose lease expired must not overwrite its successor.
-      ConditionExpression: 'leaseOwner = :owner',
+      ConditionExpression: extraCondition ? `leaseOwner = :owner AND ${extraCondition}` : 'leaseOwner = :owner',
       ExpressionAttributeNames: Object.keys(names).length > 0 ? names : undefined,
       ExpressionAttributeValues: { ...values, ':owner': owner, ':at': new Date(this.now()).toISOString() },
       ReturnValues: 'ALL_NEW',

@@ -2,7 +2,7 @@ import secretsManager from '@middy/secrets-manager';
 import { clearCache, getInternal } from '@middy/util';
 import type middy from '@middy/core';
 import type { Context } from 'aws-lambda';
-import { ImportError } from './errors.js';
+import { classifyAwsFailure } from './aws-errors.js';
 import { masterTokenFromSecret } from './master-token-secret.js';
 import type { MasterTokenSource } from './tray/client.js';
 
@@ -58,8 +58,8 @@ export function masterTokenMiddleware(options: { secretId: string; cacheExpiryMs
           const { masterToken } = await getInternal(['masterToken'], request as never);
           return masterTokenFromSecret(masterToken, options.secretId);
         } catch (e) {
-          if (e instanceof ImportError) throw e;
-          throw new ImportError('AWS_UNAVAILABLE', 'secrets', `reading the master token secret "${options.secretId}" failed: ${(e as Error).name}`);
+          // Throttling and 5xx are worth a retry; a missing secret or denied access needs a human.
+          throw classifyAwsFailure(e, 'secrets', `reading the master token secret "${options.secretId}"`, 'SECRET_UNREADABLE');
         }
       };
       let inflight: Promise<string> | undefined;

@@ -30,7 +30,13 @@ const Template = (example: string) =>
 const SecretRef = z
   .strictObject({
     secretId: z.string().min(1, { error: 'must be a secret name or ARN' }).optional(),
-    secretIdTemplate: Template('tray-import/users/{{sub}}').optional(),
+    secretIdTemplate: Template('tray-import/users/{{sub}}')
+      .refine((t) => templateAttributes(t).every((a) => a === 'sub') && templateAttributes(t).length > 0 && !t.startsWith('{{'), {
+        // Users write their own attributes at sign-up: a template on any other attribute would let
+        // a user choose whose secret is imported for them. `sub` is assigned by Cognito.
+        error: 'may only use {{sub}} (Cognito assigns it; users can set other attributes themselves) after a fixed prefix, e.g. "tray-import/users/{{sub}}"',
+      })
+      .optional(),
     field: z.string({ error: 'the JSON field of the secret to read, e.g. "apiKey"' }).min(1),
   })
   .superRefine((ref, ctx) => {
@@ -133,6 +139,16 @@ export const ImportPlanSchema = z
           message: `duplicates auths[${first}].externalId "${auth.externalId}": each auth slot is filled once`,
         });
       } else seen.set(auth.externalId, i);
+    });
+    // A retry recognises an auth it may have created by its name: two auths of one service with
+    // the same name template would be indistinguishable.
+    const names = new Map<string, number>();
+    plan.auths.forEach((auth, i) => {
+      const key = `${auth.serviceId}\u0000${auth.name}`;
+      const first = names.get(key);
+      if (first !== undefined) {
+        ctx.addIssue({ code: 'custom', path: ['auths', i, 'name'], message: `same name and serviceId as auths[${first}]: give each auth its own name, e.g. "${auth.name} (2)"` });
+      } else names.set(key, i);
     });
     const configSeen = new Set<string>();
     plan.configValues.forEach((config, i) => {

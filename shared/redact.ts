@@ -11,12 +11,20 @@ const MIN_SECRET_LENGTH = 6;
 /** Keys whose values are secret whatever they contain. */
 const SECRET_KEYS = /^(authorization|accesstoken|access_token|token|mastertoken|master_token|password|secret|secretstring|credentials|apikey|api_key|usertoken)$/i;
 
+/**
+ * Bounded, oldest forgotten first: a warm worker mints a user token per user, and the values
+ * that matter are those of the records in flight. Scrubbing costs one search per entry.
+ */
+const MAX_KNOWN = 1_000;
 const known = new Set<string>();
 
 export function registerSecret(value: unknown): void {
   if (typeof value === 'string' || typeof value === 'number') {
     const text = String(value);
-    if (text.length >= MIN_SECRET_LENGTH) known.add(text);
+    if (text.length < MIN_SECRET_LENGTH) return;
+    known.delete(text); // re-registering makes it the newest
+    known.add(text);
+    if (known.size > MAX_KNOWN) known.delete(known.values().next().value as string);
   } else if (value && typeof value === 'object') {
     for (const v of Object.values(value)) registerSecret(v);
   }

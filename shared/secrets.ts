@@ -37,6 +37,8 @@ export class SecretReader {
         `secret "${secretId}" has no field "${field}" (it has: ${Object.keys(secret).join(', ') || 'none'}); add the field to the secret or fix the plan's "field"`,
       );
     }
+    // Registered again on each use: the registry forgets the oldest values first.
+    registerSecret(secret[field]);
     return secret[field];
   }
 

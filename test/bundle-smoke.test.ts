@@ -186,12 +186,9 @@ console.log('RESULT ' + JSON.stringify({ node: process.version, out, unhandled }
     expect(String(result.node)).toMatch(new RegExp(`^v${LAMBDA_NODE_MAJOR}\\.`));
     const failures = (result.out as { batchItemFailures: { itemIdentifier: string }[] }).batchItemFailures.map((f) => f.itemIdentifier).sort();
     expect(failures).toEqual(['m-invalid', 'm-valid']);
-    const unhandled = result.unhandled as string[];
-    if (unhandled.length > 0) {
-      // Known issue outside infra (shared/master-token.ts): the prefetched master-token promise
-      // rejects unobserved when no record reaches Tray. The Lambda runtime turns that into an
-      // invocation error (whole batch retried). Reported, not asserted here.
-      console.warn(`worker: ${unhandled.length} unhandled rejection(s): ${unhandled.join('; ')}`);
-    }
+    // No unhandled rejection: the Lambda runtime turns one into an invocation error, and the whole
+    // batch would be retried (e.g. a master-token fetch nobody awaited because no record reached
+    // Tray; shared/master-token.ts observes it).
+    expect(result.unhandled).toEqual([]);
   });
 });

@@ -8,6 +8,7 @@ import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from
 import { readState } from '../cli/backfill-state.js';
 import { runBackfill, type BackfillSummary } from '../cli/commands/backfill.js';
 import { runReconcile, type ReconcileSummary } from '../cli/commands/reconcile.js';
+import { main } from '../cli/main.js';
 import { bufferIo } from '../cli/output.js';
 import { Ledger, type LedgerStatus } from '../shared/ledger.js';
 import { parseQueueMessage, type QueueMessage } from '../shared/message.js';
@@ -304,49 +305,97 @@ describe('backfill', () => {
 });
 
 describe('reconcile', () => {
-  it('enqueues exactly the confirmed users missing from the ledger, failed/retrying, or stuck in progress for longer than --older-than', async () => {
+  it('enqueues the confirmed users missing from the ledger, retrying, or stuck in progress for longer than --older-than (default 30 min); failed ones only with --include-failed', async () => {
     const recent = new Date(Date.now() - 2 * 60_000);
     servePool(
       [
         cognitoUser(1), // enabled
-        cognitoUser(2), // failed 30 min ago → yes
-        cognitoUser(3), // retrying 30 min ago → yes
-        cognitoUser(4), // failed 5 min ago → not yet
+        cognitoUser(2), // failed 45 min ago → only with --include-failed
+        cognitoUser(3), // retrying 45 min ago → yes
+        cognitoUser(4), // failed 5 min ago → not yet, even with --include-failed
         cognitoUser(5), // missing, confirmed long ago → yes
         cognitoUser(6, 'CONFIRMED', recent), // missing but just confirmed: its message may be in flight
-        cognitoUser(7), // in progress 30 min ago, lease long expired: stuck → yes
+        cognitoUser(7), // in progress 45 min ago, lease long expired: stuck → yes
         cognitoUser(8, 'UNCONFIRMED'), // missing but not confirmed
         cognitoUser(9), // in progress right now (lease held) → no
+        cognitoUser(10), // retrying 20 min ago: its retry (up to 15 min back-off) may still be pending → not by default
       ],
       3,
     );
     await seedLedger(1, 'enabled', 60);
-    await seedLedger(2, 'failed', 30);
-    await seedLedger(3, 'retrying', 30);
+    await seedLedger(2, 'failed', 45);
+    await seedLedger(3, 'retrying', 45);
     await seedLedger(4, 'failed', 5);
-    await seedLedger(7, 'in_progress', 30);
+    await seedLedger(7, 'in_progress', 45);
     await seedLedger(9, 'in_progress', 0);
+    await seedLedger(10, 'retrying', 20);
 
+    // Default: failed users are left alone (their message is in the DLQ already).
     const { io, deps } = backfillDeps();
     const dry = await runReconcile({ userPoolId: POOL, table: stack.tableName, plan: PLAN, dryRun: true, json: true }, deps);
     expect(dry.exitCode).toBe(1); // users to reconcile were found
-    expect(io.json<ReconcileSummary>().candidates.map((c) => [c.sub, c.reason])).toEqual([
+    const drySummary = io.json<ReconcileSummary>();
+    expect(drySummary.candidates.map((c) => [c.sub, c.reason])).toEqual([
+      [sub(3), 'retrying'],
+      [sub(5), 'missing'],
+      [sub(7), 'stuck'],
+    ]);
+    expect(drySummary).toMatchObject({ olderThanMinutes: 30, includeFailed: false, failedSkipped: 2, recent: 2 });
+    expect(await queued()).toEqual([]);
+
+    const run = await runReconcile({ userPoolId: POOL, queueUrl: stack.queueUrl, table: stack.tableName, plan: PLAN }, backfillDeps().deps);
+    expect(run.exitCode).toBe(0);
+    expect(run.data).toMatchObject({ enqueued: 3, recent: 2, failedSkipped: 2, failed: [] });
+    let messages = await queued();
+    expect(messages.map((m) => m.sub).sort()).toEqual([sub(3), sub(5), sub(7)]);
+    expect(messages.every((m) => m.source === 'reconcile')).toBe(true);
+
+    // --include-failed: the failed user is due too, with its attributes as Cognito has them now
+    // (a DLQ redrive would replay the old message body).
+    const included = backfillDeps();
+    const withFailed = await runReconcile({ userPoolId: POOL, queueUrl: stack.queueUrl, table: stack.tableName, plan: PLAN, includeFailed: true }, included.deps);
+    expect(withFailed.exitCode).toBe(0);
+    expect(withFailed.data.candidates.map((c) => [c.sub, c.reason])).toEqual([
       [sub(2), 'failed'],
       [sub(3), 'retrying'],
       [sub(5), 'missing'],
       [sub(7), 'stuck'],
     ]);
-    expect(await queued()).toEqual([]);
-
-    const run = await runReconcile({ userPoolId: POOL, queueUrl: stack.queueUrl, table: stack.tableName, plan: PLAN }, backfillDeps().deps);
-    expect(run.exitCode).toBe(0);
-    expect(run.data).toMatchObject({ enqueued: 4, recent: 2, failed: [] });
-    const messages = await queued();
+    expect(withFailed.data).toMatchObject({ includeFailed: true, failedSkipped: 0, enqueued: 4, recent: 3 });
+    messages = await queued();
     expect(messages.map((m) => m.sub).sort()).toEqual([sub(2), sub(3), sub(5), sub(7)]);
-    expect(messages.every((m) => m.source === 'reconcile')).toBe(true);
+    expect(messages.find((m) => m.sub === sub(2))?.attributes).toEqual({ email: 'user2@example.com', name: 'User 2', 'custom:tenant_id': 'tenant-2' });
 
-    // With a shorter window, the recently failed user is due too.
+    // With a shorter window, the recent ones are due too.
     const shorter = await runReconcile({ userPoolId: POOL, table: stack.tableName, plan: PLAN, dryRun: true, olderThan: 1 }, backfillDeps().deps);
-    expect(shorter.data.candidates.map((c) => c.sub)).toEqual([sub(2), sub(3), sub(4), sub(5), sub(6), sub(7)]);
+    expect(shorter.data.candidates.map((c) => c.sub)).toEqual([sub(3), sub(5), sub(6), sub(7), sub(10)]);
+    const shorterWithFailed = await runReconcile({ userPoolId: POOL, table: stack.tableName, plan: PLAN, dryRun: true, olderThan: 1, includeFailed: true }, backfillDeps().deps);
+    expect(shorterWithFailed.data.candidates.map((c) => c.sub)).toEqual([sub(2), sub(3), sub(4), sub(5), sub(6), sub(7), sub(10)]);
+  });
+
+  it('through the CLI: --older-than defaults to 30 minutes and --include-failed is wired', async () => {
+    servePool([cognitoUser(1), cognitoUser(2), cognitoUser(3)], 10);
+    await seedLedger(1, 'failed', 45);
+    await seedLedger(2, 'retrying', 20);
+    await seedLedger(3, 'retrying', 45);
+    const args = ['--json', 'reconcile', '--user-pool-id', POOL, '--table', stack.tableName, '--plan', PLAN, '--dry-run'];
+
+    const plain = backfillDeps();
+    expect(await main(args, plain.deps)).toBe(1);
+    expect(plain.io.json<ReconcileSummary>()).toMatchObject({ olderThanMinutes: 30, includeFailed: false, failedSkipped: 1, recent: 1, candidates: [{ sub: sub(3), reason: 'retrying' }] });
+
+    const withFailed = backfillDeps();
+    expect(await main([...args, '--include-failed'], withFailed.deps)).toBe(1);
+    const summary = withFailed.io.json<ReconcileSummary>();
+    expect(summary).toMatchObject({ olderThanMinutes: 30, includeFailed: true, failedSkipped: 0 });
+    expect(summary.candidates.map((c) => [c.sub, c.reason])).toEqual([
+      [sub(1), 'failed'],
+      [sub(3), 'retrying'],
+    ]);
+
+    const text = backfillDeps();
+    await main(['reconcile', '--user-pool-id', POOL, '--table', stack.tableName, '--plan', PLAN, '--dry-run'], text.deps);
+    expect(text.io.stdout).toContain('1 failed user(s) left alone');
+    expect(text.io.stdout).toContain('--include-failed');
   });
 });

@@ -36,7 +36,27 @@ const cognitoMock = mockClient(CognitoIdentityProviderClient);
 let stack: LocalStack;
 let dir: string;
 
+/**
+ * The user tokens the Tray stand-in hands out (authorize mutations), read from the responses
+ * through a wrapper around globalThis.fetch (what the Tray client's graphql-request calls), so
+ * that expectNoSecrets can look for them in the CLI's output too.
+ */
+const userTokens: string[] = [];
+const realFetch = globalThis.fetch;
+async function capturingFetch(...args: Parameters<typeof fetch>): Promise<Response> {
+  const response = await realFetch(...args);
+  try {
+    const body = (await response.clone().json()) as { data?: { authorize?: { accessToken?: unknown } } };
+    const token = body?.data?.authorize?.accessToken;
+    if (typeof token === 'string' && token.length > 0) userTokens.push(token);
+  } catch {
+    // Not JSON: not an authorize answer.
+  }
+  return response;
+}
+
 beforeAll(async () => {
+  globalThis.fetch = capturingFetch;
   stack = await startLocalStack({
     masterToken: secrets.masterToken,
     secrets: secrets.credentials,
@@ -45,6 +65,7 @@ beforeAll(async () => {
   dir = mkdtempSync(join(tmpdir(), 'cli-tray-'));
 });
 afterAll(async () => {
+  globalThis.fetch = realFetch;
   await stack?.close();
   rmSync(dir, { recursive: true, force: true });
 });
@@ -69,7 +90,7 @@ function deps(env: NodeJS.ProcessEnv = process.env): { io: BufferIo; deps: CliDe
 }
 
 function expectNoSecrets(io: BufferIo) {
-  for (const secret of [secrets.masterToken, ...Object.values(secrets.credentials)]) {
+  for (const secret of [secrets.masterToken, ...Object.values(secrets.credentials), ...userTokens]) {
     expect(io.stdout).not.toContain(secret);
     expect(io.stderr).not.toContain(secret);
   }
@@ -189,6 +210,8 @@ describe('import-user and status', () => {
     const out = imported.io.json<ImportUserResult>();
     expect(out).toMatchObject({ outcome: 'enabled', message: { source: 'manual', sub: user.sub, username: user.username } });
     expect(out.events.map((e) => `${e.type} ${'object' in e ? e.object : ''}`)).toEqual(['created user', 'created auth', 'created instance']);
+    // The import authorized the new Tray user: its token is among the canaries.
+    expect(userTokens.length).toBeGreaterThan(0);
     expectNoSecrets(imported.io);
     const snapshot = stack.tray!.snapshot();
     expect(snapshot.instances).toHaveLength(1);

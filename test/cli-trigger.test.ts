@@ -3,6 +3,7 @@ import {
   CognitoIdentityProviderClient,
   DescribeUserPoolCommand,
   UpdateUserPoolCommand,
+  type UpdateUserPoolCommandInput,
   type UserPoolType,
 } from '@aws-sdk/client-cognito-identity-provider';
 import { AddPermissionCommand, LambdaClient, RemovePermissionCommand } from '@aws-sdk/client-lambda';
@@ -57,6 +58,36 @@ function expectedUpdate(pool: UserPoolType, lambdaConfig: NonNullable<UserPoolTy
   const rest = structuredClone(pool) as Record<string, unknown>;
   for (const field of READ_ONLY_POOL_FIELDS) delete rest[field];
   return { ...rest, LambdaConfig: lambdaConfig, UserPoolId: POOL_ID };
+}
+
+/**
+ * The JSON body the SDK would send for an UpdateUserPool input: the command's own serializer runs
+ * (resolveMiddleware, not the mocked `send`) and a request handler captures the request instead of
+ * sending it. This is what Cognito sees: members UpdateUserPool does not define are dropped here,
+ * members it does define (such as AdminCreateUserConfig.UnusedAccountValidityDays) are kept.
+ */
+async function serializedUpdate(input: UpdateUserPoolCommandInput): Promise<{ target: string | undefined; body: unknown }> {
+  let captured: { headers: Record<string, string>; body: unknown } | undefined;
+  const client = new CognitoIdentityProviderClient({
+    region: 'eu-west-1',
+    credentials: { accessKeyId: 'AKIDSERIALIZE', secretAccessKey: 'serialize-only' },
+    requestHandler: {
+      handle: async (request: { headers: Record<string, string>; body: unknown }) => {
+        captured = request;
+        throw Object.assign(new Error('captured, not sent'), { name: 'Captured', $metadata: {} });
+      },
+    } as never,
+  });
+  const command = new UpdateUserPoolCommand(input);
+  const handler = command.resolveMiddleware(client.middlewareStack as never, client.config as never, {});
+  await handler({ input: command.input }).catch((e: Error) => {
+    if (e.name !== 'Captured') throw e;
+  });
+  client.destroy();
+  expect(captured, 'the serialized UpdateUserPool request').toBeDefined();
+  const raw = captured!.body;
+  const text = typeof raw === 'string' ? raw : new TextDecoder().decode(raw as Uint8Array);
+  return { target: captured!.headers['x-amz-target'], body: JSON.parse(text) };
 }
 
 const cognito = mockClient(CognitoIdentityProviderClient);
@@ -165,6 +196,88 @@ describe('attach-trigger', () => {
     const code = await main(['--json', 'attach-trigger', '--user-pool-id', POOL_ID], { io, cloudformation: new CloudFormationClient({ region: 'eu-west-1' }) });
     expect(code).toBe(2);
     expect(io.json<{ ok: boolean; error: { message: string } }>()).toMatchObject({ ok: false, error: { message: expect.stringContaining('--function-arn') } });
+  });
+});
+
+describe('UpdateUserPool input (written out, not derived from the implementation)', () => {
+  /** What DescribeUserPool returns for a pool created before TemporaryPasswordValidityDays replaced UnusedAccountValidityDays: both are reported. */
+  const legacyPool: UserPoolType = {
+    Id: POOL_ID,
+    Name: 'customers',
+    Arn: POOL_ARN,
+    Status: 'Enabled',
+    CreationDate: new Date('2019-03-04T05:06:07Z'),
+    LastModifiedDate: new Date('2025-01-02T03:04:05Z'),
+    EstimatedNumberOfUsers: 42,
+    Domain: 'customers-auth',
+    SchemaAttributes: [{ Name: 'email', AttributeDataType: 'String', Mutable: true, Required: true }],
+    Policies: { PasswordPolicy: { MinimumLength: 10, RequireUppercase: true, RequireLowercase: true, RequireNumbers: true, RequireSymbols: true, TemporaryPasswordValidityDays: 7 } },
+    LambdaConfig: { PreSignUp: 'arn:aws:lambda:eu-west-1:123456789012:function:PreSignUp' },
+    AutoVerifiedAttributes: ['email'],
+    UsernameAttributes: ['email'],
+    MfaConfiguration: 'OFF',
+    EmailConfiguration: { EmailSendingAccount: 'COGNITO_DEFAULT' },
+    AdminCreateUserConfig: { AllowAdminCreateUserOnly: true, UnusedAccountValidityDays: 7, InviteMessageTemplate: { EmailSubject: 'Welcome', EmailMessage: 'Hi {username}, {####}' } },
+    AccountRecoverySetting: { RecoveryMechanisms: [{ Name: 'verified_email', Priority: 1 }] },
+  };
+
+  it('attach-trigger drops AdminCreateUserConfig.UnusedAccountValidityDays when the password policy has TemporaryPasswordValidityDays (Cognito rejects both)', async () => {
+    cognito.on(DescribeUserPoolCommand, { UserPoolId: POOL_ID }).resolves({ UserPool: structuredClone(legacyPool) });
+    const result = await runAttachTrigger({ userPoolId: POOL_ID, functionArn: FUNCTION_ARN }, deps().deps);
+    expect(result.exitCode).toBe(0);
+
+    const updates = cognito.commandCalls(UpdateUserPoolCommand);
+    expect(updates).toHaveLength(1);
+    const input = updates[0]!.args[0].input;
+    expect(input).toEqual({
+      UserPoolId: POOL_ID,
+      Policies: { PasswordPolicy: { MinimumLength: 10, RequireUppercase: true, RequireLowercase: true, RequireNumbers: true, RequireSymbols: true, TemporaryPasswordValidityDays: 7 } },
+      LambdaConfig: { PreSignUp: 'arn:aws:lambda:eu-west-1:123456789012:function:PreSignUp', PostConfirmation: FUNCTION_ARN },
+      AutoVerifiedAttributes: ['email'],
+      UsernameAttributes: ['email'],
+      MfaConfiguration: 'OFF',
+      EmailConfiguration: { EmailSendingAccount: 'COGNITO_DEFAULT' },
+      AdminCreateUserConfig: { AllowAdminCreateUserOnly: true, InviteMessageTemplate: { EmailSubject: 'Welcome', EmailMessage: 'Hi {username}, {####}' } },
+      AccountRecoverySetting: { RecoveryMechanisms: [{ Name: 'verified_email', Priority: 1 }] },
+    });
+
+    // And on the wire: the SDK would have sent UnusedAccountValidityDays (it is an UpdateUserPool
+    // member); UsernameAttributes (not one) is not sent.
+    expect(await serializedUpdate(input)).toEqual({
+      target: 'AWSCognitoIdentityProviderService.UpdateUserPool',
+      body: {
+        UserPoolId: POOL_ID,
+        Policies: { PasswordPolicy: { MinimumLength: 10, RequireUppercase: true, RequireLowercase: true, RequireNumbers: true, RequireSymbols: true, TemporaryPasswordValidityDays: 7 } },
+        LambdaConfig: { PreSignUp: 'arn:aws:lambda:eu-west-1:123456789012:function:PreSignUp', PostConfirmation: FUNCTION_ARN },
+        AutoVerifiedAttributes: ['email'],
+        MfaConfiguration: 'OFF',
+        EmailConfiguration: { EmailSendingAccount: 'COGNITO_DEFAULT' },
+        AdminCreateUserConfig: { AllowAdminCreateUserOnly: true, InviteMessageTemplate: { EmailSubject: 'Welcome', EmailMessage: 'Hi {username}, {####}' } },
+        AccountRecoverySetting: { RecoveryMechanisms: [{ Name: 'verified_email', Priority: 1 }] },
+      },
+    });
+    // The pool as described is left as it was (the input is a copy).
+    expect(legacyPool.AdminCreateUserConfig?.UnusedAccountValidityDays).toBe(7);
+  });
+
+  it('keeps UnusedAccountValidityDays (sent as read) when the password policy has no TemporaryPasswordValidityDays', async () => {
+    const { TemporaryPasswordValidityDays: _none, ...policyWithout } = legacyPool.Policies!.PasswordPolicy!;
+    cognito.on(DescribeUserPoolCommand).resolves({ UserPool: { ...structuredClone(legacyPool), Policies: { PasswordPolicy: policyWithout } } });
+    await runAttachTrigger({ userPoolId: POOL_ID, functionArn: FUNCTION_ARN }, deps().deps);
+    const { body } = await serializedUpdate(cognito.commandCalls(UpdateUserPoolCommand)[0]!.args[0].input);
+    expect(body).toMatchObject({
+      Policies: { PasswordPolicy: { MinimumLength: 10, RequireUppercase: true, RequireLowercase: true, RequireNumbers: true, RequireSymbols: true } },
+      AdminCreateUserConfig: { AllowAdminCreateUserOnly: true, UnusedAccountValidityDays: 7, InviteMessageTemplate: { EmailSubject: 'Welcome', EmailMessage: 'Hi {username}, {####}' } },
+    });
+    expect((body as { Policies: { PasswordPolicy: object } }).Policies.PasswordPolicy).not.toHaveProperty('TemporaryPasswordValidityDays');
+  });
+
+  it('detach-trigger drops it the same way', async () => {
+    cognito.on(DescribeUserPoolCommand).resolves({ UserPool: { ...structuredClone(legacyPool), LambdaConfig: { PostConfirmation: FUNCTION_ARN } } });
+    await runDetachTrigger({ userPoolId: POOL_ID, functionArn: FUNCTION_ARN }, deps().deps);
+    const { body } = await serializedUpdate(cognito.commandCalls(UpdateUserPoolCommand)[0]!.args[0].input);
+    expect((body as { LambdaConfig: object }).LambdaConfig).toEqual({});
+    expect((body as { AdminCreateUserConfig: object }).AdminCreateUserConfig).toEqual({ AllowAdminCreateUserOnly: true, InviteMessageTemplate: { EmailSubject: 'Welcome', EmailMessage: 'Hi {username}, {####}' } });
   });
 });
 

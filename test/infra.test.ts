@@ -13,10 +13,11 @@ import { buildApp, type BuiltApp } from '../infra/build.js';
 import { DeployConfigError, loadConfigFile, trayRateBound } from '../infra/config.js';
 import { TRIGGER_METRIC } from '../infra/constructs/alarms.js';
 import { REPO_ROOT, repoPath } from '../infra/paths.js';
+import { secretResources } from '../infra/secret-grants.js';
 import { loadWorkerConfig, WorkerEnvSchema } from '../shared/config.js';
 import { ImportError } from '../shared/errors.js';
 import { LEDGER_KEY } from '../shared/ledger.js';
-import { loadPlanFile, parsePlan, requiredAttributes } from '../shared/plan.js';
+import { loadPlanFile, parsePlan, requiredAttributes, type ImportPlan } from '../shared/plan.js';
 
 /**
  * Template assertions on the stack the app deploys. Bundling is skipped (`aws:cdk:bundling-stacks`:
@@ -342,7 +343,6 @@ describe('worker', () => {
         `sqs:ReceiveMessage on <${ids.queue}.Arn>`,
         `sqs:SendMessage on <${ids.dlq}.Arn>`,
         `dynamodb:GetItem on <${ids.table}.Arn>`,
-        `dynamodb:Query on <${ids.table}.Arn>`,
         `dynamodb:UpdateItem on <${ids.table}.Arn>`,
         `secretsmanager:GetSecretValue on ${secretArn('tray-auth-import/master-token-??????')}`,
         `secretsmanager:GetSecretValue on ${secretArn('tray-auth-import/demo/acme-crm-??????')}`,
@@ -379,7 +379,50 @@ describe('worker', () => {
     expect(custom.nag.validateScope(custom.app).violations).toEqual([]);
 
     const unscoped = { ...plan, auths: [{ ...plan.auths[0], data: { api_key: { secret: { secretIdTemplate: '{{sub}}', field: 'k' } }, account_id: { attribute: 'custom:tenant_id' } } }] };
-    expect(() => build({ planFile: undefined, plan: unscoped })).toThrow(/must start with a fixed prefix.*every secret in the account/);
+    // Refused by the plan validator (a template must start with a fixed prefix) or, failing that,
+    // by the grant builder below.
+    expect(() => build({ planFile: undefined, plan: unscoped })).toThrow(/fixed prefix/);
+    const unparsed = { ...DEMO_PLAN, auths: [{ ...DEMO_PLAN.auths[0]!, data: { api_key: { secret: { secretIdTemplate: '{{sub}}', field: 'k' } } } }] } as ImportPlan;
+    expect(() => secretResources(custom.stack, unparsed, { name: 'tray-auth-import/master-token' })).toThrow(/must start with a fixed prefix.*every secret in the account/);
+  });
+
+  it('IAM: the ledger is read and updated item by item; the worker cannot query it (only the CLI does)', () => {
+    const ledger = allowed(template, ids.workerRole).filter((p) => p.startsWith('dynamodb:'));
+    expect(ledger).toEqual([`dynamodb:GetItem on <${ids.table}.Arn>`, `dynamodb:UpdateItem on <${ids.table}.Arn>`]);
+    expect(JSON.stringify(template.findResources('AWS::IAM::Policy'))).not.toMatch(/dynamodb:(Query|Scan|\*)/);
+  });
+
+  it('IAM: a partial secret ARN in the plan is granted with the random suffix pattern (-??????), a complete one exactly', () => {
+    const partial = 'arn:aws:secretsmanager:eu-west-1:123456789012:secret:acme/api';
+    const complete = 'arn:aws:secretsmanager:eu-west-1:123456789012:secret:shared/creds-XyZ987';
+    const plan = {
+      ...DEMO_PLAN_RAW,
+      auths: [
+        {
+          ...(DEMO_PLAN_RAW.auths as Record<string, unknown>[])[0],
+          data: {
+            api_key: { secret: { secretId: partial, field: 'apiKey' } },
+            other: { secret: { secretId: complete, field: 'x' } },
+            account_id: { attribute: 'custom:tenant_id' },
+          },
+        },
+      ],
+    };
+    const custom = synth({ planFile: undefined, plan });
+    const statement = Object.values(custom.template.findResources('AWS::IAM::Policy'))
+      .flatMap((p) => p.Properties.PolicyDocument.Statement as { Sid?: string; Action: unknown; Resource: unknown }[])
+      .find((st) => st.Sid === 'ReadMasterTokenAndPlanSecrets');
+    expect(statement?.Action).toBe('secretsmanager:GetSecretValue');
+    expect(([statement?.Resource].flat() as unknown[]).map(flat).sort()).toEqual(
+      [
+        secretArn('tray-auth-import/master-token-??????'),
+        'arn:aws:secretsmanager:eu-west-1:123456789012:secret:acme/api-??????',
+        'arn:aws:secretsmanager:eu-west-1:123456789012:secret:shared/creds-XyZ987',
+      ].sort(),
+    );
+    // `?` is not a wildcard cdk-nag flags: nothing to acknowledge.
+    expect(acknowledgements(custom.stack.worker.role)).toEqual({});
+    expect(custom.nag.validateScope(custom.app).violations).toEqual([]);
   });
 });
 
@@ -531,6 +574,13 @@ describe('alarms', () => {
         Statement: Match.arrayWith([Match.objectLike({ Principal: { Service: 'cloudwatch.amazonaws.com' }, Action: ['kms:Decrypt', 'kms:GenerateDataKey*'] })]),
       },
     });
+    // CloudWatch may use the key only for this account's alarms (confused deputy), like the topic policy.
+    const keyStatements = template.findResources('AWS::KMS::Key')[ids.key]!.Properties.KeyPolicy.Statement as { Principal?: { Service?: string }; Condition?: Record<string, Record<string, unknown>> }[];
+    const cloudwatch = keyStatements.filter((st) => st.Principal?.Service === 'cloudwatch.amazonaws.com');
+    expect(cloudwatch).toHaveLength(1);
+    expect(cloudwatch[0]!.Condition?.StringEquals).toEqual({ 'aws:SourceAccount': { Ref: 'AWS::AccountId' } });
+    expect(flat(cloudwatch[0]!.Condition?.ArnLike?.['aws:SourceArn'])).toBe('arn:<AWS::Partition>:cloudwatch:<AWS::Region>:<AWS::AccountId>:alarm:*');
+    expect(Object.keys(cloudwatch[0]!.Condition ?? {}).sort()).toEqual(['ArnLike', 'StringEquals']);
     template.hasResourceProperties('AWS::SNS::TopicPolicy', {
       Topics: [{ Ref: ids.topic }],
       PolicyDocument: {

@@ -48,10 +48,30 @@ describe('import plan', () => {
 
   it('treats slot ids case-sensitively: two slots differing in case are distinct, an exact duplicate is an error', () => {
     const plan = base();
-    plan.auths.push({ ...plan.auths[0]!, externalId: plan.auths[0]!.externalId.toUpperCase() });
+    plan.auths.push({ ...plan.auths[0]!, externalId: plan.auths[0]!.externalId.toUpperCase(), name: 'Second ({{email}})' });
     expect(() => parsePlan(plan)).not.toThrow();
-    plan.auths.push({ ...plan.auths[0]! });
+    plan.auths.push({ ...plan.auths[0]!, name: 'Third ({{email}})' });
     expect(errorOf(plan).message).toContain(`$.auths[2].externalId: duplicates auths[0].externalId "external_acme_crm_authentication"`);
+  });
+
+  it('refuses two auths a retry could not tell apart (same service, same name)', () => {
+    const plan = base();
+    plan.auths.push({ ...plan.auths[0]!, externalId: 'external_second' });
+    expect(errorOf(plan).message).toContain('$.auths[1].name: same name and serviceId as auths[0]: give each auth its own name');
+    plan.auths[1]!.serviceId = 'svc-other';
+    expect(() => parsePlan(plan)).not.toThrow();
+  });
+
+  it('lets per-user secret ids depend only on the sub, which users cannot choose', () => {
+    const withTemplate = (secretIdTemplate: string) => {
+      const plan = base();
+      (plan.auths[0]!.data as Record<string, unknown>).api_key = { secret: { secretIdTemplate, field: 'k' } };
+      return plan;
+    };
+    expect(() => parsePlan(withTemplate('acme/users/{{sub}}'))).not.toThrow();
+    expect(errorOf(withTemplate('acme/tenants/{{custom:tenant_id}}')).message).toContain('$.auths[0].data.api_key.secret.secretIdTemplate: may only use {{sub}}');
+    expect(errorOf(withTemplate('{{sub}}')).message).toContain('after a fixed prefix');
+    expect(errorOf(withTemplate('acme/users/fixed')).message).toContain('may only use {{sub}}');
   });
 
   it('rejects broken templates and bad data sources', () => {

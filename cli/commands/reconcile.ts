@@ -8,10 +8,17 @@ import { attributeNamesFor, type AttributeOptions } from './attributes.js';
 import { DEFAULT_BACKFILL_RATE } from './backfill.js';
 
 /**
- * Finds the users the pipeline lost and enqueues them again (`source: 'reconcile'`): confirmed
- * in Cognito but absent from the ledger (the trigger could not enqueue), or `failed`/`retrying`
- * in the ledger and untouched for longer than --older-than minutes. Users confirmed or changed
- * within that window are left alone too: their sign-up message may still be in the queue.
+ * Finds the users the pipeline lost and enqueues them again (`source: 'reconcile'`), with their
+ * attributes as Cognito has them now: confirmed in Cognito but absent from the ledger (the trigger
+ * could not enqueue), `retrying` or `in_progress` without a lease (stuck) in the ledger, untouched
+ * for longer than --older-than minutes. Users confirmed or changed within that window are left
+ * alone too: their sign-up message (or retry) may still be in the queue.
+ *
+ * `failed` users (a permanent error: their message and its reason are in the DLQ) are skipped
+ * unless --include-failed: re-enqueueing them on every run would only fail again, add DLQ copies
+ * and fire the DLQ alarm. After fixing their cause (e.g. the user's attributes in Cognito),
+ * `--include-failed` enqueues them with fresh attributes, which a DLQ redrive (the old message
+ * body) would not.
  */
 export interface ReconcileOptions extends GlobalOptions, AttributeOptions {
   userPoolId?: string;
@@ -21,6 +28,8 @@ export interface ReconcileOptions extends GlobalOptions, AttributeOptions {
   olderThan?: number;
   rate?: number;
   dryRun?: boolean;
+  /** Also re-enqueue users whose ledger status is `failed` (permanent error, message in the DLQ). */
+  includeFailed?: boolean;
 }
 
 export interface ReconcileCandidate {
@@ -36,9 +45,12 @@ export interface ReconcileSummary {
   userPoolId: string;
   dryRun: boolean;
   olderThanMinutes: number;
+  includeFailed: boolean;
   listed: number;
   confirmed: number;
   recent: number;
+  /** `failed` users left alone because --include-failed was not given. */
+  failedSkipped: number;
   candidates: ReconcileCandidate[];
   enqueued: number;
   failed: EnqueueFailure[];
@@ -46,7 +58,13 @@ export interface ReconcileSummary {
   interrupted?: string | undefined;
 }
 
-export const DEFAULT_OLDER_THAN_MINUTES = 15;
+/**
+ * Twice the worker's default longest retry back-off (RETRY_MAX_SECONDS / retryMaxSeconds = 900 s,
+ * i.e. 15 min): a `retrying` user last touched 15 minutes ago may still have its delayed redelivery
+ * pending, and enqueueing it again then only races that retry. With a larger retryMaxSeconds in
+ * the deploy config, pass an --older-than above it.
+ */
+export const DEFAULT_OLDER_THAN_MINUTES = 30;
 
 export async function runReconcile(options: ReconcileOptions, deps?: CliDeps): Promise<CommandResult<ReconcileSummary>> {
   return withContext(options, deps, async (ctx) => {
@@ -61,7 +79,7 @@ export async function runReconcile(options: ReconcileOptions, deps?: CliDeps): P
     const entries = new Map<string, LedgerStatusSummary>();
     for await (const entry of ledger.statuses(userPoolId)) entries.set(entry.sub, entry);
 
-    const summary: ReconcileSummary = { userPoolId, dryRun: options.dryRun === true, olderThanMinutes: olderThan, listed: 0, confirmed: 0, recent: 0, candidates: [], enqueued: 0, failed: [], invalid: [] };
+    const summary: ReconcileSummary = { userPoolId, dryRun: options.dryRun === true, olderThanMinutes: olderThan, includeFailed: options.includeFailed === true, listed: 0, confirmed: 0, recent: 0, failedSkipped: 0, candidates: [], enqueued: 0, failed: [], invalid: [] };
     const pacer = new Pacer(rate, ctx.now, ctx.sleep);
     const bar = progress(ctx.io, 'reconciling');
     let token: string | undefined;
@@ -91,6 +109,8 @@ export async function runReconcile(options: ReconcileOptions, deps?: CliDeps): P
             const changed = user.UserLastModifiedDate?.getTime() ?? user.UserCreateDate?.getTime();
             if (changed !== undefined && changed > cutoff) summary.recent++;
             else candidate = { sub: message.sub, username: message.username, reason: 'missing', since: changed ? new Date(changed).toISOString() : undefined };
+          } else if (entry.status === 'failed' && !options.includeFailed) {
+            summary.failedSkipped++;
           } else if (entry.status !== 'enabled') {
             const stuck = entry.status === 'in_progress';
             if (stuck && (entry.leaseUntil ?? 0) > ctx.now()) continue; // a delivery is working on it right now
@@ -131,6 +151,9 @@ export async function runReconcile(options: ReconcileOptions, deps?: CliDeps): P
       '',
       `${summary.confirmed} confirmed user(s) checked; ${summary.recent} changed in the last ${olderThan} min (left alone); ` +
         (summary.dryRun ? `dry run: ${summary.candidates.length} would be enqueued` : `${summary.enqueued} of ${summary.candidates.length} enqueued`),
+      ...(summary.failedSkipped > 0
+        ? [`${summary.failedSkipped} failed user(s) left alone (their message is in the DLQ: \`dlq list\`); after fixing the cause, --include-failed re-enqueues them with their current attributes`]
+        : []),
       ...(summary.interrupted ? [`INTERRUPTED (${summary.interrupted}): rerun to finish (reconcile is safe to repeat)`] : []),
     ]);
     // A dry run that finds lost users reports them as failures found: usable as a scheduled check.

@@ -13,7 +13,8 @@ import { emit } from '../output.js';
  * Attaches the deployed post-confirmation function to an existing user pool (CDK cannot add a
  * trigger to an imported pool), or detaches it. UpdateUserPool resets every setting it is not
  * given, so the pool is read first and everything read is sent back, with only
- * LambdaConfig.PostConfirmation changed. Cognito needs a resource policy on the function to
+ * LambdaConfig.PostConfirmation changed (and the deprecated UnusedAccountValidityDays dropped when
+ * the password policy carries TemporaryPasswordValidityDays: Cognito refuses both together). Cognito needs a resource policy on the function to
  * invoke it: granted before the trigger is set (so no sign-up meets a trigger it may not call),
  * removed after it is unset.
  */
@@ -58,6 +59,16 @@ const COGNITO_PRINCIPAL = 'cognito-idp.amazonaws.com';
 export function updateUserPoolInput(pool: UserPoolType, lambdaConfig: LambdaConfigType): UpdateUserPoolCommandInput {
   const rest: Record<string, unknown> = { ...pool };
   for (const field of READ_ONLY_POOL_FIELDS) delete rest[field];
+  // DescribeUserPool reports AdminCreateUserConfig.UnusedAccountValidityDays (deprecated) next to
+  // Policies.PasswordPolicy.TemporaryPasswordValidityDays, and the SDK serializes both; Cognito then
+  // rejects the update ("Please use TemporaryPasswordValidityDays in PasswordPolicy instead of
+  // UnusedAccountValidityDays", aws/aws-sdk-js#3817). The password policy's value is the one in
+  // force, so the deprecated field is dropped when both are present.
+  const adminCreateUserConfig = pool.AdminCreateUserConfig;
+  if (adminCreateUserConfig?.UnusedAccountValidityDays !== undefined && pool.Policies?.PasswordPolicy?.TemporaryPasswordValidityDays !== undefined) {
+    const { UnusedAccountValidityDays: _deprecated, ...kept } = adminCreateUserConfig;
+    rest.AdminCreateUserConfig = kept;
+  }
   // Fields DescribeUserPool returns but UpdateUserPool does not define (AliasAttributes, UsernameAttributes,
   // UsernameConfiguration) are passed along as read; the SDK serializes only UpdateUserPool's own members.
   return { ...(rest as Omit<UpdateUserPoolCommandInput, 'UserPoolId'>), LambdaConfig: lambdaConfig, UserPoolId: pool.Id as string };

@@ -50,12 +50,22 @@ export class ImportAlarms extends Construct {
       pendingWindow: Duration.days(7),
     });
     // Key policies name the key itself as "*". CloudWatch encrypts the notifications it publishes.
+    // Only on behalf of this account's alarms (confused deputy), with the same conditions as the
+    // topic policy: the SNS developer guide ("Enable compatibility between event sources from AWS
+    // services and encrypted topics") documents aws:SourceAccount + aws:SourceArn in this key
+    // policy statement for service event sources such as CloudWatch (EventBridge is the exception
+    // that does not send them; it is not used here).
+    const thisAccountsAlarms = {
+      StringEquals: { 'aws:SourceAccount': stack.account },
+      ArnLike: { 'aws:SourceArn': stack.formatArn({ service: 'cloudwatch', resource: 'alarm', resourceName: '*', arnFormat: ArnFormat.COLON_RESOURCE_NAME }) },
+    };
     this.key.addToResourcePolicy(
       new PolicyStatement({
         sid: 'CloudWatchAlarmsPublishToEncryptedTopic',
         principals: [new ServicePrincipal('cloudwatch.amazonaws.com')],
         actions: ['kms:Decrypt', 'kms:GenerateDataKey*'],
         resources: ['*'],
+        conditions: thisAccountsAlarms,
       }),
     );
 
@@ -70,10 +80,7 @@ export class ImportAlarms extends Construct {
         principals: [new ServicePrincipal('cloudwatch.amazonaws.com')],
         actions: ['sns:Publish'],
         resources: [this.topic.topicArn],
-        conditions: {
-          StringEquals: { 'aws:SourceAccount': stack.account },
-          ArnLike: { 'aws:SourceArn': stack.formatArn({ service: 'cloudwatch', resource: 'alarm', resourceName: '*', arnFormat: ArnFormat.COLON_RESOURCE_NAME }) },
-        },
+        conditions: thisAccountsAlarms,
       }),
     );
     if (props.alarmEmail) this.topic.addSubscription(new EmailSubscription(props.alarmEmail));

@@ -42,6 +42,9 @@ const OPERATION_STEP: Record<string, Step> = {
   updateSolutionInstance: 'enableSolutionInstance',
 };
 
+/** A call is started only with at least this much time left before the deadline. */
+const MIN_CALL_MS = 1_000;
+
 const PAGE_SIZE = 100;
 /** Look-ups page through at most this many items: a user with thousands of auths is a bug elsewhere. */
 const MAX_PAGES = 50;
@@ -52,11 +55,7 @@ export class TrayClient {
 
   constructor(options: TrayClientOptions) {
     this.options = { timeoutMs: 10_000, deadline: Number.POSITIVE_INFINITY, ...options };
-    const baseFetch = options.fetch ?? fetch;
-    const timeoutMs = this.options.timeoutMs;
-    this.gql = new GraphQLClient(options.url, {
-      fetch: (input: string | URL | Request, init?: RequestInit) => baseFetch(input, { ...init, signal: AbortSignal.timeout(timeoutMs) }),
-    });
+    this.gql = new GraphQLClient(options.url, options.fetch ? { fetch: options.fetch } : {});
   }
 
   /** The same client with another deadline (one per Lambda invocation). */
@@ -106,6 +105,9 @@ export class TrayClient {
   }
 
   async listAuthentications(userToken: string): Promise<op.TrayAuthentication[]> {
+    const token = { kind: 'user', token: userToken } as const;
+    const first = await this.call('authentications', op.LIST_AUTHENTICATIONS_DOCUMENTED, {}, token, op.ListAuthenticationsDocumentedResult);
+    if (!first.viewer.authentications.pageInfo.hasNextPage) return first.viewer.authentications.edges.map((e) => e.node);
     return this.paginate(async (after) => {
       const data = await this.call('authentications', op.LIST_AUTHENTICATIONS, { first: PAGE_SIZE, after }, { kind: 'user', token: userToken }, op.ListAuthenticationsResult);
       return data.viewer.authentications;
@@ -146,16 +148,25 @@ export class TrayClient {
   private async paginate<T>(page: (after: string | undefined) => Promise<{ edges: { node: T }[]; pageInfo: { hasNextPage: boolean; endCursor?: string | null | undefined } }>): Promise<T[]> {
     const out: T[] = [];
     let after: string | undefined;
+    // A short list would make a look-up miss an object and create it again: fail instead.
     for (let i = 0; i < MAX_PAGES; i++) {
       const connection = await page(after);
       out.push(...connection.edges.map((e) => e.node));
-      if (!connection.pageInfo.hasNextPage || !connection.pageInfo.endCursor) return out;
+      if (!connection.pageInfo.hasNextPage) return out;
+      if (!connection.pageInfo.endCursor) {
+        throw new ImportError('TRAY_BAD_RESPONSE', 'lookup', 'Tray said there are more pages but gave no endCursor: cannot list everything');
+      }
       after = connection.pageInfo.endCursor;
     }
-    return out;
+    throw new ImportError('TRAY_BAD_RESPONSE', 'lookup', `more than ${MAX_PAGES * PAGE_SIZE} items to look through: refusing to guess from a partial list`);
   }
 
-  /** `ambiguous` errors from a create mean it may have happened; see isSafeToResend. */
+  /**
+   * One Tray operation, retried on transient failures while the deadline allows. A create that
+   * failed ambiguously (it may have happened) is not re-sent here: it surfaces as `ambiguous`
+   * so that the caller looks it up first. A 401/403 on a master-token call triggers one
+   * refetch of the token; the re-send after it goes through the same guard.
+   */
   private async call<S extends z.ZodType>(operation: string, document: string, variables: Record<string, unknown>, token: Token, schema: S): Promise<z.infer<S>> {
     const step = OPERATION_STEP[operation] ?? 'lookup';
     const policy: RetryPolicy = {
@@ -166,10 +177,9 @@ export class TrayClient {
       // A failed master-token read is not Tray's fault, and retrying the same read here won't help.
       shouldRetry: (error) => error.kind === 'transient' && !error.ambiguous && error.step !== 'secrets',
       deadline: this.options.deadline,
-      attemptBudgetMs: this.options.timeoutMs,
+      attemptBudgetMs: MIN_CALL_MS,
     };
-    let refreshedMaster = false;
-    return withRetry(step, policy, async () => {
+    const attempt = async (): Promise<z.infer<S>> => {
       try {
         return await this.send(operation, document, variables, token, schema, step);
       } catch (e) {
@@ -178,22 +188,42 @@ export class TrayClient {
           // May have been created: surface it so the caller looks it up before creating again.
           throw new ImportError(error.code, error.step, error.message, { httpStatus: error.httpStatus, cause: error, ambiguous: true });
         }
+        throw error;
+      }
+    };
+    let refreshedMaster = false;
+    return withRetry(step, policy, async () => {
+      try {
+        return await attempt();
+      } catch (e) {
+        const error = e as ImportError;
         if (token.kind === 'master' && error.code === 'TRAY_UNAUTHORIZED' && !refreshedMaster) {
-          // The token may have been rotated since it was cached: read it again, once.
+          // The token may have been rotated since it was cached: read it again, once. A refused
+          // request was not executed, so sending it again cannot duplicate anything.
           refreshedMaster = true;
           await this.options.masterToken.refresh();
-          return this.send(operation, document, variables, token, schema, step);
+          return attempt();
         }
         throw error;
       }
     });
   }
 
+  /** No call may outlive the invocation: its timeout is cut to the time left before the deadline. */
+  private callTimeoutMs(step: Step, operation: string): number {
+    const left = this.options.deadline - Date.now();
+    if (left < MIN_CALL_MS) {
+      throw new ImportError('OUT_OF_TIME', step, `not enough time left in this invocation to call ${operation}; it will be retried`);
+    }
+    return Math.min(this.options.timeoutMs, left);
+  }
+
   private async send<S extends z.ZodType>(operation: string, document: string, variables: Record<string, unknown>, token: Token, schema: S, step: Step): Promise<z.infer<S>> {
     const bearer = token.kind === 'master' ? await this.options.masterToken.get() : token.token;
+    const signal = AbortSignal.timeout(this.callTimeoutMs(step, operation));
     let data: unknown;
     try {
-      data = await this.gql.request({ document, variables: dropUndefined(variables), requestHeaders: { authorization: `Bearer ${bearer}` } });
+      data = await this.gql.request({ document, variables: dropUndefined(variables), requestHeaders: { authorization: `Bearer ${bearer}` }, signal });
     } catch (e) {
       throw classifyTrayFailure(e, step, operation);
     }

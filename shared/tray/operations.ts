@@ -46,6 +46,26 @@ export const CreateUserAuthenticationResult = z.object({
   createUserAuthentication: z.object({ authenticationId: z.string().min(1) }),
 });
 
+/** The documented form (no arguments, `hasNextPage` only): what a fresh user's few auths need. */
+export const LIST_AUTHENTICATIONS_DOCUMENTED = /* GraphQL */ `
+  query ListAuthenticationsFirstPage {
+    viewer {
+      authentications {
+        edges { node { id name service { id name version title } serviceEnvironment { id title } } }
+        pageInfo { hasNextPage }
+      }
+    }
+  }`;
+export const ListAuthenticationsDocumentedResult = z.object({
+  viewer: z.object({
+    authentications: z.object({
+      edges: z.array(z.object({ node: z.lazy(() => AuthenticationNode) })),
+      pageInfo: z.object({ hasNextPage: z.boolean() }),
+    }),
+  }),
+});
+
+/** Relay pagination (Tray's general convention), used only when the documented form has more pages. */
 export const LIST_AUTHENTICATIONS = /* GraphQL */ `
   query ListAuthentications($first: Int, $after: String) {
     viewer {
