@@ -37,5 +37,10 @@ describe('cli --help', () => {
     const io = bufferIo();
     expect(await main(['backfill', '--help'], { io })).toBe(0);
     for (const flag of ['--user-pool-id', '--plan', '--attributes', '--filter', '--rate', '--state', '--restart', '--dry-run', '--queue-url', '--table']) expect(io.stdout).toContain(flag);
+
+    const reconcile = bufferIo();
+    expect(await main(['reconcile', '--help'], { io: reconcile })).toBe(0);
+    for (const flag of ['--include-failed', '--older-than', '--plan', '--dry-run']) expect(reconcile.stdout).toContain(flag);
+    expect(reconcile.stdout).toContain('(default: 30)');
   });
 });
