@@ -370,6 +370,15 @@ describe('tray stand-in: faults', () => {
     expect(s.calls.at(-1)).toMatchObject({ outcome: 'fault', fault: 'commitThenFail' });
   });
 
+  it('commitThenHang: stores the effect, then never answers (504 after ms)', async () => {
+    s.clearFaults();
+    s.injectFault({ operation: 'createExternalUser', kind: 'commitThenHang', ms: 200 });
+    const r = await gql(s.url, MASTER, CREATE_USER, { input: { name: 'x', externalUserId: 'f-cth' } });
+    expect(r.status).toBe(504);
+    expect(s.snapshot().users.filter((u) => u.externalUserId === 'f-cth')).toHaveLength(1);
+    expect(s.calls.at(-1)).toMatchObject({ outcome: 'fault', fault: 'commitThenHang' });
+  });
+
   it('latency: delays, then answers normally', async () => {
     s.clearFaults();
     s.injectFault({ operation: 'users', kind: 'latency', ms: 150 });

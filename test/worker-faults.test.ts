@@ -6,7 +6,7 @@ import { expectImportedExactlyOnce } from './support/assertions.js';
 import { demoUsers, startHarness, type Harness } from './support/worker-harness.js';
 
 /**
- * Every Tray step × every fault kind: after redelivery the user is enabled and Tray holds
+ * Every Tray step × every fault kind (a hang after the create took effect included): after redelivery the user is enabled and Tray holds
  * exactly one user, one auth and one instance. `times: 6` outlasts the retries inside one
  * invocation, so the message goes back to SQS and the next delivery resumes from the ledger.
  */
@@ -15,6 +15,7 @@ const CASES: { kind: FaultKind; times: number }[] = [
   { kind: 'http500', times: 1 },
   { kind: 'http500', times: 6 },
   { kind: 'hang', times: 1 },
+  { kind: 'commitThenHang', times: 1 },
   { kind: 'rateLimit', times: 2 },
   { kind: 'commitThenFail', times: 1 },
   { kind: 'commitThenFail', times: 6 },
@@ -45,7 +46,7 @@ describe('fault matrix: every Tray step × {500, hang, rate limit, commit-then-f
         const entry = await h.ledger.get({ userPoolId: h.messageFor(user).userPoolId, sub: user.sub });
         const calls = h.stack.tray!.calls.slice(callsBefore);
         if (kind === 'http500' && times > 1) expect(entry!.attempts, 'went back to SQS and resumed').toBeGreaterThan(1);
-        if (kind === 'commitThenFail' && operation.startsWith('create')) {
+        if ((kind === 'commitThenFail' || kind === 'commitThenHang') && operation.startsWith('create')) {
           // The create happened once; the retry found it instead of creating it again.
           expect(calls.filter((c) => c.operation === operation)).toHaveLength(1);
           expect(calls.some((c) => c.operation === 'users' || c.operation === 'viewer')).toBe(true);

@@ -5,20 +5,20 @@
  */
 import { z } from 'zod';
 
-export type FaultKind = 'latency' | 'http500' | 'hang' | 'rateLimit' | 'commitThenFail';
+export type FaultKind = 'latency' | 'http500' | 'hang' | 'rateLimit' | 'commitThenFail' | 'commitThenHang';
 
 export interface FaultRule {
   operation: string; // root field name or '*'
   kind: FaultKind;
   onCall?: number; // 1-based, counted per rule from when it was added; default 1
   times?: number; // consecutive calls from onCall that fire; default 1
-  ms?: number; // 'latency' delay (default 200) / 'hang' duration (default 60000)
+  ms?: number; // 'latency' delay (default 200) / 'hang' and 'commitThenHang' duration (default 60000)
 }
 
 /** For POST /_standin/faults: humans type these bodies by hand, so reject typos loudly. */
 export const faultRuleSchema = z.strictObject({
   operation: z.string().min(1),
-  kind: z.enum(['latency', 'http500', 'hang', 'rateLimit', 'commitThenFail']),
+  kind: z.enum(['latency', 'http500', 'hang', 'rateLimit', 'commitThenFail', 'commitThenHang']),
   onCall: z.number().int().min(1).optional(),
   times: z.number().int().min(1).optional(),
   ms: z.number().int().min(0).optional(),
@@ -61,7 +61,7 @@ export class FaultInjector {
       r.seen += 1;
       const { onCall, times, kind } = r.rule;
       if (!fired && r.seen >= onCall && r.seen < onCall + times) {
-        fired = { kind, ms: r.rule.ms ?? (kind === 'hang' ? DEFAULT_HANG_MS : DEFAULT_LATENCY_MS) };
+        fired = { kind, ms: r.rule.ms ?? (kind === 'hang' || kind === 'commitThenHang' ? DEFAULT_HANG_MS : DEFAULT_LATENCY_MS) };
       }
     }
     if (fired) return fired;

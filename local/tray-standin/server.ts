@@ -227,6 +227,14 @@ export async function startTrayStandIn(opts: TrayStandInOptions): Promise<TraySt
         if (await sleep(fault.ms, waitSignal)) send(res, { status: 504, body: 'Gateway Timeout', contentType: 'text/plain' });
         else res.destroy();
         return;
+      case 'commitThenHang':
+        // The operation takes effect, then the answer never comes: the client's timeout fires
+        // on a create that did happen (the case Tray's lack of idempotency keys makes dangerous).
+        answer(parsed, identity, record);
+        Object.assign(record, { outcome: 'fault', fault: 'commitThenHang' });
+        if (await sleep(fault.ms, waitSignal)) send(res, { status: 504, body: 'Gateway Timeout', contentType: 'text/plain' });
+        else res.destroy();
+        return;
       case 'latency':
         if (!(await sleep(fault.ms, waitSignal))) return void res.destroy();
         send(res, answer(parsed, identity, record));
