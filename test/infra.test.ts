@@ -18,6 +18,7 @@ import { loadWorkerConfig, WorkerEnvSchema } from '../shared/config.js';
 import { ImportError } from '../shared/errors.js';
 import { LEDGER_KEY } from '../shared/ledger.js';
 import { loadPlanFile, parsePlan, requiredAttributes, type ImportPlan } from '../shared/plan.js';
+import { STACK_OUTPUT_KEYS } from '../cli/context.js';
 
 /**
  * Template assertions on the stack the app deploys. Bundling is skipped (`aws:cdk:bundling-stacks`:
@@ -35,19 +36,8 @@ const DEMO_PLAN = loadPlanFile(repoPath('local/demo-plan.json'));
 const DEMO_PLAN_RAW = JSON.parse(readFileSync(repoPath('local/demo-plan.json'), 'utf8')) as Record<string, unknown>;
 const POOL_ID = 'eu-west-1_AbCdEf123';
 
-const OUTPUT_IDS = [
-  'QueueUrl',
-  'DeadLetterQueueUrl',
-  'DeadLetterQueueArn',
-  'QueueArn',
-  'LedgerTableName',
-  'WorkerFunctionName',
-  'PostConfirmationFunctionName',
-  'PostConfirmationFunctionArn',
-  'AlarmTopicArn',
-  'UserPoolId',
-  'MasterTokenSecretId',
-];
+/** Every output the operators' CLI reads: the stack must provide them all, under these ids. */
+const OUTPUT_IDS = STACK_OUTPUT_KEYS;
 
 function newApp(): App {
   return new App({ context: { ...CDK_CONTEXT, 'aws:cdk:bundling-stacks': [] } });

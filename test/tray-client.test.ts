@@ -80,6 +80,6 @@ describe('TrayClient', () => {
     const started = Date.now();
     const soon = new TrayClient({ url: server.url, masterToken: staticMasterToken(() => 'master-token-x'), timeoutMs: 10_000, deadline: Date.now() + 1_500 });
     await expect(soon.createExternalUser({ name: 'a', externalUserId: 's', isTestUser: false })).rejects.toMatchObject({ code: 'TRAY_TIMEOUT', ambiguous: true });
-    expect(Date.now() - started).toBeLessThan(2_500);
+    expect(Date.now() - started).toBeLessThan(5_000); // the call timeout alone would be 10 s
   });
 });

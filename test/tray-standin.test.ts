@@ -425,7 +425,7 @@ describe('tray stand-in: faults', () => {
     const t0 = Date.now();
     await h.close();
     expect(await settled).toBe('failed');
-    expect(Date.now() - t0).toBeLessThan(1000);
+    expect(Date.now() - t0).toBeLessThan(5_000);
   });
 
   it('onCall/times: fires on calls onCall..onCall+times-1 counted from when the rule was added', async () => {
