@@ -29,7 +29,6 @@ export const ERROR_CODES = {
   AWS_UNAVAILABLE: 'transient',
   USER_BUSY: 'transient',
   OUT_OF_TIME: 'transient',
-  RETRIES_EXHAUSTED: 'permanent',
   INTERNAL: 'transient',
 } as const satisfies Record<string, FailureKind>;
 
@@ -68,18 +67,10 @@ export class ImportError extends Error {
     this.ambiguous = options.ambiguous ?? false;
   }
 
-  /** The same failure seen from another step (e.g. a Tray error surfacing in the workflow). */
-  at(step: Step): ImportError {
-    if (step === this.step) return this;
-    return new ImportError(this.code, step, this.message, { httpStatus: this.httpStatus, cause: this.cause, ambiguous: this.ambiguous });
-  }
-
   toJSON(): { code: ErrorCode; kind: FailureKind; step: Step; message: string } {
     return { code: this.code, kind: this.kind, step: this.step, message: this.message };
   }
 }
-
-export const isImportError = (e: unknown): e is ImportError => e instanceof ImportError;
 
 /** Anything unexpected becomes a transient INTERNAL error: retried, then dead-lettered with its reason. */
 export function asImportError(e: unknown, step: Step): ImportError {

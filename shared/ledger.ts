@@ -1,5 +1,5 @@
 import { ConditionalCheckFailedException, DynamoDBClient } from '@aws-sdk/client-dynamodb';
-import { DynamoDBDocumentClient, GetCommand, QueryCommand, UpdateCommand, type UpdateCommandInput } from '@aws-sdk/lib-dynamodb';
+import { DynamoDBDocumentClient, GetCommand, QueryCommand, UpdateCommand, type QueryCommandInput, type UpdateCommandInput } from '@aws-sdk/lib-dynamodb';
 import { z } from 'zod';
 import { classifyAwsFailure } from './aws-errors.js';
 import { ImportError, type ErrorCode, type Step } from './errors.js';
@@ -85,16 +85,9 @@ export class Ledger {
     }
   }
 
-  /** Every entry of a pool, page by page (operators' status, reconcile, backfill). */
+  /** Every entry of a pool, page by page (operators' status). */
   async *entries(userPoolId: string): AsyncGenerator<LedgerEntry> {
-    let start: Record<string, unknown> | undefined;
-    do {
-      const out = await this.doc.send(
-        new QueryCommand({ TableName: this.tableName, KeyConditionExpression: 'userPoolId = :p', ExpressionAttributeValues: { ':p': userPoolId }, ExclusiveStartKey: start }),
-      );
-      for (const item of out.Items ?? []) yield LedgerEntrySchema.parse(item);
-      start = out.LastEvaluatedKey;
-    } while (start);
+    for await (const item of this.queryPool(userPoolId)) yield LedgerEntrySchema.parse(item);
   }
 
   /**
@@ -102,19 +95,23 @@ export class Ledger {
    * reconcile need to decide whom to enqueue, at a fraction of the read cost on large pools.
    */
   async *statuses(userPoolId: string): AsyncGenerator<LedgerStatusSummary> {
+    const projection = { ProjectionExpression: '#sub, #status, updatedAt, leaseUntil, lastError', ExpressionAttributeNames: { '#sub': 'sub', '#status': 'status' } };
+    for await (const item of this.queryPool(userPoolId, projection)) yield LedgerStatusSummarySchema.parse(item);
+  }
+
+  private async *queryPool(userPoolId: string, projection: Pick<QueryCommandInput, 'ProjectionExpression' | 'ExpressionAttributeNames'> = {}): AsyncGenerator<Record<string, unknown>> {
     let start: Record<string, unknown> | undefined;
     do {
       const out = await this.doc.send(
         new QueryCommand({
           TableName: this.tableName,
           KeyConditionExpression: 'userPoolId = :p',
-          ProjectionExpression: '#sub, #status, updatedAt, leaseUntil, lastError',
-          ExpressionAttributeNames: { '#sub': 'sub', '#status': 'status' },
           ExpressionAttributeValues: { ':p': userPoolId },
           ExclusiveStartKey: start,
+          ...projection,
         }),
       );
-      for (const item of out.Items ?? []) yield LedgerStatusSummarySchema.parse(item);
+      yield* out.Items ?? [];
       start = out.LastEvaluatedKey;
     } while (start);
   }

@@ -8,8 +8,8 @@ import type { MasterTokenSource } from './tray/client.js';
 
 /**
  * The Tray master token, read by `@middy/secrets-manager` (cached; re-read when an invocation
- * starts more than `cacheExpiryMs` after the last read, so a rotated token is picked up) and exposed to the handler as a MasterTokenSource whose
- * `refresh()` clears middy's cache and re-runs the same middleware — the one way to refetch
+ * starts more than `cacheExpiryMs` after the last read, so a rotated token is picked up) and
+ * exposed to the handler as a MasterTokenSource whose `refresh()` clears middy's cache and re-runs the same middleware — the one way to refetch
  * inside an invocation after Tray answers 401. `clearCache` comes from the same `@middy/util`
  * copy the middleware uses (one middy major installed), otherwise it would silently do nothing.
  */
@@ -41,17 +41,16 @@ export function masterTokenMiddleware(options: { secretId: string; cacheExpiryMs
   };
 
   let fetchedAt = Number.NEGATIVE_INFINITY;
-  const expireIfStale = () => {
-    if (Date.now() - fetchedAt >= options.cacheExpiryMs) {
-      clearCache([MASTER_TOKEN_CACHE_KEY]);
-      fetchedAt = Date.now();
-    }
+  /** The next fetchInto reads the secret again. */
+  const forget = () => {
+    clearCache([MASTER_TOKEN_CACHE_KEY]);
+    fetchedAt = Date.now();
   };
 
   return {
     before: async (request) => {
       // A rotated token is picked up at most cacheExpiryMs after rotation (0: every invocation).
-      expireIfStale();
+      if (Date.now() - fetchedAt >= options.cacheExpiryMs) forget();
       await fetchInto(request);
       const read = async () => {
         try {
@@ -68,8 +67,7 @@ export function masterTokenMiddleware(options: { secretId: string; cacheExpiryMs
         // Several records of one batch may see the 401 together: one refetch serves them all.
         refresh: () =>
           (inflight ??= (async () => {
-            clearCache([MASTER_TOKEN_CACHE_KEY]);
-            fetchedAt = Date.now();
+            forget();
             await fetchInto(request);
             return read();
           })().finally(() => setTimeout(() => (inflight = undefined), 0))),

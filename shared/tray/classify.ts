@@ -17,9 +17,9 @@ const NETWORK_CODES = new Set(['ECONNREFUSED', 'ECONNRESET', 'EPIPE', 'ENOTFOUND
 /**
  * True when Tray certainly did not execute the request, so a create can be sent again without
  * risking a duplicate: its rate limiter refused it, the connection was never made, or it was
- * never sent for lack of time. A 5xx,
- * a timeout or a dropped connection may come after the create happened (Tray has no
- * idempotency keys); those are retried through the ledger's look-up-then-create path instead.
+ * never sent for lack of time. A 5xx, a timeout or a dropped connection may come after the
+ * create happened (Tray has no idempotency keys); those are retried through the ledger's
+ * look-up-then-create path instead.
  */
 export function isSafeToResend(error: ImportError): boolean {
   return error.code === 'TRAY_RATE_LIMITED' || error.code === 'OUT_OF_TIME' || (error.code === 'TRAY_NETWORK' && /ECONNREFUSED|ENOTFOUND|EAI_AGAIN|UND_ERR_CONNECT_TIMEOUT/.test(error.message));

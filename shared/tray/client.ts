@@ -109,7 +109,7 @@ export class TrayClient {
     const first = await this.call('authentications', op.LIST_AUTHENTICATIONS_DOCUMENTED, {}, token, op.ListAuthenticationsDocumentedResult);
     if (!first.viewer.authentications.pageInfo.hasNextPage) return first.viewer.authentications.edges.map((e) => e.node);
     return this.paginate(async (after) => {
-      const data = await this.call('authentications', op.LIST_AUTHENTICATIONS, { first: PAGE_SIZE, after }, { kind: 'user', token: userToken }, op.ListAuthenticationsResult);
+      const data = await this.call('authentications', op.LIST_AUTHENTICATIONS, { first: PAGE_SIZE, after }, token, op.ListAuthenticationsResult);
       return data.viewer.authentications;
     });
   }

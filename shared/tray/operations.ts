@@ -46,6 +46,13 @@ export const CreateUserAuthenticationResult = z.object({
   createUserAuthentication: z.object({ authenticationId: z.string().min(1) }),
 });
 
+export const AuthenticationNode = z.object({
+  id: z.string(),
+  name: z.string(),
+  service: z.object({ id: z.string() }).nullish(),
+  serviceEnvironment: z.object({ id: z.string() }).nullish(),
+});
+
 /** The documented form (no arguments, `hasNextPage` only): what a fresh user's few auths need. */
 export const LIST_AUTHENTICATIONS_DOCUMENTED = /* GraphQL */ `
   query ListAuthenticationsFirstPage {
@@ -59,7 +66,7 @@ export const LIST_AUTHENTICATIONS_DOCUMENTED = /* GraphQL */ `
 export const ListAuthenticationsDocumentedResult = z.object({
   viewer: z.object({
     authentications: z.object({
-      edges: z.array(z.object({ node: z.lazy(() => AuthenticationNode) })),
+      edges: z.array(z.object({ node: AuthenticationNode })),
       pageInfo: z.object({ hasNextPage: z.boolean() }),
     }),
   }),
@@ -75,12 +82,6 @@ export const LIST_AUTHENTICATIONS = /* GraphQL */ `
       }
     }
   }`;
-export const AuthenticationNode = z.object({
-  id: z.string(),
-  name: z.string(),
-  service: z.object({ id: z.string() }).nullish(),
-  serviceEnvironment: z.object({ id: z.string() }).nullish(),
-});
 export const ListAuthenticationsResult = z.object({ viewer: z.object({ authentications: Connection(AuthenticationNode) }) });
 
 export const CREATE_SOLUTION_INSTANCE = /* GraphQL */ `
