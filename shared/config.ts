@@ -21,8 +21,16 @@ export const WorkerEnvSchema = z.object({
   IMPORT_PLAN_FILE: z.string().optional(),
   /** Must equal the queue's redrive maxReceiveCount: on the last delivery the worker dead-letters with a reason. */
   MAX_RECEIVE_COUNT: positiveInt(5),
-  /** Records of one batch imported at once; bounded so a batch cannot burst past Tray's rate limit. */
-  BATCH_CONCURRENCY: positiveInt(1),
+  /**
+   * This container's share of the fleet's Tray budget, in calls per second: the stack sets it
+   * to (budget − the CLI's reserve) ÷ the event source's maximum concurrency, so the fleet
+   * never exceeds the budget whatever Tray's latency.
+   */
+  TRAY_RATE_PER_SECOND: z.coerce.number().positive().max(50).default(12),
+  /** Calls one container may send at once after an idle spell. */
+  TRAY_BURST: positiveInt(2),
+  /** Upper bound on users imported at once in one invocation (the pacer decides below it). */
+  MAX_USERS_IN_FLIGHT: positiveInt(64),
   TRAY_TIMEOUT_MS: positiveInt(10_000),
   /** Visibility timeout after a transient failure: base × 2^(receives−1), capped, with jitter. */
   RETRY_BASE_SECONDS: positiveInt(30),

@@ -23,6 +23,8 @@ export const ERROR_CODES = {
   TRAY_UNAUTHORIZED: 'permanent',
   TRAY_BAD_RESPONSE: 'permanent',
   TRAY_RATE_LIMITED: 'transient',
+  /** An enable refused within moments of the create: Tray's wait-before-enabling rule. */
+  TRAY_NOT_READY: 'transient',
   TRAY_UNAVAILABLE: 'transient',
   TRAY_TIMEOUT: 'transient',
   TRAY_NETWORK: 'transient',

@@ -4,29 +4,38 @@ import { injectLambdaContext } from '@aws-lambda-powertools/logger/middleware';
 import { logMetrics } from '@aws-lambda-powertools/metrics/middleware';
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
-import { SQSClient } from '@aws-sdk/client-sqs';
+import { SendMessageCommand, SQSClient, type MessageAttributeValue } from '@aws-sdk/client-sqs';
 import type { SQSBatchResponse, SQSEvent, SQSRecord } from 'aws-lambda';
-import pLimit from 'p-limit';
+import { setTimeout as sleep } from 'node:timers/promises';
 import type { WorkerConfig } from './config.js';
 import { delayRedelivery, retryDelaySeconds, sendToDeadLetterQueue } from './dead-letter.js';
 import { asImportError, ImportError } from './errors.js';
-import { importUser, type ImportDeps } from './import-workflow.js';
-import { Ledger } from './ledger.js';
+import { importUser, TRAY_ENABLE_DELAY_MS, type ImportDeps } from './import-workflow.js';
+import { Ledger, type UserKey } from './ledger.js';
 import { createLogger, createMetrics, MetricUnit, type Logger, type Metrics } from './logging.js';
 import { masterTokenMiddleware, type MasterTokenContext } from './master-token.js';
-import { parseQueueMessage, type QueueMessage } from './message.js';
+import { parseQueueMessage, QueueMessageSchema, type QueueMessage } from './message.js';
 import { trayEndpoint } from './plan.js';
 import { SecretReader } from './secrets.js';
 import { TrayClient } from './tray/client.js';
+import { Pacer } from './tray/pacer.js';
 
 /**
  * The import worker: an SQS consumer with partial batch responses. Each record ends in one of
- * three ways, so that nothing is lost and nothing burns retries it cannot use:
+ * four ways, so that nothing is lost and nothing burns retries it cannot use:
  * - imported (or already imported): acknowledged;
+ * - not started (no time left in the invocation, or another delivery holds the user): sent
+ *   back to the queue as a new message carrying its attempt count, and acknowledged — it was
+ *   no attempt, so it must not count towards the dead-letter limit;
  * - transient failure: reported as a batch item failure, its next delivery pushed back by a
- *   visibility timeout that grows with the receive count;
- * - permanent failure, invalid message, or a transient one on the last allowed delivery: sent
+ *   visibility timeout that grows with the attempt count;
+ * - permanent failure, invalid message, or a transient one on the last allowed attempt: sent
  *   to the DLQ with its reason as message attributes, then acknowledged.
+ *
+ * Pacing: every Tray call waits for a slot of this container's share of the fleet's rate
+ * budget (TRAY_RATE_PER_SECOND). Records are started while the pacer has slots to give (it
+ * has no waiter queue yet), so in-flight calls grow to rate × latency by themselves, at any
+ * Tray latency, and a user waiting out Tray's 2 s before enabling leaves its slots to others.
  */
 export interface WorkerDeps {
   config: WorkerConfig;
@@ -37,6 +46,8 @@ export interface WorkerDeps {
   metrics?: Metrics;
   /** Tests use this to simulate a crash between a Tray create and its ledger write. */
   ledger?: Ledger;
+  /** This container's share of the Tray budget; tests pass one with a fake clock. */
+  pacer?: Pacer;
   random?: () => number;
 }
 
@@ -44,6 +55,10 @@ export interface WorkerDeps {
 const SAFETY_MARGIN_MS = 3_000;
 /** The lease outlasts the invocation by this much (clock skew between Lambda and DynamoDB). */
 const LEASE_MARGIN_MS = 2_000;
+/** Message attribute carrying the attempts that earlier messages of this user already made. */
+export const PRIOR_ATTEMPTS_ATTRIBUTE = 'PriorAttempts';
+/** A user is started only while at least this many times its expected duration is left. */
+const START_MARGIN = 1.5;
 
 export function createImportWorker(deps: WorkerDeps) {
   const { config } = deps;
@@ -53,15 +68,43 @@ export function createImportWorker(deps: WorkerDeps) {
   const ledger = deps.ledger ?? new Ledger({ tableName: config.LEDGER_TABLE, client: deps.dynamodb ?? new DynamoDBClient({}) });
   const secrets = new SecretReader({ client: deps.secretsManager ?? new SecretsManagerClient({}) });
   const url = trayEndpoint(config.plan, config.TRAY_GRAPHQL_URL);
+  const pacer = deps.pacer ?? new Pacer({ ratePerSecond: config.TRAY_RATE_PER_SECOND, burst: config.TRAY_BURST });
+  const callsPerUser = 4 + config.plan.auths.length;
+  const duration = new DurationEstimate(callsPerUser * (1000 / config.TRAY_RATE_PER_SECOND + 1_000) + TRAY_ENABLE_DELAY_MS);
 
-  const processRecord = async (record: SQSRecord, context: MasterTokenContext): Promise<void> => {
+  /** Attempts this user's messages made before this delivery, and whether this one is the last allowed. */
+  const attemptsOf = (record: SQSRecord) => {
     const receiveCount = Number(record.attributes.ApproximateReceiveCount ?? '1');
-    const lastAttempt = receiveCount >= config.MAX_RECEIVE_COUNT;
+    const prior = Number(record.messageAttributes?.[PRIOR_ATTEMPTS_ATTRIBUTE]?.stringValue ?? '0') || 0;
+    return { receiveCount, prior, attempt: prior + receiveCount, lastAttempt: prior + receiveCount >= config.MAX_RECEIVE_COUNT };
+  };
+
+  /** Puts a record that was not started back on the queue as a new message: it was no attempt. */
+  const handBack = async (record: SQSRecord, reason: ImportError, retryInMs: number, sub?: string): Promise<void> => {
+    const { receiveCount, prior } = attemptsOf(record);
+    const attributes: Record<string, MessageAttributeValue> = {};
+    for (const [name, value] of Object.entries(record.messageAttributes ?? {})) {
+      if (value.stringValue !== undefined) attributes[name] = { DataType: value.dataType, StringValue: value.stringValue };
+    }
+    // The earlier receives of this message were real attempts; this one was not.
+    attributes[PRIOR_ATTEMPTS_ATTRIBUTE] = { DataType: 'Number', StringValue: String(prior + receiveCount - 1) };
+    try {
+      await sqs.send(new SendMessageCommand({ QueueUrl: config.QUEUE_URL, MessageBody: record.body, MessageAttributes: attributes, DelaySeconds: Math.min(900, Math.ceil(retryInMs / 1000)) }));
+    } catch (e) {
+      // Could not put it back: leave it to SQS (it then counts as an attempt, but nothing is lost).
+      logger.warn('could not hand a record back to the queue; SQS will redeliver it', { sub, messageId: record.messageId, error: (e as Error).name });
+      throw reason;
+    }
+    metrics.addMetric('Deferred', MetricUnit.Count, 1);
+    logger.info('record not started; handed back to the queue', { sub, messageId: record.messageId, retryInSeconds: Math.ceil(retryInMs / 1000), reason: reason.toJSON() });
+  };
+
+  const processRecord = async (record: SQSRecord, context: MasterTokenContext, deadline: number): Promise<void> => {
+    const { receiveCount, attempt, lastAttempt } = attemptsOf(record);
     let message: QueueMessage | undefined;
     try {
-      message = parseQueueMessage(record.body);
-      const deadline = Date.now() + context.getRemainingTimeInMillis() - SAFETY_MARGIN_MS;
-      const tray = new TrayClient({ url, masterToken: context.masterToken, timeoutMs: config.TRAY_TIMEOUT_MS, deadline, retry: { random: deps.random } });
+      message = await parseMessageRecordingRejection(record.body, ledger);
+      const tray = new TrayClient({ url, masterToken: context.masterToken, timeoutMs: config.TRAY_TIMEOUT_MS, deadline, retry: { random: deps.random }, pacer });
       const importDeps: ImportDeps = {
         plan: config.plan,
         tray,
@@ -75,7 +118,10 @@ export function createImportWorker(deps: WorkerDeps) {
         lastAttempt,
         onEvent: (event) => logger.debug('import step', { sub: message?.sub, ...event }),
       };
+      const started = Date.now();
       const result = await importUser(message, importDeps);
+      if (result.outcome === 'deferred') return await handBack(record, result.error, result.retryInMs, message.sub);
+      if (result.outcome === 'enabled') duration.observe(Date.now() - started);
       metrics.addMetric(result.outcome === 'enabled' ? 'Imported' : 'AlreadyImported', MetricUnit.Count, 1);
       logger.info(result.outcome === 'enabled' ? 'user imported' : 'user already imported', {
         sub: message.sub,
@@ -85,15 +131,15 @@ export function createImportWorker(deps: WorkerDeps) {
       });
     } catch (e) {
       const error = asImportError(e, 'ledger');
-      const user = { sub: message?.sub, userPoolId: message?.userPoolId, messageId: record.messageId, receiveCount };
+      const user = { sub: message?.sub, userPoolId: message?.userPoolId, messageId: record.messageId, receiveCount, attempt };
       if (error.kind === 'permanent' || lastAttempt) {
-        const final = error.kind === 'permanent' ? error : new ImportError(error.code, error.step, `gave up after ${receiveCount} deliveries: ${error.message}`);
+        const final = error.kind === 'permanent' ? error : new ImportError(error.code, error.step, `gave up after ${attempt} attempts: ${error.message}`);
         await sendToDeadLetterQueue(sqs, config.DLQ_URL, record, final, user);
         metrics.addMetric('DeadLettered', MetricUnit.Count, 1);
         logger.error('import failed; message dead-lettered', { ...user, error: final.toJSON() });
         return;
       }
-      const delay = retryDelaySeconds(receiveCount, config.RETRY_BASE_SECONDS, config.RETRY_MAX_SECONDS, deps.random);
+      const delay = retryDelaySeconds(attempt, config.RETRY_BASE_SECONDS, config.RETRY_MAX_SECONDS, deps.random);
       await delayRedelivery(sqs, config.QUEUE_URL, record, delay).catch((err: unknown) =>
         logger.warn('could not delay redelivery; SQS will redeliver after the queue visibility timeout', { ...user, error: (err as Error).name }),
       );
@@ -103,9 +149,31 @@ export function createImportWorker(deps: WorkerDeps) {
     }
   };
 
-  const limit = pLimit(config.BATCH_CONCURRENCY);
-  const handler = async (event: SQSEvent, context: MasterTokenContext) =>
-    Promise.allSettled(event.Records.map((record) => limit(() => processRecord(record, context))));
+  /**
+   * Starts the batch's records one after another while the pacer has slots to give and the
+   * invocation has time for another user; the rest go back to the queue unstarted. Results are
+   * in the order of the records, as the partial-batch middleware expects.
+   */
+  const handler = async (event: SQSEvent, context: MasterTokenContext) => {
+    const deadline = Date.now() + context.getRemainingTimeInMillis() - SAFETY_MARGIN_MS;
+    const results: Promise<void>[] = [];
+    let inFlight = 0;
+    for (const record of event.Records) {
+      // Admit the next user only when the ones in flight leave slots unused: a pacer with a
+      // waiter is already using the whole share. One slot's interval between starts keeps the
+      // ledger and Secrets Manager reads of a large batch from all landing at once.
+      while (inFlight > 0 && (pacer.queued > 0 || inFlight >= config.MAX_USERS_IN_FLIGHT)) await sleep(pacer.intervalMs());
+      if (Date.now() + duration.expectedMs() * START_MARGIN > deadline) {
+        const reason = new ImportError('OUT_OF_TIME', 'ledger', 'not enough time left in this invocation to start the import; handed back without counting as an attempt');
+        results.push(handBack(record, reason, 0));
+        continue;
+      }
+      inFlight += 1;
+      results.push(processRecord(record, context, deadline).finally(() => (inFlight -= 1)));
+      await sleep(pacer.intervalMs());
+    }
+    return Promise.allSettled(results);
+  };
 
   return middy<SQSEvent, SQSBatchResponse, Error, MasterTokenContext>()
     .use(injectLambdaContext(logger))
@@ -114,4 +182,48 @@ export function createImportWorker(deps: WorkerDeps) {
     // Each record logs its own outcome above; the middleware would log errors (and bodies) again.
     .use(sqsPartialBatchFailure({ logger: () => undefined }))
     .handler(handler as never);
+}
+
+/**
+ * Parses the body; an invalid message whose user can still be identified (a well-formed pool id
+ * and sub) gets a ledger entry with the reason, like every other dead-lettered user.
+ */
+async function parseMessageRecordingRejection(body: string, ledger: Ledger): Promise<QueueMessage> {
+  try {
+    return parseQueueMessage(body);
+  } catch (e) {
+    const key = identifiableUser(body);
+    // The ledger being down must not hide the message's own problem.
+    if (key && e instanceof ImportError) await ledger.recordRejected(key, {}, e).catch(() => undefined);
+    throw e;
+  }
+}
+
+function identifiableUser(body: string): UserKey | undefined {
+  let raw: unknown;
+  try {
+    raw = JSON.parse(body);
+  } catch {
+    return undefined;
+  }
+  const key = QueueMessageSchema.pick({ userPoolId: true, sub: true }).safeParse(raw);
+  return key.success ? key.data : undefined;
+}
+
+/**
+ * How long a user's import takes in this container: an exponentially weighted mean of the
+ * imports it completed, starting from a cautious guess. Used only to decide whether another
+ * user can still be started before the deadline.
+ */
+class DurationEstimate {
+  private mean: number;
+  constructor(initialMs: number) {
+    this.mean = initialMs;
+  }
+  observe(ms: number): void {
+    this.mean = 0.8 * this.mean + 0.2 * ms;
+  }
+  expectedMs(): number {
+    return this.mean;
+  }
 }

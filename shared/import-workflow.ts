@@ -1,4 +1,5 @@
 import { randomUUID } from 'node:crypto';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { asImportError, ImportError, type Step } from './errors.js';
 import { pendingKey, type Ledger, type LedgerEntry, type UserKey } from './ledger.js';
 import type { QueueMessage } from './message.js';
@@ -7,18 +8,19 @@ import { withRetry } from './retry.js';
 import { renderImport, type RenderedAuth, type RenderedImport } from './render.js';
 import type { SecretReader } from './secrets.js';
 import type { TrayClient } from './tray/client.js';
-import type { TrayAuthentication } from './tray/operations.js';
 
 /**
  * Tray's documented import for one user, exactly once over any number of deliveries:
  *   createExternalUser → authorize → createUserAuthentication (per auth)
- *   → createSolutionInstance (authValues, configValues) → updateSolutionInstance(enabled: true)
+ *   → createSolutionInstance (authValues, configValues) → wait ≥ 2 s → updateSolutionInstance(enabled: true)
  *
- * Each object's id is written to the ledger as soon as Tray returns it, and a `pending` mark is
+ * Each object's id is written to the ledger as soon as Tray returns it, and a `pending` mark —
+ * holding exactly what identifies the object in the request (externalUserId or name) — is
  * written before each create. So a retry skips what is done, and where a create may have
- * happened without its id being recorded (timeout, 502 after commit, crash) it looks the object
- * up in Tray and adopts it instead of creating a duplicate. A fresh user costs exactly the
- * documented calls and no look-ups; an enabled user costs no Tray call.
+ * happened without its id being recorded (timeout, 502 after commit, crash) it looks for
+ * exactly what was sent and adopts it instead of creating a duplicate, even if the user's
+ * attributes changed between the deliveries. A fresh user costs exactly the documented calls
+ * and no look-ups; an enabled user costs no Tray call.
  */
 export interface ImportDeps {
   plan: ImportPlan;
@@ -33,33 +35,108 @@ export interface ImportDeps {
   deadline?: number;
   /** Longest one Tray call may take (its timeout), to decide whether another attempt fits. */
   callTimeoutMs?: number;
+  /** Tray's wait between createSolutionInstance and the enable (default TRAY_ENABLE_DELAY_MS). */
+  enableDelayMs?: number;
   onEvent?: (event: ImportEvent) => void;
 }
 
 export type ImportEvent =
   | { type: 'adopted'; object: 'user' | 'auth' | 'instance'; id: string; externalId?: string }
   | { type: 'created'; object: 'user' | 'auth' | 'instance'; id: string; externalId?: string }
-  | { type: 'reauthorized' };
+  | { type: 'reauthorized' }
+  | { type: 'waitedBeforeEnable'; ms: number }
+  | { type: 'notReadyYet'; attempt: number };
 
+/**
+ * Tray's updateSolutionInstance reference: "If you are auto enabling the instances … delay this
+ * enable mutation by at least 2 seconds after createSolutionInstance is complete."
+ */
+export const TRAY_ENABLE_DELAY_MS = 2_000;
+/**
+ * An enable refused (or answered not enabled) this soon after the create is Tray not being
+ * ready yet, not a verdict on the instance: it is retried. Later, it is final.
+ */
+export const ENABLE_SETTLE_WINDOW_MS = 20_000;
+const NOT_READY_RETRY_MS = 1_000;
+const NOT_READY_ATTEMPTS = 4;
 /** A user is started only with at least this much time left (a few Tray calls' worth). */
 const MIN_TIME_TO_START_MS = 3_000;
+/** Longest a deferred record waits for another delivery's lease before it is tried again. */
+const MAX_BUSY_RETRY_MS = 60_000;
 
-export type ImportOutcome = { outcome: 'enabled' | 'alreadyEnabled'; entry: LedgerEntry };
+export type ImportOutcome =
+  | { outcome: 'enabled' | 'alreadyEnabled'; entry: LedgerEntry }
+  /**
+   * Not started: the user was left untouched (no lease, no Tray call), so this delivery is not
+   * an attempt. The worker puts the message back for `retryInMs` without counting it.
+   */
+  | { outcome: 'deferred'; error: ImportError; retryInMs: number };
 
 export async function importUser(message: QueueMessage, deps: ImportDeps): Promise<ImportOutcome> {
-  // Fails before any Tray call or ledger write when the user lacks what the plan needs.
-  const rendered = renderImport(deps.plan, message);
   const key: UserKey = { userPoolId: message.userPoolId, sub: message.sub };
+  const info = { username: message.username, email: message.attributes.email, source: message.source };
 
+  // A stale message of a user already done costs nothing, whatever its content says: the
+  // ledger is read before anything that can fail on the message.
   const existing = await deps.ledger.get(key);
   if (existing?.status === 'enabled') return { outcome: 'alreadyEnabled', entry: existing };
+
+  let rendered: RenderedImport;
+  try {
+    rendered = renderImport(deps.plan, message);
+  } catch (e) {
+    const error = asImportError(e, 'plan');
+    // The user gets an entry with the reason: status shows it and reconcile skips it unless asked.
+    await deps.ledger.recordRejected(key, info, error).catch(() => undefined);
+    throw error;
+  }
+
+  if (deps.plan.trayUserPer === 'user') return importInto(key, info, rendered, deps);
+
+  // One Tray user per company: the company's entry holds the Tray objects and its lease makes
+  // the company's sign-ups take turns; each member's own entry then points at them.
+  const companyKey: UserKey = { userPoolId: key.userPoolId, sub: companyLedgerKey(rendered.externalUserId) };
+  try {
+    const company = await importInto(companyKey, { username: rendered.externalUserId, source: message.source }, rendered, deps);
+    if (company.outcome === 'deferred') return company;
+    return { outcome: company.outcome, entry: await deps.ledger.recordMember(key, info, company.entry) };
+  } catch (e) {
+    const error = asImportError(e, 'ledger');
+    if (error.kind === 'permanent' || deps.lastAttempt === true) await deps.ledger.recordRejected(key, info, error).catch(() => undefined);
+    throw error;
+  }
+}
+
+/** The ledger key of a company's shared Tray objects (per-company plans). */
+export function companyLedgerKey(externalUserId: string): string {
+  return `company#${externalUserId}`;
+}
+
+async function importInto(
+  key: UserKey,
+  info: Parameters<Ledger['acquire']>[3],
+  rendered: RenderedImport,
+  deps: ImportDeps,
+): Promise<ImportOutcome> {
   if (deps.deadline !== undefined && deps.deadline - Date.now() < MIN_TIME_TO_START_MS) {
     // Too late in the invocation to import anyone: hand the message back without taking the user.
-    throw new ImportError('OUT_OF_TIME', 'ledger', 'not enough time left in this invocation to start the import; it will be retried');
+    const error = new ImportError('OUT_OF_TIME', 'ledger', 'not enough time left in this invocation to start the import; it will be retried');
+    return { outcome: 'deferred', error, retryInMs: 0 };
   }
 
   const owner = randomUUID();
-  const lease = await deps.ledger.acquire(key, owner, deps.leaseMs, { username: message.username, email: message.attributes.email, source: message.source });
+  let lease: Awaited<ReturnType<Ledger['acquire']>>;
+  try {
+    lease = await deps.ledger.acquire(key, owner, deps.leaseMs, info);
+  } catch (e) {
+    const error = asImportError(e, 'ledger');
+    if (error.code !== 'USER_BUSY') throw error;
+    // Another delivery (a duplicate, or a company's other sign-up) is working on it: try again
+    // once its lease is over. This delivery did nothing, so it is not an attempt.
+    const holder = await deps.ledger.get(key).catch(() => undefined);
+    const leaseLeft = holder?.leaseUntil === undefined ? 5_000 : holder.leaseUntil - Date.now();
+    return { outcome: 'deferred', error, retryInMs: Math.min(MAX_BUSY_RETRY_MS, Math.max(1_000, leaseLeft)) };
+  }
   if (lease.kind === 'done') return { outcome: 'alreadyEnabled', entry: lease.entry };
 
   const run = new UserImport(deps, key, owner, rendered, lease.entry);
@@ -74,6 +151,11 @@ export async function importUser(message: QueueMessage, deps: ImportDeps): Promi
     }
     throw error;
   }
+}
+
+/** What a pending mark says was sent; a mark of an older version (a timestamp) says nothing. */
+function sentIn(mark: LedgerEntry['pending'][string] | undefined, renderedNow: string): string {
+  return typeof mark === 'object' ? mark.sent : renderedNow;
 }
 
 class UserImport {
@@ -92,26 +174,28 @@ class UserImport {
     this.userToken = await this.deps.tray.authorize(trayUserId);
     for (const auth of this.rendered.auths) await this.again('createUserAuthentication', () => this.ensureAuth(auth));
     const instanceId = await this.again('createSolutionInstance', () => this.ensureInstance());
-    const enabled = await this.asUser((token) => this.deps.tray.enableSolutionInstance(token, instanceId));
-    if (!enabled.enabled) {
-      throw new ImportError('TRAY_REJECTED', 'enableSolutionInstance', `Tray answered the enable of instance ${instanceId} without enabling it; check the solution's required slots`);
-    }
+    await this.enable(instanceId);
     return this.deps.ledger.recordEnabled(this.key, this.owner);
   }
 
   private async ensureTrayUser(): Promise<string> {
     if (this.entry.trayUserId) return this.entry.trayUserId;
     const { tray, ledger } = this.deps;
-    if (this.entry.pending[pendingKey.user]) {
-      const [found] = await tray.findUsersByExternalUserId(this.rendered.externalUserId);
+    const mark = this.entry.pending[pendingKey.user];
+    if (mark) {
+      const sent = sentIn(mark, this.rendered.externalUserId);
+      // Tray's search need not be exact: adopt only a user whose externalUserId is exactly the
+      // one this user's create sent, or one user's retry could adopt another user's account.
+      const found = (await tray.findUsersByExternalUserId(sent)).find((u) => u.externalUserId === sent);
       if (found) {
         this.entry = await ledger.recordTrayUser(this.key, this.owner, found.id);
         this.emit({ type: 'adopted', object: 'user', id: found.id });
         return found.id;
       }
     }
-    this.entry = await ledger.markPending(this.key, this.owner, pendingKey.user);
-    const id = await tray.createExternalUser({ name: this.rendered.userName, externalUserId: this.rendered.externalUserId, isTestUser: this.deps.plan.isTestUser });
+    const externalUserId = this.rendered.externalUserId;
+    this.entry = await ledger.markPending(this.key, this.owner, pendingKey.user, externalUserId);
+    const id = await tray.createExternalUser({ name: this.rendered.userName, externalUserId, isTestUser: this.deps.plan.isTestUser });
     this.entry = await ledger.recordTrayUser(this.key, this.owner, id);
     this.emit({ type: 'created', object: 'user', id });
     return id;
@@ -122,14 +206,16 @@ class UserImport {
     if (this.entry.authIds[externalId]) return;
     const { tray, ledger } = this.deps;
     const pending = pendingKey.auth(externalId);
-    if (this.entry.pending[pending]) {
-      const auths: TrayAuthentication[] = await this.asUser((token) => tray.listAuthentications(token));
+    const mark = this.entry.pending[pending];
+    if (mark) {
+      const sent = sentIn(mark, auth.name);
+      const auths = await this.asUser((token) => tray.listAuthentications(token));
       // An auth already recorded for another slot is never adopted twice.
       const taken = new Set(Object.values(this.entry.authIds));
       const found = auths.find(
         (a) =>
           !taken.has(a.id) &&
-          a.name === auth.name &&
+          a.name === sent &&
           (a.service?.id === undefined || a.service.id === auth.plan.serviceId) &&
           (a.serviceEnvironment?.id === undefined || a.serviceEnvironment.id === auth.plan.serviceEnvironmentId),
       );
@@ -140,7 +226,7 @@ class UserImport {
       }
     }
     const data = await this.credentials(auth);
-    this.entry = await ledger.markPending(this.key, this.owner, pending);
+    this.entry = await ledger.markPending(this.key, this.owner, pending, auth.name);
     const id = await this.asUser((token) =>
       tray.createUserAuthentication(token, {
         name: auth.name,
@@ -159,23 +245,74 @@ class UserImport {
   private async ensureInstance(): Promise<string> {
     if (this.entry.instanceId) return this.entry.instanceId;
     const { tray, ledger, plan } = this.deps;
-    if (this.entry.pending[pendingKey.instance]) {
+    const mark = this.entry.pending[pendingKey.instance];
+    if (mark) {
+      const sent = sentIn(mark, this.rendered.instanceName);
       const instances = await this.asUser((token) => tray.listSolutionInstances({ kind: 'user', token }, { solutionId: plan.solutionId }));
-      const found = instances.find((i) => (i.solution?.id ?? plan.solutionId) === plan.solutionId && i.name === this.rendered.instanceName);
+      const found = instances.find((i) => (i.solution?.id ?? plan.solutionId) === plan.solutionId && i.name === sent);
       if (found) {
-        this.entry = await ledger.recordInstance(this.key, this.owner, found.id);
+        // Tray's own creation time, when it gives one, so that the wait before enabling is not paid twice.
+        const created = found.created ? Date.parse(found.created) : Number.NaN;
+        this.entry = await ledger.recordInstance(this.key, this.owner, found.id, Number.isFinite(created) ? Math.min(created, Date.now()) : Date.now());
         this.emit({ type: 'adopted', object: 'instance', id: found.id });
         return found.id;
       }
     }
-    this.entry = await ledger.markPending(this.key, this.owner, pendingKey.instance);
-    const authValues = this.rendered.auths.map((a) => ({ externalId: a.plan.externalId, authId: this.entry.authIds[a.plan.externalId] as string }));
+    const instanceName = this.rendered.instanceName;
+    this.entry = await ledger.markPending(this.key, this.owner, pendingKey.instance, instanceName);
     const instance = await this.asUser((token) =>
-      tray.createSolutionInstance(token, { solutionId: plan.solutionId, instanceName: this.rendered.instanceName, authValues, configValues: this.rendered.configValues }),
+      tray.createSolutionInstance(token, { solutionId: plan.solutionId, instanceName, authValues: this.authValues(), configValues: this.rendered.configValues }),
     );
-    this.entry = await ledger.recordInstance(this.key, this.owner, instance.id);
+    this.entry = await ledger.recordInstance(this.key, this.owner, instance.id, Date.now());
     this.emit({ type: 'created', object: 'instance', id: instance.id });
     return instance.id;
+  }
+
+  /**
+   * Enables the instance with the plan's current values (an instance that could not be enabled
+   * heals once the plan is fixed and the user redriven), no sooner than Tray's delay after the
+   * create completed. The wait is counted from the create recorded in the ledger, so a retry
+   * after a crash does not wait again once the time has passed. Other records of the batch use
+   * the wait: only this user's turn waits, never the worker.
+   */
+  private async enable(instanceId: string): Promise<void> {
+    const values = { authValues: this.authValues(), configValues: this.rendered.configValues };
+    for (let attempt = 1; ; attempt++) {
+      await this.waitUntilEnableAllowed();
+      let failure: ImportError;
+      try {
+        const answer = await this.asUser((token) => this.deps.tray.enableSolutionInstance(token, instanceId, values));
+        if (answer.enabled) return;
+        failure = new ImportError('TRAY_REJECTED', 'enableSolutionInstance', `Tray answered the enable of instance ${instanceId} without enabling it; check the solution's required slots`);
+      } catch (e) {
+        failure = asImportError(e, 'enableSolutionInstance');
+      }
+      const settling = failure.code === 'TRAY_NOT_READY' || (failure.code === 'TRAY_REJECTED' && this.sinceCreateMs() < ENABLE_SETTLE_WINDOW_MS);
+      if (!settling) throw failure;
+      const notReady = failure.code === 'TRAY_NOT_READY' ? failure : new ImportError('TRAY_NOT_READY', 'enableSolutionInstance', `Tray did not enable instance ${instanceId} yet, ${Math.round(this.sinceCreateMs() / 100) / 10} s after its creation: ${failure.message}`);
+      const deadline = this.deps.deadline ?? Number.POSITIVE_INFINITY;
+      if (attempt >= NOT_READY_ATTEMPTS || Date.now() + NOT_READY_RETRY_MS + (this.deps.callTimeoutMs ?? 10_000) > deadline) throw notReady;
+      this.emit({ type: 'notReadyYet', attempt });
+      await sleep(NOT_READY_RETRY_MS);
+    }
+  }
+
+  private sinceCreateMs(): number {
+    return Date.now() - (this.entry.instanceCreatedAt ?? 0);
+  }
+
+  private async waitUntilEnableAllowed(): Promise<void> {
+    const wait = (this.deps.enableDelayMs ?? TRAY_ENABLE_DELAY_MS) - this.sinceCreateMs();
+    if (wait <= 0) return;
+    if (Date.now() + wait + 1_000 > (this.deps.deadline ?? Number.POSITIVE_INFINITY)) {
+      throw new ImportError('OUT_OF_TIME', 'enableSolutionInstance', `not enough time left in this invocation to wait ${wait} ms before enabling (Tray's rule); it will be retried`);
+    }
+    this.emit({ type: 'waitedBeforeEnable', ms: wait });
+    await sleep(wait);
+  }
+
+  private authValues(): { externalId: string; authId: string }[] {
+    return this.rendered.auths.map((a) => ({ externalId: a.plan.externalId, authId: this.entry.authIds[a.plan.externalId] as string }));
   }
 
   /**

@@ -35,7 +35,17 @@ export const LedgerEntrySchema = z.object({
   instanceId: z.string().optional(),
   enabled: z.boolean().default(false),
   attempts: z.number().default(0),
-  pending: z.record(z.string(), z.string()).default({}),
+  /**
+   * Creates that may have happened without their id being recorded. The value says what
+   * identifies the object in Tray, exactly as it was sent (externalUserId or name), so that a
+   * retry matches on it even if the user's attributes changed in between; a bare string is a
+   * mark written by an older version (a timestamp), matched on the name rendered now.
+   */
+  pending: z.record(z.string(), z.union([z.string(), z.object({ at: z.string(), sent: z.string() })])).default({}),
+  /** When createSolutionInstance completed (epoch ms): Tray wants ≥ 2 s before the enable. */
+  instanceCreatedAt: z.number().optional(),
+  /** Per-company plans: the company entry whose Tray objects this user shares. */
+  company: z.string().optional(),
   lastError: z.object({ code: z.string(), step: z.string(), message: z.string(), at: z.string() }).optional(),
   leaseOwner: z.string().optional(),
   leaseUntil: z.number().optional(),
@@ -166,11 +176,15 @@ export class Ledger {
     }
   }
 
-  /** Records that a create is about to be sent: a retry then knows to look before creating again. */
-  markPending(key: UserKey, owner: string, what: string): Promise<LedgerEntry> {
+  /**
+   * Records that a create is about to be sent, and what identifies it (`sent`: the exact
+   * externalUserId or name in the request): a retry then looks for exactly that before
+   * creating again.
+   */
+  markPending(key: UserKey, owner: string, what: string, sent: string): Promise<LedgerEntry> {
     // Also demands an unexpired lease: past it another delivery may be working on this user,
     // and two creates must never be in flight for one object.
-    return this.update(key, owner, 'SET pending.#what = :at, updatedAt = :at', { '#what': what }, { ':now': this.now() }, 'leaseUntil > :now');
+    return this.update(key, owner, 'SET pending.#what = :mark, updatedAt = :at', { '#what': what }, { ':now': this.now(), ':mark': { at: new Date(this.now()).toISOString(), sent } }, 'leaseUntil > :now');
   }
 
   recordTrayUser(key: UserKey, owner: string, trayUserId: string): Promise<LedgerEntry> {
@@ -181,8 +195,103 @@ export class Ledger {
     return this.update(key, owner, 'SET authIds.#slot = :id, updatedAt = :at REMOVE pending.#what', { '#slot': externalId, '#what': pendingKey.auth(externalId) }, { ':id': authId });
   }
 
-  recordInstance(key: UserKey, owner: string, instanceId: string): Promise<LedgerEntry> {
-    return this.update(key, owner, 'SET instanceId = :id, updatedAt = :at REMOVE pending.#what', { '#what': pendingKey.instance }, { ':id': instanceId });
+  /** `createdAt`: when Tray's create completed (epoch ms), for Tray's wait-before-enabling rule. */
+  recordInstance(key: UserKey, owner: string, instanceId: string, createdAt: number): Promise<LedgerEntry> {
+    return this.update(
+      key,
+      owner,
+      'SET instanceId = :id, instanceCreatedAt = :created, updatedAt = :at REMOVE pending.#what',
+      { '#what': pendingKey.instance },
+      { ':id': instanceId, ':created': createdAt },
+    );
+  }
+
+  /**
+   * A user of a per-company plan whose company is enabled: the user's own entry points at the
+   * company's Tray objects. Written without a lease: only this delivery writes a member's entry
+   * as enabled, and doing it twice writes the same thing.
+   */
+  async recordMember(key: UserKey, info: { username: string; email?: string | undefined; source: MessageSource }, company: LedgerEntry): Promise<LedgerEntry> {
+    const at = new Date(this.now()).toISOString();
+    try {
+      const out = await this.doc.send(
+        new UpdateCommand({
+          TableName: this.tableName,
+          Key: key,
+          UpdateExpression:
+            `SET username = :username, ${info.email === undefined ? '' : 'email = :email, '}#source = :source, #status = :enabled, enabled = :true, company = :company, ` +
+            'trayUserId = :user, authIds = :auths, instanceId = :instance, pending = :empty, attempts = if_not_exists(attempts, :zero) + :one, ' +
+            'createdAt = if_not_exists(createdAt, :at), updatedAt = :at, enabledAt = if_not_exists(enabledAt, :at) REMOVE lastError',
+          ExpressionAttributeNames: { '#status': 'status', '#source': 'source' },
+          ExpressionAttributeValues: {
+            ':username': info.username,
+            ':email': info.email,
+            ':source': info.source,
+            ':enabled': 'enabled',
+            ':true': true,
+            ':company': company.sub,
+            ':user': company.trayUserId,
+            ':auths': company.authIds,
+            ':instance': company.instanceId,
+            ':empty': {},
+            ':zero': 0,
+            ':one': 1,
+            ':at': at,
+          },
+          ReturnValues: 'ALL_NEW',
+        }),
+      );
+      return LedgerEntrySchema.parse(out.Attributes);
+    } catch (e) {
+      throw classifyAwsFailure(e, 'ledger', 'writing the ledger', 'INTERNAL');
+    }
+  }
+
+  /**
+   * Records a failure found before the user's lease was taken (an invalid message, a missing
+   * attribute), so that every dead-lettered user has an entry with its reason: reconcile then
+   * skips it unless asked, and status shows why. Never overwrites an enabled user or a delivery
+   * that holds the lease.
+   */
+  async recordRejected(
+    key: UserKey,
+    info: { username?: string | undefined; email?: string | undefined; source?: MessageSource | undefined },
+    error: { code: ErrorCode; step: Step; message: string },
+  ): Promise<void> {
+    const now = this.now();
+    const at = new Date(now).toISOString();
+    try {
+      await this.doc.send(
+        new UpdateCommand({
+          TableName: this.tableName,
+          Key: key,
+          UpdateExpression:
+            'SET username = if_not_exists(username, :username), #status = :failed, lastError = :error, attempts = if_not_exists(attempts, :zero) + :one, ' +
+            'authIds = if_not_exists(authIds, :empty), pending = if_not_exists(pending, :empty), enabled = if_not_exists(enabled, :false), ' +
+            `${info.email === undefined ? '' : 'email = :email, '}${info.source === undefined ? '' : '#source = :source, '}createdAt = if_not_exists(createdAt, :at), updatedAt = :at`,
+          ConditionExpression: 'attribute_not_exists(#sub) OR (#status <> :enabled AND (attribute_not_exists(leaseUntil) OR leaseUntil < :now))',
+          ExpressionAttributeNames: { '#status': 'status', '#sub': 'sub', ...(info.source === undefined ? {} : { '#source': 'source' }) },
+          ExpressionAttributeValues: {
+            ':username': info.username ?? key.sub,
+            ':failed': 'failed',
+            ':enabled': 'enabled',
+            ':error': { code: error.code, step: error.step, message: scrub(error.message), at },
+            ':zero': 0,
+            ':one': 1,
+            ':empty': {},
+            ':false': false,
+            ':at': at,
+            ':now': now,
+            ...(info.email === undefined ? {} : { ':email': info.email }),
+            ...(info.source === undefined ? {} : { ':source': info.source }),
+          },
+        }),
+      );
+    } catch (e) {
+      // Enabled meanwhile, or another delivery holds the user: its own outcome is the truth.
+      if (e instanceof ConditionalCheckFailedException) return;
+      throw classifyAwsFailure(e, 'ledger', 'writing the ledger', 'INTERNAL');
+    }
   }
 
   recordEnabled(key: UserKey, owner: string): Promise<LedgerEntry> {

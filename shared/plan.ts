@@ -119,6 +119,13 @@ export const ImportPlanSchema = z
     solutionId: z.string({ error: 'the id of the published Tray solution to instantiate' }).min(1),
     instanceName: Template('CRM sync for {{email}}'),
     externalUserId: Template('{{sub}}').default('{{sub}}'),
+    /**
+     * Whom one Tray user stands for. "user" (the default): each Cognito user, so externalUserId
+     * must come from `sub`. "company": one Tray user shared by every user whose externalUserId
+     * renders the same (e.g. "{{custom:company_id}}"), with one auth per slot and one instance,
+     * created by the company's first sign-up and reused by the later ones.
+     */
+    trayUserPer: z.enum(['user', 'company'], { error: 'must be "user" (one Tray user per Cognito user) or "company" (one per company)' }).default('user'),
     userName: Template('{{email}}').default('{{email}}'),
     isTestUser: z.boolean({ error: 'true or false' }).default(false),
     tray: TrayTarget.default({ region: 'us' }),
@@ -128,6 +135,27 @@ export const ImportPlanSchema = z
     configValues: z.array(ConfigValue).default([]),
   })
   .superRefine((plan, ctx) => {
+    // A retry after a crash adopts the Tray user whose externalUserId is the one this user would
+    // create. That id must therefore belong to this user alone and never change: `sub` is both;
+    // an email can be reused or changed, and a fixed text is everyone's.
+    const idAttributes = templateAttributes(plan.externalUserId);
+    if (plan.trayUserPer === 'user' && (idAttributes.length === 0 || idAttributes.some((a) => a !== 'sub'))) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['externalUserId'],
+        message:
+          `"${plan.externalUserId}" does not identify one user for good: use "{{sub}}" (assigned by Cognito, unique and immutable), optionally with a fixed prefix such as "acme-{{sub}}". ` +
+          'Another attribute (an email can change or be reused) or a fixed text would let one user\'s retry adopt another user\'s Tray account. ' +
+          'For one Tray user per company, set "trayUserPer": "company" and use the company\'s id, e.g. "{{custom:company_id}}".',
+      });
+    }
+    if (plan.trayUserPer === 'company' && (idAttributes.length === 0 || idAttributes.includes('sub'))) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['externalUserId'],
+        message: 'with "trayUserPer": "company", render the company\'s id from an attribute every user of the company shares and cannot change, e.g. "{{custom:company_id}}" (not {{sub}}, not a fixed text)',
+      });
+    }
     // Exact duplicates only: Tray's slot ids are case-sensitive, so "a" and "A" are two slots.
     const seen = new Map<string, number>();
     plan.auths.forEach((auth, i) => {

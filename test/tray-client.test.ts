@@ -56,16 +56,18 @@ describe('TrayClient', () => {
     await expect(client(server.url).findUsersByExternalUserId('s')).rejects.toMatchObject({ code: 'TRAY_BAD_RESPONSE', step: 'lookup' });
   });
 
-  it('uses the documented authentications query, and Relay pages only when there are more', async () => {
+  it("reads a user's auths with Tray's one unpaged query, and refuses a list that says it is partial", async () => {
     const node = (id: string) => ({ node: { id, name: id, service: { id: 'svc' }, serviceEnvironment: { id: 'env' } } });
     server = await startScriptedServer([
+      { status: 200, body: { data: { viewer: { authentications: { edges: [node('a1'), node('a2')], pageInfo: { hasNextPage: false } } } } } },
       { status: 200, body: { data: { viewer: { authentications: { edges: [node('a1')], pageInfo: { hasNextPage: true } } } } } },
-      { status: 200, body: { data: { viewer: { authentications: { edges: [{ ...node('a1'), cursor: 'c1' }], pageInfo: { hasNextPage: true, endCursor: 'c1' } } } } } },
-      { status: 200, body: { data: { viewer: { authentications: { edges: [{ ...node('a2'), cursor: 'c2' }], pageInfo: { hasNextPage: false, endCursor: 'c2' } } } } } },
     ]);
     const auths = await client(server.url).listAuthentications('user-token-abcdef');
     expect(auths.map((a) => a.id)).toEqual(['a1', 'a2']);
-    expect(server.requests.map((r) => r.operationName)).toEqual(['ListAuthenticationsFirstPage', 'ListAuthentications', 'ListAuthentications']);
+    // A short list would make a retry miss an auth and create it again.
+    await expect(client(server.url).listAuthentications('user-token-abcdef')).rejects.toMatchObject({ code: 'TRAY_BAD_RESPONSE', step: 'lookup' });
+    expect(server.requests.map((r) => r.operationName)).toEqual(['ListAuthentications', 'ListAuthentications']);
+    expect(server.requests.map((r) => r.variables ?? {})).toEqual([{}, {}]);
   });
 
   it('starts no call without time left before the deadline', async () => {

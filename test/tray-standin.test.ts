@@ -44,10 +44,10 @@ const CREATE_INSTANCE = `mutation ($input: CreateSolutionInstanceInput!) {
   createSolutionInstance(input: $input) { solutionInstance { id name enabled created } } }`;
 const UPDATE_INSTANCE = `mutation ($input: UpdateSolutionInstanceInput!) {
   updateSolutionInstance(input: $input) { solutionInstance { id enabled } } }`;
-const USERS = `query ($criteria: UserCriteria, $first: Int, $after: String) {
+const USERS = `query ($criteria: UserSearchCriteria, $first: Int, $after: String) {
   users(criteria: $criteria, first: $first, after: $after) {
     edges { node { id name externalUserId } cursor } pageInfo { hasNextPage endCursor } } }`;
-const INSTANCES = `query ($criteria: SolutionInstanceCriteria) { viewer { solutionInstances(criteria: $criteria) {
+const INSTANCES = `query ($criteria: SolutionInstanceSearchCriteria) { viewer { solutionInstances(criteria: $criteria) {
   totalCount edges { node { id name enabled owner solution { id } authValues { externalId authId } configValues { externalId value } } }
   pageInfo { hasNextPage endCursor } } } }`;
 
@@ -72,7 +72,7 @@ async function newUserWithAuth(s: TrayStandIn, externalUserId = `ext-${Math.rand
 describe('tray stand-in: operations and rules', () => {
   let s: TrayStandIn;
   beforeAll(async () => {
-    s = await startTrayStandIn({ masterToken: MASTER, solutions: SOLUTIONS, rateLimit: false });
+    s = await startTrayStandIn({ masterToken: MASTER, latencyMs: 0, enableDelayMs: 0, solutions: SOLUTIONS, rateLimit: false });
   });
   afterAll(async () => {
     await s.close();
@@ -119,7 +119,7 @@ describe('tray stand-in: operations and rules', () => {
     expect(mine.body.data.viewer.solutionInstances.totalCount).toBe(1);
     expect(mine.body.data.viewer.solutionInstances.edges[0].node).toMatchObject({ id: inst.id, owner: userId, solution: { id: 'sol-1' } });
     const auths = await gql(s.url, userToken, `{ viewer { authentications { edges { node { id name
-      service { id name version title } serviceEnvironment { id title } } cursor } pageInfo { hasNextPage endCursor } } } }`);
+      service { id name version title } serviceEnvironment { id title } } } pageInfo { hasNextPage } } } }`);
     expect(auths.body.data.viewer.authentications.edges[0].node).toMatchObject({
       id: authId, service: { id: 'svc-sqs' }, serviceEnvironment: { id: 'env-1' },
     });
@@ -127,12 +127,13 @@ describe('tray stand-in: operations and rules', () => {
   });
 
   it('lists only published solutions with Json default values, master only', async () => {
-    const r = await gql(s.url, MASTER, `query ($c: SolutionCriteria) { viewer { solutions(criteria: $c) { edges { node { id title tags
+    const r = await gql(s.url, MASTER, `query ($c: SolutionSearchCriteria) { viewer { solutions(criteria: $c) { edges { node { id title tags
       configSlots { externalId title defaultValue } authSlots { externalId title } } cursor } pageInfo { hasNextPage endCursor } } } }`, { c: { tags: ['import'] } });
     const edges = r.body.data.viewer.solutions.edges;
     expect(edges.map((e: any) => e.node.id)).toEqual(['sol-1']);
     expect(edges[0].node.configSlots).toContainEqual({ externalId: 'external_batch', title: 'Batch size', defaultValue: '10' });
-    expect(edges[0].node.configSlots).toContainEqual({ externalId: 'external_note', title: 'Note', defaultValue: null });
+    // Tray's schema: defaultValue is a non-null Json, so a slot without a default says "null".
+    expect(edges[0].node.configSlots).toContainEqual({ externalId: 'external_note', title: 'Note', defaultValue: 'null' });
   });
 
   it('does not dedupe createExternalUser, and paginates users over 3 pages', async () => {
@@ -176,7 +177,7 @@ describe('tray stand-in: operations and rules', () => {
     expect(solutionsAsUser.body.errors[0].message).toMatch(/viewer\.solutions/);
 
     // Master sees the partner's own auths on viewer.authentications: none.
-    const masterAuths = await gql(s.url, MASTER, `{ viewer { authentications { edges { cursor } } } }`);
+    const masterAuths = await gql(s.url, MASTER, `{ viewer { authentications { edges { node { id } } } } }`);
     expect(masterAuths.body).toEqual({ data: { viewer: { authentications: { edges: [] } } } });
   });
 
@@ -286,7 +287,7 @@ describe('tray stand-in: operations and rules', () => {
     expect(s.snapshot().instances.some((i) => i.owner === a.userId)).toBe(false);
     expect((await gql(s.url, a.userToken, INSTANCES)).status).toBe(401); // its token died with it
 
-    const removeAuth = `mutation ($input: RemoveAuthenticationInput!) { removeAuthentication(input: $input) { clientMutationId } }`;
+    const removeAuth = `mutation ($input: RemoveUserAuthenticationInput!) { removeAuthentication(input: $input) { clientMutationId } }`;
     const byUser = await gql(s.url, b.userToken, removeAuth, { input: { authenticationId: b.authId } });
     expect(byUser.body).toEqual({ data: { removeAuthentication: { clientMutationId: null } } });
   });
@@ -313,7 +314,7 @@ describe('tray stand-in: operations and rules', () => {
 
 describe('tray stand-in: rate limit', () => {
   it('returns the exact rate-limit body with HTTP 200 after the burst', async () => {
-    const s = await startTrayStandIn({ masterToken: MASTER, rateLimit: { perSecond: 1, burst: 3 } });
+    const s = await startTrayStandIn({ masterToken: MASTER, latencyMs: 0, enableDelayMs: 0, rateLimit: { perSecond: 1, burst: 3 } });
     try {
       const results = [];
       for (let i = 0; i < 4; i++) results.push(await gql(s.url, MASTER, USERS, {}));
@@ -332,7 +333,7 @@ describe('tray stand-in: rate limit', () => {
 describe('tray stand-in: faults', () => {
   let s: TrayStandIn;
   beforeAll(async () => {
-    s = await startTrayStandIn({ masterToken: MASTER, solutions: SOLUTIONS, rateLimit: false });
+    s = await startTrayStandIn({ masterToken: MASTER, latencyMs: 0, enableDelayMs: 0, solutions: SOLUTIONS, rateLimit: false });
   });
   afterAll(async () => {
     await s.close();
@@ -413,7 +414,7 @@ describe('tray stand-in: faults', () => {
   });
 
   it('hang: ends when close() is called', async () => {
-    const h = await startTrayStandIn({ masterToken: MASTER, rateLimit: false });
+    const h = await startTrayStandIn({ masterToken: MASTER, latencyMs: 0, enableDelayMs: 0, rateLimit: false });
     h.injectFault({ operation: '*', kind: 'hang' }); // default 60 s
     const pending = fetch(h.url, {
       method: 'POST',
@@ -453,7 +454,7 @@ describe('tray stand-in: faults', () => {
   it('randomTransientFaultRate uses the injected RNG', async () => {
     const rolls = [0.1, 0.0, 0.9, 0.99]; // call 1: fault, kind index 0 (http500); call 2: no fault
     const r = await startTrayStandIn({
-      masterToken: MASTER, rateLimit: false, randomTransientFaultRate: 0.5, random: () => rolls.shift() ?? 0.99,
+      masterToken: MASTER, latencyMs: 0, rateLimit: false, randomTransientFaultRate: 0.5, random: () => rolls.shift() ?? 0.99,
     });
     try {
       expect((await gql(r.url, MASTER, USERS, {})).status).toBe(500);
@@ -466,7 +467,7 @@ describe('tray stand-in: faults', () => {
 
 describe('tray stand-in: tokens', () => {
   it('setMasterToken rotates: the old master token stops working', async () => {
-    const s = await startTrayStandIn({ masterToken: MASTER, rateLimit: false });
+    const s = await startTrayStandIn({ masterToken: MASTER, latencyMs: 0, enableDelayMs: 0, rateLimit: false });
     try {
       expect((await gql(s.url, MASTER, USERS, {})).status).toBe(200);
       s.setMasterToken('rotated-master');
@@ -478,7 +479,7 @@ describe('tray stand-in: tokens', () => {
   });
 
   it('revokeUserTokens invalidates user tokens until re-authorize', async () => {
-    const s = await startTrayStandIn({ masterToken: MASTER, solutions: SOLUTIONS, rateLimit: false });
+    const s = await startTrayStandIn({ masterToken: MASTER, latencyMs: 0, enableDelayMs: 0, solutions: SOLUTIONS, rateLimit: false });
     try {
       const { userId, userToken } = await newUserWithAuth(s);
       expect((await gql(s.url, userToken, INSTANCES)).status).toBe(200);
@@ -498,11 +499,61 @@ describe('tray stand-in: tokens', () => {
   });
 
   it('user tokens expire after userTokenTtlMs', async () => {
-    const s = await startTrayStandIn({ masterToken: MASTER, rateLimit: false, userTokenTtlMs: 300 });
+    const s = await startTrayStandIn({ masterToken: MASTER, latencyMs: 0, enableDelayMs: 0, rateLimit: false, userTokenTtlMs: 300 });
     try {
       const { userToken } = await newUserWithAuth(s);
       await new Promise((r) => setTimeout(r, 350));
       expect((await gql(s.url, userToken, INSTANCES)).status).toBe(401);
+    } finally {
+      await s.close();
+    }
+  });
+});
+
+describe("tray stand-in: Tray's timing", () => {
+  it('answers after a realistic latency by default (100–400 ms per call)', async () => {
+    const s = await startTrayStandIn({ masterToken: MASTER, rateLimit: false });
+    try {
+      const times: number[] = [];
+      for (let i = 0; i < 4; i++) {
+        const started = performance.now();
+        expect((await gql(s.url, MASTER, USERS, {})).status).toBe(200);
+        times.push(performance.now() - started);
+      }
+      for (const t of times) expect(t).toBeGreaterThanOrEqual(95);
+    } finally {
+      await s.close();
+    }
+  });
+
+  it('refuses an enable sooner than 2 s after createSolutionInstance, and accepts it after', async () => {
+    const s = await startTrayStandIn({ masterToken: MASTER, latencyMs: 0, rateLimit: false, solutions: SOLUTIONS });
+    try {
+      const { userToken, authId } = await newUserWithAuth(s);
+      const created = await gql(s.url, userToken, CREATE_INSTANCE, {
+        input: { solutionId: 'sol-1', instanceName: 'timing', authValues: [{ externalId: 'external_sqs_authentication', authId }], configValues: [{ externalId: 'external_email', value: '"a@example.com"' }] },
+      });
+      const id: string = created.body.data.createSolutionInstance.solutionInstance.id;
+      const early = await gql(s.url, userToken, UPDATE_INSTANCE, { input: { solutionInstanceId: id, enabled: true } });
+      expect(early.status).toBe(200);
+      expect(early.body.errors[0].extensions).toEqual({ name: 'PreconditionError', code: 'instance_not_ready' });
+      expect(s.snapshot().instances.find((i) => i.id === id)?.enabled).toBe(false);
+      await new Promise((r) => setTimeout(r, 2_050));
+      const later = await gql(s.url, userToken, UPDATE_INSTANCE, { input: { solutionInstanceId: id, enabled: true } });
+      expect(later.body).toEqual({ data: { updateSolutionInstance: { solutionInstance: { id, enabled: true } } } });
+    } finally {
+      await s.close();
+    }
+  });
+
+  it("serves the lifecycle operations of Tray's schema", async () => {
+    const s = await startTrayStandIn({ masterToken: MASTER, latencyMs: 0, enableDelayMs: 0, rateLimit: false, solutions: SOLUTIONS });
+    try {
+      const { userId } = await newUserWithAuth(s);
+      const code = await gql(s.url, MASTER, `mutation ($input: GenerateAuthorizationCodeInput!) { generateAuthorizationCode(input: $input) { authorizationCode } }`, { input: { userId } });
+      expect(code.body.data.generateAuthorizationCode.authorizationCode).toMatch(/^[0-9a-f]{32}$/);
+      const updated = await gql(s.url, MASTER, `mutation ($input: UpdateExternalUserInput!) { updateExternalUser(input: $input) { user { id isTestUser } } }`, { input: { userId, isTestUser: false } });
+      expect(updated.body.data.updateExternalUser.user).toEqual({ id: userId, isTestUser: false });
     } finally {
       await s.close();
     }

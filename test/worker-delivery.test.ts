@@ -25,7 +25,7 @@ describe('at-least-once delivery never duplicates', () => {
   let h: Harness;
   beforeAll(async () => {
     // Records of a batch run concurrently here, so that duplicates really overlap.
-    h = await startHarness({ env: { BATCH_CONCURRENCY: '5' } });
+    h = await startHarness({ env: { MAX_USERS_IN_FLIGHT: '5' } });
   });
   afterAll(async () => h?.close());
 

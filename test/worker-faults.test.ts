@@ -74,9 +74,9 @@ class CrashingLedger extends Ledger {
     this.crash('recordAuth');
     return super.recordAuth(key, owner, slot, id);
   }
-  override recordInstance(key: UserKey, owner: string, id: string): Promise<LedgerEntry> {
+  override recordInstance(key: UserKey, owner: string, id: string, createdAt: number): Promise<LedgerEntry> {
     this.crash('recordInstance');
-    return super.recordInstance(key, owner, id);
+    return super.recordInstance(key, owner, id, createdAt);
   }
   override recordEnabled(key: UserKey, owner: string): Promise<LedgerEntry> {
     this.crash('recordEnabled');

@@ -1,3 +1,5 @@
+import { ReceiveMessageCommand } from '@aws-sdk/client-sqs';
+import { DynamoDBDocumentClient, UpdateCommand } from '@aws-sdk/lib-dynamodb';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { importUser } from '../shared/import-workflow.js';
 import { SecretReader } from '../shared/secrets.js';
@@ -23,17 +25,24 @@ describe('edges of the import workflow', () => {
   });
   const trayClient = () => new TrayClient({ url: h.stack.tray!.url, masterToken: staticMasterToken(() => h.secrets.masterToken) });
 
-  it('does not record an instance as enabled when Tray answers the enable without enabling it', async () => {
+  it('does not record an instance as enabled when Tray answers the enable without enabling it: not ready at first, final later', async () => {
     class StubbornTray extends TrayClient {
-      override async enableSolutionInstance(token: string, id: string) {
-        await super.enableSolutionInstance(token, id);
+      override async enableSolutionInstance(token: string, id: string, values: Parameters<TrayClient['enableSolutionInstance']>[2]) {
+        await super.enableSolutionInstance(token, id, values);
         return { id, enabled: false };
       }
     }
     const tray = new StubbornTray({ url: h.stack.tray!.url, masterToken: staticMasterToken(() => h.secrets.masterToken) });
     const user = users[0]!;
+    const key = { userPoolId: h.messageFor(user).userPoolId, sub: user.sub };
+    // Moments after the create, an instance that is not enabled is Tray not being ready: retried.
+    await expect(importUser(h.messageFor(user), deps(tray))).rejects.toMatchObject({ code: 'TRAY_NOT_READY', step: 'enableSolutionInstance', kind: 'transient' });
+    expect(await h.ledger.get(key)).toMatchObject({ status: 'retrying', enabled: false });
+    // Long after the create, it is final.
+    const doc = DynamoDBDocumentClient.from(h.stack.dynamodb);
+    await doc.send(new UpdateCommand({ TableName: h.ledger.tableName, Key: key, UpdateExpression: 'SET instanceCreatedAt = :old', ExpressionAttributeValues: { ':old': Date.now() - 60_000 } }));
     await expect(importUser(h.messageFor(user), deps(tray))).rejects.toMatchObject({ code: 'TRAY_REJECTED', step: 'enableSolutionInstance', kind: 'permanent' });
-    expect(await h.ledger.get({ userPoolId: h.messageFor(user).userPoolId, sub: user.sub })).toMatchObject({ status: 'failed', enabled: false });
+    expect(await h.ledger.get(key)).toMatchObject({ status: 'failed', enabled: false });
   });
 
   it('a redelivery after a fix resumes from the ledger without creating anything again', async () => {
@@ -45,12 +54,15 @@ describe('edges of the import workflow', () => {
     await expectImportedExactlyOnce(h, user);
   });
 
-  it('a user whose lease another delivery holds is not touched (USER_BUSY), and Tray is not called', async () => {
+  it('a user whose lease another delivery holds is not touched but deferred (USER_BUSY), and Tray is not called', async () => {
     const user = users[1]!;
     const key = { userPoolId: h.messageFor(user).userPoolId, sub: user.sub };
-    await h.ledger.acquire(key, 'someone-else', 60_000, { username: user.username, source: 'signup' });
+    await h.ledger.acquire(key, 'someone-else', 30_000, { username: user.username, source: 'signup' });
     const calls = h.stack.tray!.calls.length;
-    await expect(importUser(h.messageFor(user), deps(trayClient()))).rejects.toMatchObject({ code: 'USER_BUSY', kind: 'transient' });
+    const out = await importUser(h.messageFor(user), deps(trayClient()));
+    expect(out).toMatchObject({ outcome: 'deferred', error: { code: 'USER_BUSY', kind: 'transient' } });
+    // Tried again once the other delivery's lease is over, not before.
+    expect(out.outcome === 'deferred' && out.retryInMs).toBeGreaterThan(25_000);
     expect(h.stack.tray!.calls.length).toBe(calls);
   });
 
@@ -59,7 +71,7 @@ describe('edges of the import workflow', () => {
     const key = { userPoolId: h.messageFor(user).userPoolId, sub: user.sub };
     await h.ledger.acquire(key, 'me', 1, { username: user.username, source: 'signup' });
     await new Promise((r) => setTimeout(r, 20));
-    await expect(h.ledger.markPending(key, 'me', 'user')).rejects.toMatchObject({ code: 'USER_BUSY' });
+    await expect(h.ledger.markPending(key, 'me', 'user', user.sub)).rejects.toMatchObject({ code: 'USER_BUSY' });
   });
 });
 
@@ -71,11 +83,16 @@ describe('the worker near its deadline', () => {
   });
   afterAll(async () => h?.close());
 
-  it('hands the record back without taking the user or calling Tray', async () => {
+  it('hands the record back as a new message, not counted as an attempt, without taking the user or calling Tray', async () => {
     const user = users[5]!;
     await h.send(h.messageFor(user));
     const result = await h.poller.pollOnce();
-    expect(result).toMatchObject({ received: 1, failed: 1 });
+    expect(result).toMatchObject({ received: 1, deleted: 1, failed: 0 });
+    const back = await h.stack.sqs.send(new ReceiveMessageCommand({ QueueUrl: h.stack.queueUrl, MessageAttributeNames: ['All'], MessageSystemAttributeNames: ['All'], WaitTimeSeconds: 2 }));
+    expect(back.Messages).toHaveLength(1);
+    expect(back.Messages![0]!.Attributes?.ApproximateReceiveCount).toBe('1');
+    expect(back.Messages![0]!.MessageAttributes?.PriorAttempts?.StringValue).toBe('0');
+    expect(JSON.parse(back.Messages![0]!.Body!)).toMatchObject({ sub: user.sub });
     expect(h.stack.tray!.calls).toHaveLength(0);
     expect(await h.ledger.get({ userPoolId: h.messageFor(user).userPoolId, sub: user.sub })).toBeUndefined();
   });

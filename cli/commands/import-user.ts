@@ -76,6 +76,8 @@ export async function runImportUser(sub: string, options: ImportUserOptions, dep
             if (!ctx.json) note(ctx.io, `  ${event.type}${'object' in event ? ` ${event.object} ${event.id}${event.externalId ? ` (${event.externalId})` : ''}` : ''}`);
           },
         });
+        // Deferred: another delivery holds the user right now; nothing was done.
+        if (out.outcome === 'deferred') throw out.error;
         result.outcome = out.outcome;
         result.entry = out.entry;
       } catch (e) {

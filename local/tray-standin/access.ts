@@ -23,6 +23,9 @@ const ROOT_NEEDS: Record<string, Need> = {
   createSolutionInstance: 'user',
   updateSolutionInstance: 'user',
   removeSolutionInstance: 'user',
+  upgradeSolutionInstance: 'user',
+  updateExternalUser: 'master',
+  generateAuthorizationCode: 'master',
   // The docs disagree (master in the token table, user in Tray's Postman collection): accept both.
   removeAuthentication: 'either',
 };
@@ -31,6 +34,7 @@ const VIEWER_NEEDS: Record<string, Need> = {
   solutions: 'master',
   solutionInstances: 'either', // master may filter by owner, user sees only its own
   authentications: 'either', // master gets the partner's own auths: none here
+  details: 'either',
 };
 
 /** Fields of a selection set with fragments flattened (aliases ignored: the field name counts). */

@@ -16,6 +16,15 @@ function invalidInput(message: string): GraphQLError {
 function notFound(message: string): GraphQLError {
   return new GraphQLError(message, { extensions: { name: 'NotFoundError', code: 'not_found' } });
 }
+/**
+ * Tray's reference asks integrators to wait at least 2 s after createSolutionInstance before
+ * enabling, without saying what happens otherwise. The stand-in refuses such an enable with
+ * this error (HTTP 200, Tray's usual error shape) and leaves the instance disabled.
+ */
+export const NOT_READY_CODE = 'instance_not_ready';
+function notReady(message: string): GraphQLError {
+  return new GraphQLError(message, { extensions: { name: 'PreconditionError', code: NOT_READY_CODE } });
+}
 function forbidden(message: string): GraphQLError {
   return new GraphQLError(message, { extensions: { name: 'ForbiddenError', code: 'forbidden' } });
 }
@@ -91,10 +100,13 @@ function solutionNode(s: SolutionRow) {
   return {
     id: s.id,
     title: s.title,
+    description: null,
     tags: s.tags,
+    customFields: [],
     authSlots: s.authSlots.map(({ externalId, title }) => ({ externalId, title })),
+    // Tray's schema makes defaultValue a non-null Json: a slot without a default says "null".
     configSlots: s.configSlots.map(({ externalId, title, defaultValue }) => ({
-      externalId, title, defaultValue: defaultValue === undefined ? null : JSON.stringify(defaultValue),
+      externalId, title, defaultValue: JSON.stringify(defaultValue ?? null),
     })),
   };
 }
@@ -103,23 +115,26 @@ function instanceNode(state: TrayState, i: InstanceRow) {
   const s = state.solutions.get(i.solutionId);
   return {
     id: i.id, name: i.name, enabled: i.enabled, created: i.created, owner: i.owner,
-    solution: s ? solutionNode(s) : { id: i.solutionId, title: '', tags: [], authSlots: [], configSlots: [] },
+    solution: s ? solutionNode(s) : { id: i.solutionId, title: '', description: null, tags: [], customFields: [], authSlots: [], configSlots: [] },
     authValues: i.authValues.map((a) => ({ ...a })),
     configValues: i.configValues.map((c) => ({ ...c })),
+    // The stand-in's solutions have one version and no workflows of their own.
+    workflows: { edges: [] },
+    solutionVersionFlags: { hasNewerVersion: false, requiresUserInputToUpdateVersion: false, requiresSystemInputToUpdateVersion: false },
   };
 }
 
 function authNode(a: AuthRow) {
   // Tray's service metadata is invented: only the ids are meaningful to clients.
   return {
-    id: a.id, name: a.name,
-    service: { id: a.serviceId, name: a.serviceId, version: '1', title: `Service ${a.serviceId}` },
-    serviceEnvironment: { id: a.serviceEnvironmentId, title: `Environment ${a.serviceEnvironmentId}` },
+    id: a.id, name: a.name, customFields: null,
+    service: { id: a.serviceId, name: a.serviceId, version: '1', title: `Service ${a.serviceId}`, icon: '' },
+    serviceEnvironment: { id: a.serviceEnvironmentId, name: a.serviceEnvironmentId, title: `Environment ${a.serviceEnvironmentId}` },
   };
 }
 
 function userNode(u: UserRow) {
-  return { id: u.id, name: u.name, externalUserId: u.externalUserId };
+  return { id: u.id, name: u.name, externalUserId: u.externalUserId, isTestUser: u.isTestUser };
 }
 
 // --- slot values ---
@@ -188,7 +203,12 @@ function ownedInstance(state: TrayState, userId: string, id: string): InstanceRo
 
 type Args<T> = { input: T & { clientMutationId?: string | null } };
 
-export function createRootValue(state: TrayState) {
+export interface RuleOptions {
+  /** Tray's "wait before enabling" rule: an enable sooner than this after the create is refused. */
+  enableDelayMs: number;
+}
+
+export function createRootValue(state: TrayState, rules: RuleOptions) {
   const viewer = {
     solutions(args: PageArgs & { criteria?: { tags?: string[] | null } | null }, ctx: ResolverContext) {
       requireMaster(ctx);
@@ -212,11 +232,20 @@ export function createRootValue(state: TrayState) {
       );
       return { totalCount: rows.length, ...paginate(rows, args, (i) => instanceNode(state, i)) };
     },
-    authentications(args: PageArgs, ctx: ResolverContext) {
-      // Master: the partner's own auths, of which the stand-in has none.
+    authentications(_args: unknown, ctx: ResolverContext) {
+      // Tray's field takes no arguments and its edges have no cursor: every auth of the user at
+      // once. Master: the partner's own auths, of which the stand-in has none.
       const me = ctx.identity.kind === 'user' ? ctx.identity.userId : undefined;
-      const rows = me === undefined ? [] : [...state.auths.values()].filter((a) => a.userId === me);
-      return paginate(rows, args, authNode);
+      const rows = me === undefined ? [] : [...state.auths.values()].filter((a) => a.userId === me).sort((a, b) => a.seq - b.seq);
+      return {
+        edges: rows.map((a) => ({ node: authNode(a) })),
+        pageInfo: { hasNextPage: false, hasPreviousPage: false, startCursor: null, endCursor: null },
+      };
+    },
+    details(_args: unknown, ctx: ResolverContext) {
+      if (ctx.identity.kind === 'master') return { username: 'partner', email: 'partner@example.com', name: 'Stand-in partner' };
+      const u = state.users.get(ctx.identity.userId);
+      return { username: u?.externalUserId ?? '', email: '', name: u?.name ?? '' };
     },
   };
 
@@ -295,6 +324,12 @@ export function createRootValue(state: TrayState) {
       if (input.instanceName != null) requireNonBlank('instanceName', input.instanceName);
       // Validate everything first, then apply: a refused update changes nothing.
       const values = applySlotValues(state, userId, s, inst, input.authValues, input.configValues);
+      if (input.enabled === true && !inst.enabled) {
+        const age = Date.now() - Date.parse(inst.created);
+        if (age < rules.enableDelayMs) {
+          throw notReady(`Solution instance "${inst.id}" cannot be enabled yet: it was created ${age} ms ago; wait at least ${rules.enableDelayMs} ms after createSolutionInstance`);
+        }
+      }
       if (input.enabled === true && input.errorOnEnablingWithMissingValues === true) {
         const missing = missingSlots(state, s, values);
         if (missing.length > 0) {
@@ -306,6 +341,39 @@ export function createRootValue(state: TrayState) {
       if (input.instanceName != null) inst.name = input.instanceName;
       if (input.enabled != null) inst.enabled = input.enabled;
       return { solutionInstance: instanceNode(state, inst), clientMutationId: input.clientMutationId ?? null };
+    },
+
+    upgradeSolutionInstance(
+      { input }: Args<{ solutionInstanceId: string; authValues?: AuthValue[] | null; configValues?: ConfigValue[] | null }>,
+      ctx: ResolverContext,
+    ) {
+      // The stand-in's solutions have one version: an upgrade only applies the values given.
+      const userId = requireUser(ctx);
+      const inst = ownedInstance(state, userId, input.solutionInstanceId);
+      const s = state.solutions.get(inst.solutionId);
+      if (!s) throw notFound(`Solution "${inst.solutionId}" does not exist`);
+      const values = applySlotValues(state, userId, s, inst, input.authValues, input.configValues);
+      inst.authValues = values.authValues;
+      inst.configValues = values.configValues;
+      return { solutionInstance: instanceNode(state, inst), clientMutationId: input.clientMutationId ?? null };
+    },
+
+    updateExternalUser({ input }: Args<{ userId: string; isTestUser?: boolean | null }>, ctx: ResolverContext) {
+      requireMaster(ctx);
+      const u = state.users.get(input.userId);
+      if (!u) throw notFound(`User "${input.userId}" does not exist`);
+      if (input.isTestUser != null) u.isTestUser = input.isTestUser;
+      return { user: userNode(u), clientMutationId: input.clientMutationId ?? null };
+    },
+
+    generateAuthorizationCode({ input }: Args<{ userId: string }>, ctx: ResolverContext) {
+      requireMaster(ctx);
+      if (!state.users.has(input.userId)) throw notFound(`User "${input.userId}" does not exist`);
+      return { authorizationCode: state.mintAuthorizationCode(input.userId), clientMutationId: input.clientMutationId ?? null };
+    },
+
+    callConnector() {
+      throw invalidInput('callConnector is not implemented by the stand-in');
     },
 
     removeSolutionInstance({ input }: Args<{ solutionInstanceId: string }>, ctx: ResolverContext) {

@@ -28,7 +28,22 @@ export interface TrayStandInOptions {
   randomTransientFaultRate?: number; // 0..1, default 0
   random?: () => number; // default Math.random
   userTokenTtlMs?: number; // default 2 days
+  /**
+   * Time each answer takes, drawn uniformly from the range per call (a number: fixed). Default
+   * DEFAULT_TRAY_LATENCY_MS: a real Tray call crosses the internet and runs GraphQL resolvers.
+   * 0 only where a test measures something other than timing.
+   */
+  latencyMs?: number | { min: number; max: number };
+  /** Tray's "wait at least 2 s after createSolutionInstance before enabling" rule; default 2000. */
+  enableDelayMs?: number;
 }
+
+/**
+ * Nobody here has measured Tray from AWS; a call crossing the internet and running GraphQL
+ * resolvers takes tens to hundreds of milliseconds, so the default draws from 100–400 ms.
+ */
+export const DEFAULT_TRAY_LATENCY_MS = { min: 100, max: 400 } as const;
+export const TRAY_ENABLE_DELAY_MS = 2_000;
 
 export interface CallRecord {
   operation: string;
@@ -90,6 +105,12 @@ function sleep(ms: number, signal: AbortSignal): Promise<boolean> {
     }, ms);
     signal.addEventListener('abort', onAbort, { once: true });
   });
+}
+
+function latencyDrawer(spec: number | { min: number; max: number }, random: () => number): () => number {
+  const { min, max } = typeof spec === 'number' ? { min: spec, max: spec } : spec;
+  if (!(min >= 0 && max >= min)) throw new Error('startTrayStandIn: latencyMs needs 0 <= min <= max');
+  return () => (max === min ? min : Math.round(min + random() * (max - min)));
 }
 
 async function readBody(req: IncomingMessage): Promise<string | undefined> {
@@ -155,14 +176,15 @@ export async function startTrayStandIn(opts: TrayStandInOptions): Promise<TraySt
   const rl = opts.rateLimit ?? { perSecond: 30, burst: 50 };
   const limiter = rl === false ? undefined : new RateLimiter(rl.perSecond, rl.burst);
   const schema = buildSchema(traySchemaSdl);
-  const rootValue = createRootValue(state);
+  const rootValue = createRootValue(state, { enableDelayMs: opts.enableDelayMs ?? TRAY_ENABLE_DELAY_MS });
+  const latency = latencyDrawer(opts.latencyMs ?? DEFAULT_TRAY_LATENCY_MS, Math.random); // not opts.random: injected fault sequences stay as they were
   const calls: CallRecord[] = [];
   // Aborted by close(): ends every latency/hang wait so nothing keeps the process alive.
   const closing = new AbortController();
 
   /** Everything after fault injection: what an unfaulted Tray would answer. */
-  function answer(p: ParsedRequest, identity: TokenIdentity | undefined, record: CallRecord): Reply {
-    if (limiter && !limiter.tryTake()) {
+  function answer(p: ParsedRequest, identity: TokenIdentity | undefined, record: CallRecord, limited: boolean): Reply {
+    if (limited) {
       record.outcome = 'fault';
       record.fault = 'rateLimit';
       return { status: 200, body: RATE_LIMIT_BODY };
@@ -214,6 +236,11 @@ export async function startTrayStandIn(opts: TrayStandInOptions): Promise<TraySt
     const waitSignal = AbortSignal.any([closing.signal, gone.signal]);
 
     const fault = faults.decide(record.operation, parsed.op?.operation === 'mutation');
+    // Tray's limiter counts a request when it arrives, whatever becomes of it.
+    const limited = limiter !== undefined && !limiter.tryTake();
+    // The time the answer takes; a client that gives up meanwhile gets nothing.
+    const delay = latency();
+    if (delay > 0 && !(await sleep(delay, waitSignal))) return void res.destroy();
     switch (fault?.kind) {
       case 'http500':
         Object.assign(record, { outcome: 'fault', fault: 'http500' });
@@ -230,22 +257,22 @@ export async function startTrayStandIn(opts: TrayStandInOptions): Promise<TraySt
       case 'commitThenHang':
         // The operation takes effect, then the answer never comes: the client's timeout fires
         // on a create that did happen (the case Tray's lack of idempotency keys makes dangerous).
-        answer(parsed, identity, record);
+        answer(parsed, identity, record, limited);
         Object.assign(record, { outcome: 'fault', fault: 'commitThenHang' });
         if (await sleep(fault.ms, waitSignal)) send(res, { status: 504, body: 'Gateway Timeout', contentType: 'text/plain' });
         else res.destroy();
         return;
       case 'latency':
         if (!(await sleep(fault.ms, waitSignal))) return void res.destroy();
-        send(res, answer(parsed, identity, record));
+        send(res, answer(parsed, identity, record, limited));
         record.fault = 'latency'; // outcome stays that of the real answer
         return;
       case 'commitThenFail':
-        answer(parsed, identity, record); // the effect is stored; only the answer is lost
+        answer(parsed, identity, record, limited); // the effect is stored; only the answer is lost
         Object.assign(record, { outcome: 'fault', fault: 'commitThenFail' });
         return send(res, { status: 502, body: 'Bad Gateway', contentType: 'text/plain' });
       case undefined:
-        return send(res, answer(parsed, identity, record));
+        return send(res, answer(parsed, identity, record, limited));
     }
   }
 

@@ -93,6 +93,15 @@ export class TrayState {
     return token;
   }
 
+  /** One-use codes for Tray's embedded config wizard (valid 5 minutes at Tray). */
+  readonly authorizationCodes = new Map<string, string>();
+
+  mintAuthorizationCode(userId: string): string {
+    const code = randomBytes(16).toString('hex');
+    this.authorizationCodes.set(code, userId);
+    return code;
+  }
+
   revokeUserTokens(): void {
     this.userTokens.clear();
   }

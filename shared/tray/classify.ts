@@ -61,6 +61,11 @@ function classifyResponse(error: ClientError, step: Step, operation: string): Im
     return new ImportError('TRAY_UNAVAILABLE', step, `Tray answered ${operation} with HTTP ${status}${detail ? `: ${detail}` : ''}`, options);
   }
   const authCodes = errors.map((e) => e.extensions?.code);
+  if (authCodes.includes('instance_not_ready')) {
+    // Tray does not document what an enable too soon after the create gets; the stand-in answers
+    // this code, and the workflow also treats any refused enable in the first seconds as not ready.
+    return new ImportError('TRAY_NOT_READY', step, `Tray is not ready for ${operation} yet${detail ? `: ${detail}` : ''}`, options);
+  }
   if (status === 401 || status === 403 || authCodes.includes('unauthenticated') || authCodes.includes('forbidden')) {
     return new ImportError('TRAY_UNAUTHORIZED', step, `Tray refused the token for ${operation} (HTTP ${status})${detail ? `: ${detail}` : ''}`, {
       httpStatus: status === 200 ? 401 : status,

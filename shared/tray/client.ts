@@ -5,6 +5,7 @@ import { registerSecret } from '../redact.js';
 import { withRetry, type RetryPolicy } from '../retry.js';
 import { classifyTrayFailure, isSafeToResend } from './classify.js';
 import * as op from './operations.js';
+import { CLI_RATE_PER_SECOND, Pacer } from './pacer.js';
 
 /**
  * Tray Embedded client: one method per operation the import uses, the right token kind for
@@ -27,6 +28,17 @@ export interface TrayClientOptions {
   deadline?: number;
   retry?: Partial<Omit<RetryPolicy, 'deadline' | 'attemptBudgetMs'>>;
   fetch?: typeof fetch;
+  /**
+   * Paces every call to this process's share of the Tray rate budget. Default: the operators'
+   * reserve (CLI_RATE_PER_SECOND), shared by every client of the process.
+   */
+  pacer?: Pacer;
+}
+
+let cliPacer: Pacer | undefined;
+/** The CLI's share of the budget, one per process: every command's clients draw on it. */
+function defaultPacer(): Pacer {
+  return (cliPacer ??= new Pacer({ ratePerSecond: CLI_RATE_PER_SECOND, burst: 5 }));
 }
 
 type Token = { kind: 'master' } | { kind: 'user'; token: string };
@@ -46,15 +58,15 @@ const OPERATION_STEP: Record<string, Step> = {
 const MIN_CALL_MS = 1_000;
 
 const PAGE_SIZE = 100;
-/** Look-ups page through at most this many items: a user with thousands of auths is a bug elsewhere. */
+/** Look-ups page through at most this many items: a user with thousands of instances is a bug elsewhere. */
 const MAX_PAGES = 50;
 
 export class TrayClient {
   private readonly gql: GraphQLClient;
-  private readonly options: Required<Pick<TrayClientOptions, 'timeoutMs' | 'deadline'>> & TrayClientOptions;
+  private readonly options: Required<Pick<TrayClientOptions, 'timeoutMs' | 'deadline' | 'pacer'>> & TrayClientOptions;
 
   constructor(options: TrayClientOptions) {
-    this.options = { timeoutMs: 10_000, deadline: Number.POSITIVE_INFINITY, ...options };
+    this.options = { timeoutMs: 10_000, deadline: Number.POSITIVE_INFINITY, ...options, pacer: options.pacer ?? defaultPacer() };
     this.gql = new GraphQLClient(options.url, options.fetch ? { fetch: options.fetch } : {});
   }
 
@@ -104,14 +116,15 @@ export class TrayClient {
     return data.createUserAuthentication.authenticationId;
   }
 
+  /** Every auth of the user: Tray's `viewer.authentications` takes no arguments and is not paged. */
   async listAuthentications(userToken: string): Promise<op.TrayAuthentication[]> {
-    const token = { kind: 'user', token: userToken } as const;
-    const first = await this.call('authentications', op.LIST_AUTHENTICATIONS_DOCUMENTED, {}, token, op.ListAuthenticationsDocumentedResult);
-    if (!first.viewer.authentications.pageInfo.hasNextPage) return first.viewer.authentications.edges.map((e) => e.node);
-    return this.paginate(async (after) => {
-      const data = await this.call('authentications', op.LIST_AUTHENTICATIONS, { first: PAGE_SIZE, after }, token, op.ListAuthenticationsResult);
-      return data.viewer.authentications;
-    });
+    const data = await this.call('authentications', op.LIST_AUTHENTICATIONS, {}, { kind: 'user', token: userToken }, op.ListAuthenticationsResult);
+    const { edges, pageInfo } = data.viewer.authentications;
+    if (pageInfo.hasNextPage) {
+      // Tray documents the list as complete; a short one would make a look-up miss an auth and create it again.
+      throw new ImportError('TRAY_BAD_RESPONSE', 'lookup', 'Tray answered viewer.authentications with more pages, which its schema gives no way to read: refusing to guess from a partial list');
+    }
+    return edges.map((e) => e.node);
   }
 
   async createSolutionInstance(
@@ -123,9 +136,23 @@ export class TrayClient {
     return data.createSolutionInstance.solutionInstance;
   }
 
-  /** Enables an instance; Tray refuses (instead of enabling a broken instance) when a required slot is empty. */
-  async enableSolutionInstance(userToken: string, solutionInstanceId: string): Promise<{ id: string; enabled: boolean }> {
-    const variables = { solutionInstanceId, enabled: true, errorOnEnablingWithMissingValues: true };
+  /**
+   * Enables an instance, sending the plan's current values with it: an instance that could not be
+   * enabled before (a required value was missing) heals once the plan is fixed and the user
+   * redriven. Tray refuses, instead of enabling a broken instance, when a required slot is empty.
+   */
+  async enableSolutionInstance(
+    userToken: string,
+    solutionInstanceId: string,
+    values: { authValues: { externalId: string; authId: string }[]; configValues: { externalId: string; value: unknown }[] },
+  ): Promise<{ id: string; enabled: boolean }> {
+    const variables = {
+      solutionInstanceId,
+      enabled: true,
+      errorOnEnablingWithMissingValues: true,
+      authValues: values.authValues,
+      configValues: encodeConfigValues(values.configValues),
+    };
     const data = await this.call('updateSolutionInstance', op.UPDATE_SOLUTION_INSTANCE, variables, { kind: 'user', token: userToken }, op.UpdateSolutionInstanceResult);
     return data.updateSolutionInstance.solutionInstance;
   }
@@ -220,12 +247,16 @@ export class TrayClient {
 
   private async send<S extends z.ZodType>(operation: string, document: string, variables: Record<string, unknown>, token: Token, schema: S, step: Step): Promise<z.infer<S>> {
     const bearer = token.kind === 'master' ? await this.options.masterToken.get() : token.token;
+    // The slot must leave room for the call itself: a call that cannot finish is not started.
+    await this.options.pacer.take(step, this.options.deadline - MIN_CALL_MS);
     const signal = AbortSignal.timeout(this.callTimeoutMs(step, operation));
     let data: unknown;
     try {
       data = await this.gql.request({ document, variables: dropUndefined(variables), requestHeaders: { authorization: `Bearer ${bearer}` }, signal });
     } catch (e) {
-      throw classifyTrayFailure(e, step, operation);
+      const error = classifyTrayFailure(e, step, operation);
+      if (error.code === 'TRAY_RATE_LIMITED') this.options.pacer.onRateLimited();
+      throw error;
     }
     const parsed = schema.safeParse(data);
     if (!parsed.success) {

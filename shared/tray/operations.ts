@@ -1,7 +1,9 @@
 import { z } from 'zod';
 
 /**
- * Tray Embedded GraphQL documents and the zod schemas of their answers. Every value travels as
+ * Tray Embedded GraphQL documents and the zod schemas of their answers. Each document is held
+ * to Tray's published schema (shared/tray/tray-schema.graphql) by test/tray-schema.test.ts,
+ * which finds every exported document here: add new ones here too. Every value travels as
  * a GraphQL variable: building documents by interpolation would let a user's name inject
  * GraphQL. `Json` arguments are JSON-encoded strings (Tray's rule), encoded by the client.
  */
@@ -53,9 +55,9 @@ export const AuthenticationNode = z.object({
   serviceEnvironment: z.object({ id: z.string() }).nullish(),
 });
 
-/** The documented form (no arguments, `hasNextPage` only): what a fresh user's few auths need. */
-export const LIST_AUTHENTICATIONS_DOCUMENTED = /* GraphQL */ `
-  query ListAuthenticationsFirstPage {
+/** Tray's `viewer.authentications` takes no arguments and its edges have no cursor: all of the user's auths at once. */
+export const LIST_AUTHENTICATIONS = /* GraphQL */ `
+  query ListAuthentications {
     viewer {
       authentications {
         edges { node { id name service { id name version title } serviceEnvironment { id title } } }
@@ -63,7 +65,7 @@ export const LIST_AUTHENTICATIONS_DOCUMENTED = /* GraphQL */ `
       }
     }
   }`;
-export const ListAuthenticationsDocumentedResult = z.object({
+export const ListAuthenticationsResult = z.object({
   viewer: z.object({
     authentications: z.object({
       edges: z.array(z.object({ node: AuthenticationNode })),
@@ -71,18 +73,6 @@ export const ListAuthenticationsDocumentedResult = z.object({
     }),
   }),
 });
-
-/** Relay pagination (Tray's general convention), used only when the documented form has more pages. */
-export const LIST_AUTHENTICATIONS = /* GraphQL */ `
-  query ListAuthentications($first: Int, $after: String) {
-    viewer {
-      authentications(first: $first, after: $after) {
-        edges { node { id name service { id name version title } serviceEnvironment { id title } } cursor }
-        pageInfo { hasNextPage endCursor }
-      }
-    }
-  }`;
-export const ListAuthenticationsResult = z.object({ viewer: z.object({ authentications: Connection(AuthenticationNode) }) });
 
 export const CREATE_SOLUTION_INSTANCE = /* GraphQL */ `
   mutation CreateSolutionInstance(
@@ -112,7 +102,7 @@ export const UpdateSolutionInstanceResult = z.object({
 });
 
 export const LIST_SOLUTION_INSTANCES = /* GraphQL */ `
-  query ListSolutionInstances($solutionId: ID, $owner: ID, $id: ID, $first: Int, $after: String) {
+  query ListSolutionInstances($solutionId: String, $owner: String, $id: String, $first: Int, $after: String) {
     viewer {
       solutionInstances(criteria: { solutionId: $solutionId, owner: $owner, id: $id }, first: $first, after: $after) {
         edges { node { id name enabled created owner solution { id } authValues { externalId authId } configValues { externalId value } } cursor }

@@ -10,7 +10,7 @@ export interface ScriptedAnswer {
 
 export interface ScriptedServer {
   url: string;
-  requests: { operationName: string | undefined; authorization: string | undefined }[];
+  requests: { operationName: string | undefined; authorization: string | undefined; variables: Record<string, unknown> | undefined }[];
   close(): Promise<void>;
 }
 
@@ -20,8 +20,8 @@ export async function startScriptedServer(answers: ScriptedAnswer[]): Promise<Sc
     const chunks: Buffer[] = [];
     req.on('data', (c: Buffer) => chunks.push(c));
     req.on('end', () => {
-      const payload = JSON.parse(Buffer.concat(chunks).toString('utf8')) as { operationName?: string };
-      requests.push({ operationName: payload.operationName, authorization: req.headers.authorization });
+      const payload = JSON.parse(Buffer.concat(chunks).toString('utf8')) as { operationName?: string; variables?: Record<string, unknown> };
+      requests.push({ operationName: payload.operationName, authorization: req.headers.authorization, variables: payload.variables });
       const answer = answers.shift() ?? { status: 500, body: { errors: [{ message: 'script exhausted' }] } };
       if (answer.status === 0) return;
       res.writeHead(answer.status, { 'content-type': typeof answer.body === 'string' ? 'text/plain' : 'application/json' });
