@@ -13,6 +13,8 @@ export interface FaultRule {
   onCall?: number; // 1-based, counted per rule from when it was added; default 1
   times?: number; // consecutive calls from onCall that fire; default 1
   ms?: number; // 'latency' delay (default 200) / 'hang' and 'commitThenHang' duration (default 60000)
+  /** Only calls about this Tray user (by its externalUserId) match: lets concurrent tests fault their own user. */
+  externalUserId?: string;
 }
 
 /** For POST /_standin/faults: humans type these bodies by hand, so reject typos loudly. */
@@ -22,6 +24,7 @@ export const faultRuleSchema = z.strictObject({
   onCall: z.number().int().min(1).optional(),
   times: z.number().int().min(1).optional(),
   ms: z.number().int().min(0).optional(),
+  externalUserId: z.string().min(1).optional(),
 });
 
 export const DEFAULT_LATENCY_MS = 200;
@@ -29,7 +32,7 @@ export const DEFAULT_HANG_MS = 60_000;
 
 export interface FiredFault { kind: FaultKind; ms: number }
 
-interface ActiveRule { rule: Required<Omit<FaultRule, 'ms'>> & { ms?: number }; seen: number }
+interface ActiveRule { rule: Required<Omit<FaultRule, 'ms' | 'externalUserId'>> & { ms?: number; externalUserId?: string }; seen: number }
 
 export class FaultInjector {
   private rules: ActiveRule[] = [];
@@ -41,8 +44,8 @@ export class FaultInjector {
 
   add(rule: FaultRule): void {
     // `??` rather than spread defaults: an explicit `onCall: undefined` must still mean 1.
-    const { operation, kind, ms } = rule;
-    this.rules.push({ rule: { operation, kind, ms, onCall: rule.onCall ?? 1, times: rule.times ?? 1 }, seen: 0 });
+    const { operation, kind, ms, externalUserId } = rule;
+    this.rules.push({ rule: { operation, kind, ms, externalUserId, onCall: rule.onCall ?? 1, times: rule.times ?? 1 }, seen: 0 });
   }
 
   clear(): void {
@@ -54,10 +57,11 @@ export class FaultInjector {
    * relative to when it was added, independently of the others); the first-added rule that
    * fires wins. Without an explicit fault, the random transient rate is rolled.
    */
-  decide(operation: string, isMutation: boolean): FiredFault | undefined {
+  decide(operation: string, isMutation: boolean, subject?: string): FiredFault | undefined {
     let fired: FiredFault | undefined;
     for (const r of this.rules) {
       if (r.rule.operation !== '*' && r.rule.operation !== operation) continue;
+      if (r.rule.externalUserId !== undefined && r.rule.externalUserId !== subject) continue;
       r.seen += 1;
       const { onCall, times, kind } = r.rule;
       if (!fired && r.seen >= onCall && r.seen < onCall + times) {

@@ -210,6 +210,16 @@ export async function startTrayStandIn(opts: TrayStandInOptions): Promise<TraySt
     return json(200, { data: result.data ?? null, ...(result.errors ? { errors: result.errors.map((e) => e.toJSON()) } : {}) });
   }
 
+  /** The Tray user a request is about (its externalUserId), for fault rules scoped to one user. */
+  function subjectOf(p: ParsedRequest, identity: TokenIdentity | undefined): string | undefined {
+    if (identity?.kind === 'user') return state.users.get(identity.userId)?.externalUserId;
+    const v = p.variables ?? {};
+    const nested = [v, v.input, v.criteria].filter((x): x is Record<string, unknown> => typeof x === 'object' && x !== null);
+    for (const o of nested) if (typeof o.externalUserId === 'string') return o.externalUserId;
+    for (const o of nested) if (typeof o.userId === 'string') return state.users.get(o.userId)?.externalUserId;
+    return undefined;
+  }
+
   async function handleGraphql(req: IncomingMessage, res: ServerResponse): Promise<void> {
     if (req.method !== 'POST') {
       res.setHeader('allow', 'POST');
@@ -235,7 +245,7 @@ export async function startTrayStandIn(opts: TrayStandInOptions): Promise<TraySt
     res.on('close', () => gone.abort());
     const waitSignal = AbortSignal.any([closing.signal, gone.signal]);
 
-    const fault = faults.decide(record.operation, parsed.op?.operation === 'mutation');
+    const fault = faults.decide(record.operation, parsed.op?.operation === 'mutation', subjectOf(parsed, identity));
     // Tray's limiter counts a request when it arrives, whatever becomes of it.
     const limited = limiter !== undefined && !limiter.tryTake();
     // The time the answer takes; a client that gives up meanwhile gets nothing.

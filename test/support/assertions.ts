@@ -1,4 +1,5 @@
 import { expect } from 'vitest';
+import type { LedgerEntry } from '../../shared/ledger.js';
 import type { Harness } from './worker-harness.js';
 import { DEMO_USER_POOL_ID, type DemoUser } from '../../local/demo.js';
 
@@ -16,4 +17,17 @@ export async function expectImportedExactlyOnce(h: Harness, user: DemoUser): Pro
   expect(instances[0]!.authValues.map((v) => v.authId).sort()).toEqual(auths.map((a) => a.id).sort());
   const entry = await h.ledger.get({ userPoolId: DEMO_USER_POOL_ID, sub: user.sub });
   expect(entry).toMatchObject({ status: 'enabled', enabled: true, trayUserId: trayUser.id, instanceId: instances[0]!.id, pending: {} });
+}
+
+/** Polls the ledger until the user is enabled; fails with the user's last error if it ends failed or time runs out. */
+export async function waitForEnabled(h: Harness, user: DemoUser, timeoutMs = 60_000): Promise<LedgerEntry> {
+  const stopAt = Date.now() + timeoutMs;
+  let entry: LedgerEntry | undefined;
+  while (Date.now() < stopAt) {
+    entry = await h.ledger.get({ userPoolId: DEMO_USER_POOL_ID, sub: user.sub });
+    if (entry?.status === 'enabled') return entry;
+    if (entry?.status === 'failed') break;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  throw new Error(`${user.username} not enabled: ${entry ? `${entry.status} ${JSON.stringify(entry.lastError)}` : 'no ledger entry'}`);
 }
