@@ -206,8 +206,9 @@ function identifiableUser(body: string): UserKey | undefined {
   } catch {
     return undefined;
   }
-  const key = QueueMessageSchema.pick({ userPoolId: true, sub: true }).safeParse(raw);
-  return key.success ? key.data : undefined;
+  const key = QueueMessageSchema.pick({ userPoolId: true, sub: true }).loose().safeParse(raw);
+  if (!key.success) return undefined;
+  return { userPoolId: key.data.userPoolId, sub: key.data.sub };
 }
 
 /**

@@ -3,7 +3,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DLQ_ATTRIBUTES } from '../shared/message.js';
 import { demoPlan } from '../local/demo.js';
 import { expectImportedExactlyOnce } from './support/assertions.js';
-import { demoUsers, startHarness, type Harness } from './support/worker-harness.js';
+import { DEMO_USER_POOL_ID, demoUsers, startHarness, type Harness } from './support/worker-harness.js';
 
 const users = demoUsers(40);
 
@@ -37,12 +37,14 @@ describe('at-least-once delivery never duplicates', () => {
     const event: SQSEvent = { Records: [record(body, 'dup-1'), record(body, 'dup-2')] };
     const response = await h.handler(event);
     h.stack.tray!.clearFaults();
-    // One delivery imported the user; the other found it busy and asked for a retry.
-    expect(response.batchItemFailures).toHaveLength(1);
+    // One delivery imported the user; the other found it busy and went back to the queue as a
+    // new message, not counted as an attempt (a duplicate on the last delivery is never dead-lettered).
+    expect(response.batchItemFailures).toEqual([]);
     await expectImportedExactlyOnce(h, user);
-    // The retry of the busy one costs no Tray call.
+    expect(await h.queueDepth()).toBe(1);
+    // Its redelivery costs no Tray call.
     const before = h.stack.tray!.calls.length;
-    const retry = await h.handler({ Records: [record(body, response.batchItemFailures[0]!.itemIdentifier, 2)] });
+    const retry = await h.handler({ Records: [record(body, 'dup-2-again', 5)] });
     expect(retry.batchItemFailures).toEqual([]);
     expect(h.stack.tray!.calls.length).toBe(before);
   });
@@ -59,10 +61,12 @@ describe('at-least-once delivery never duplicates', () => {
     const user = users[2]!;
     const body = JSON.stringify(h.messageFor(user));
     h.stack.tray!.injectFault({ operation: '*', kind: 'latency', ms: 50, times: 20 });
+    const depth = await h.queueDepth();
     const [a, b] = await Promise.all([h.handler({ Records: [record(body, 'inv-a')] }), h.handler({ Records: [record(body, 'inv-b')] })]);
     h.stack.tray!.clearFaults();
-    const failures = [...a.batchItemFailures, ...b.batchItemFailures];
-    expect(failures.length).toBe(1);
+    expect([...a.batchItemFailures, ...b.batchItemFailures]).toEqual([]);
+    // The busy one was handed back to the queue, uncounted.
+    expect(await h.queueDepth()).toBe(depth + 1);
     await expectImportedExactlyOnce(h, user);
     const busy = await h.ledger.get({ userPoolId: h.messageFor(user).userPoolId, sub: user.sub });
     expect(busy?.status).toBe('enabled');
@@ -131,8 +135,26 @@ describe('poison inputs go to the DLQ with their reason after the first receive'
       expect(dlq[0]!.body).toBe(body);
       // Nothing was created in Tray for a message that could not be imported.
       expect(h.stack.tray!.calls.length).toBe(callsBefore);
+      // Every dead-lettered user whose sub is known has a ledger entry with the reason.
+      const sub = (JSON.parse(body.startsWith('{') ? body : '{}') as { sub?: string }).sub;
+      if (sub) expect(await h.ledger.get({ userPoolId: DEMO_USER_POOL_ID, sub })).toMatchObject({ status: 'failed', lastError: { code: c.code, step: c.step } });
     });
   }
+
+  it('a stale message of a user already enabled is acknowledged without a Tray call, whatever it lacks', async () => {
+    const user = users[13]!;
+    await h.send(h.messageFor(user));
+    await h.drain();
+    await expectImportedExactlyOnce(h, user);
+    const callsBefore = h.stack.tray!.calls.length;
+    // The same user again, but the message lacks what the plan needs (an old copy from the DLQ, say).
+    const message = h.messageFor(user);
+    const { 'custom:tenant_id': _t, ...attributes } = message.attributes;
+    await h.send(JSON.stringify({ ...message, attributes }));
+    await h.drain();
+    expect(await h.dlqMessages()).toEqual([]);
+    expect(h.stack.tray!.calls.length).toBe(callsBefore);
+  });
 });
 
 describe('a plan slot in the wrong case is a permanent Tray rejection', () => {
@@ -174,7 +196,7 @@ describe('transient failures that never clear are dead-lettered with a reason on
     const dlq = await h.dlqMessages();
     expect(dlq).toHaveLength(1);
     expect(dlq[0]!.attributes).toMatchObject({ [DLQ_ATTRIBUTES.errorCode]: 'TRAY_UNAVAILABLE', [DLQ_ATTRIBUTES.kind]: 'transient', [DLQ_ATTRIBUTES.receiveCount]: '2' });
-    expect(dlq[0]!.attributes[DLQ_ATTRIBUTES.reason]).toMatch(/gave up after 2 deliveries: Tray answered createExternalUser with HTTP 500/);
+    expect(dlq[0]!.attributes[DLQ_ATTRIBUTES.reason]).toMatch(/gave up after 2 attempts: Tray answered createExternalUser with HTTP 500/);
     const entry = await h.ledger.get({ userPoolId: h.messageFor(user).userPoolId, sub: user.sub });
     expect(entry).toMatchObject({ status: 'failed', attempts: 2 });
   });
