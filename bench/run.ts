@@ -1,48 +1,47 @@
 /**
  * Benchmarks, run with `npm run bench` (prints Markdown) or `npm run bench -- --write`
  * (replaces BENCHMARKS.md). Measures, on this machine:
- *  - import throughput of the real worker handler through the local event-source poller,
- *    against the emulators and the Tray stand-in (no rate limit, no faults), and Tray calls per user;
- *  - memory (peak RSS and heap) during that run;
+ *  - throughput of the whole local pipeline (`npm start`'s code: real trigger, real worker per
+ *    concurrent invocation, emulators) against the Tray stand-in with Tray's rate limit (30/s,
+ *    burst 50) at 100, 300 and 800 ms per call, 600 users each: users/s, Tray requests/s, the
+ *    ratio to the budget and to Tray's ceiling, rate-limit answers, users dead-lettered;
+ *  - the worker's own cost per user against a zero-latency Tray: CPU, DynamoDB requests,
+ *    Secrets Manager reads per invocation; memory;
  *  - the worker's cold start (module import + handler construction);
  *  - the size of each Lambda bundle, built with esbuild as the stack builds it.
+ * `BENCH_USERS` and `BENCH_LATENCIES` (e.g. "800") shorten a run while tuning.
  */
 import { execFileSync } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { cpus, totalmem } from 'node:os';
-import { performance } from 'node:perf_hooks';
 import { build, type BuildOptions } from 'esbuild';
 import { ESM_REQUIRE_BANNER } from '../infra/constructs/lambda-function.js';
-import { DEMO_USER_POOL_ID, demoUsers } from '../local/demo.js';
-import { startHarness } from '../test/support/worker-harness.js';
+import { LOCAL_SETTINGS, runLocalPipeline } from '../local/runner/pipeline.js';
+import type { LocalRunResult } from '../local/runner/types.js';
+import { TRAY_RATE_LIMIT_PER_SECOND, workerShare } from '../shared/tray/pacer.js';
 
-const USERS = Number(process.env.BENCH_USERS ?? 300);
+const USERS = Number(process.env.BENCH_USERS ?? 600);
+const LATENCIES = (process.env.BENCH_LATENCIES ?? '100,300,800').split(',').map(Number);
+const AUTHS = 1;
+const silent = { log: () => undefined, warn: (line: string) => process.stderr.write(`${line}\n`), tty: undefined };
 
-async function throughput() {
-  process.env.POWERTOOLS_LOG_LEVEL = 'ERROR';
-  process.env.POWERTOOLS_METRICS_DISABLED = 'true';
-  const h = await startHarness({ env: { BATCH_CONCURRENCY: '5' } });
-  const users = demoUsers(USERS);
-  for (const user of users) await h.send(h.messageFor(user));
+interface PipelineRun {
+  latencyMs: number;
+  result: LocalRunResult;
+  peakRssMb: number;
+}
+
+/** One `npm start` run: USERS users, no injected faults, the stand-in's rate limit on. */
+async function pipeline(latencyMs: number): Promise<PipelineRun> {
   let peakRss = 0;
-  let peakHeap = 0;
-  const sampler = setInterval(() => {
-    const m = process.memoryUsage();
-    peakRss = Math.max(peakRss, m.rss);
-    peakHeap = Math.max(peakHeap, m.heapUsed);
-  }, 20);
-  const start = performance.now();
-  await h.drain(600_000);
-  const seconds = (performance.now() - start) / 1000;
+  const sampler = setInterval(() => (peakRss = Math.max(peakRss, process.memoryUsage().rss)), 50);
+  process.stderr.write(`bench: ${USERS} users at ${latencyMs} ms per Tray call...\n`);
+  const result = await runLocalPipeline({ users: USERS, faultRate: 0, brokenUser: false, trayLatencyMs: latencyMs, timeoutSeconds: 1_800 }, silent);
   clearInterval(sampler);
-  let enabled = 0;
-  for await (const entry of h.ledger.entries(DEMO_USER_POOL_ID)) if (entry.status === 'enabled') enabled++;
-  const calls = h.stack.tray!.calls.length;
-  await h.close();
-  if (enabled !== USERS) throw new Error(`only ${enabled} of ${USERS} users were enabled`);
-  return { seconds, usersPerSecond: USERS / seconds, callsPerUser: calls / USERS, peakRssMb: peakRss / 2 ** 20, peakHeapMb: peakHeap / 2 ** 20 };
+  if (!result.ok) throw new Error(`the run at ${latencyMs} ms did not end as expected: ${[...result.problems, ...result.users.flatMap((u) => u.problems)].slice(0, 5).join('; ')}`);
+  return { latencyMs, result, peakRssMb: peakRss / 2 ** 20 };
 }
 
 /** The stack's esbuild settings (infra/constructs/lambda-function.ts). */
@@ -99,24 +98,63 @@ async function bundleSizes() {
 }
 
 const cold = await coldStart();
-const run = await throughput();
+const runs: PipelineRun[] = [];
+for (const latency of LATENCIES) runs.push(await pipeline(latency));
+const cost = await pipeline(0);
 const bundles = await bundleSizes();
 const fmt = (n: number, d = 1) => n.toFixed(d);
+const budget = LOCAL_SETTINGS.trayBudgetPerSecond;
+const ceilingUsers = TRAY_RATE_LIMIT_PER_SECOND / (4 + AUTHS);
+const row = ({ latencyMs, result }: PipelineRun) => {
+  const t = result.counts.throughput!;
+  const calls = (t.trayRequestsPerSecond ?? 0) * t.seconds;
+  return `| ${latencyMs} ms | ${result.counts.enabled} | ${fmt(t.seconds)} s | ${fmt(t.usersPerSecond, 2)} | ${fmt(t.trayRequestsPerSecond ?? 0)} | ${fmt((t.trayRequestsPerSecond ?? 0) / budget, 2)} | ${fmt(t.usersPerSecond / ceilingUsers, 2)} | ${t.rateLimited ?? 0} (${fmt((100 * (t.rateLimited ?? 0)) / Math.max(1, calls), 2)}%) | ${result.counts.deadLettered} |`;
+};
+const aws = cost.result.counts.aws!;
+const dynamo = Object.entries(aws.dynamodbRequests).filter(([op]) => op !== 'CreateTable' && op !== 'Query' && op !== 'Scan');
+const dynamoTotal = dynamo.reduce((sum, [, n]) => sum + n, 0);
 const report = `# Benchmarks
 
 Measured by \`npm run bench\` (bench/run.ts) on ${new Date().toISOString().slice(0, 10)}: ${cpus().length} cores (${cpus()[0]?.model.trim()}), ${fmt(totalmem() / 2 ** 30, 0)} GiB, Node ${process.version}.
-Numbers from this machine's local stand-ins; in AWS, Tray's latency and its 30 requests/second limit dominate.
 
-## Import throughput (real worker handler, local poller, emulators, Tray stand-in without rate limit)
+## Throughput against Tray's rate limit, at three latencies
+
+The whole local pipeline (\`npm start\`'s code: the real trigger, one real worker instance per
+concurrent invocation, the event-source poller with Lambda's batching, the SQS and DynamoDB
+emulators) against the Tray stand-in with Tray's rate limit (30 requests/s, bursts to 50), its
+2 s wait before enabling, and a fixed latency per call. No injected faults; ${USERS} users with
+${AUTHS} auth each (${4 + AUTHS} Tray calls per user). The fleet's budget is ${budget} requests/s:
+${LOCAL_SETTINGS.pollers} concurrent invocations × ${fmt(workerShare(budget, LOCAL_SETTINGS.pollers), 1)}/s each, after the CLI's reserve.
+Batches of up to ${LOCAL_SETTINGS.batchSize} records, ${LOCAL_SETTINGS.batchingWindowMs} ms batching window, ${LOCAL_SETTINGS.functionTimeoutMs / 1000} s function timeout.
+Time runs from the first sign-up until the queue is empty.
+
+| Tray latency | users enabled | wall time | users/s | Tray requests/s | ÷ budget (${budget}/s) | ÷ ceiling 30/(4+k) = ${fmt(ceilingUsers, 1)} users/s | rate-limit answers | dead-lettered |
+| --- | --- | --- | --- | --- | --- | --- | --- | --- |
+${runs.map(row).join('\n')}
+
+Target (issue 9): at every latency ≥ 0.9 × the budget (≥ ${fmt((0.9 * budget) / (4 + AUTHS), 2)} users/s), rate-limit answers ≤ 1 %, nobody dead-lettered.
+
+## The worker's own cost per user (zero-latency Tray)
+
+${USERS} users against a stand-in answering at once (rate limit still on, so the pacer still paces):
 
 | measure | value |
 | --- | --- |
-| users imported | ${USERS} (all enabled, checked in the ledger) |
-| wall time | ${fmt(run.seconds, 2)} s |
-| users per second (1 poller, batch 10, BATCH_CONCURRENCY 5) | ${fmt(run.usersPerSecond)} |
-| Tray calls per fresh user | ${fmt(run.callsPerUser, 2)} (the documented 5: createExternalUser, authorize, createUserAuthentication, createSolutionInstance, updateSolutionInstance) |
-| peak RSS of the process (emulators included) | ${fmt(run.peakRssMb)} MiB |
-| peak heap used | ${fmt(run.peakHeapMb)} MiB |
+| wall time / users per second | ${fmt(cost.result.counts.throughput!.seconds)} s / ${fmt(cost.result.counts.throughput!.usersPerSecond, 2)} (the pacer holds it to the budget) |
+| CPU of the whole process per user (worker, trigger, emulators and stand-in together) | ${fmt(aws.cpuMs / USERS, 2)} ms |
+| worker invocations | ${aws.invocations} (${fmt(USERS / aws.invocations, 1)} users per invocation) |
+| DynamoDB requests per user | ${fmt(dynamoTotal / USERS, 2)} (${dynamo.map(([op, n]) => `${op} ${fmt(n / USERS, 2)}`).join(', ')}) |
+| Secrets Manager reads per invocation | ${fmt(aws.secretReads / aws.invocations, 2)} (${aws.secretReads} in all: master token once per invocation, credentials cached 5 min per container) |
+| peak RSS of the process (emulators included) | ${fmt(cost.peakRssMb)} MiB |
+
+Where the time goes: a fresh user is ${4 + AUTHS} Tray calls in sequence plus Tray's 2 s wait before the
+enable, so one user takes ${4 + AUTHS} × latency + 2 s whatever the worker does; throughput comes from
+running many users at once. Each invocation starts users while its pacer has slots to give, so
+calls in flight grow to rate × latency by themselves; a user waiting out Tray's 2 s leaves its
+slots to others. What is lost is the tail of each batch (its last users' chains, when no new
+user can start) and the gaps between batches. The worker's own work per user — ${fmt(dynamoTotal / USERS, 0)} DynamoDB
+writes and reads, JSON and GraphQL encoding — is ${fmt(aws.cpuMs / USERS, 1)} ms of CPU on this machine
+with everything in one process, small against ${4 + AUTHS} Tray round trips.
 
 ## Worker cold start
 

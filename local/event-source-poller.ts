@@ -14,8 +14,16 @@ export interface PollerOptions {
   sqs: SQSClient;
   queueUrl: string;
   queueArn?: string;
-  handler: SqsHandler;
+  /**
+   * The function, or one instance per concurrent invocation: a Lambda container serves one
+   * invocation at a time, so per-container state (the Tray pacer's share) must not be shared
+   * between the concurrent invocations here either.
+   */
+  handler: SqsHandler | SqsHandler[];
+  /** Records per invocation (Lambda: up to 10,000 with a batching window; one receive gets at most 10). */
   batchSize?: number;
+  /** Lambda's MaximumBatchingWindowInSeconds, in ms: how long it gathers records for one batch. */
+  batchingWindowMs?: number;
   /** Concurrent invocations (Lambda's maxConcurrency). */
   concurrency?: number;
   functionTimeoutMs?: number;
@@ -35,6 +43,7 @@ export class EventSourcePoller {
   constructor(options: PollerOptions) {
     this.options = {
       batchSize: 10,
+      batchingWindowMs: 0,
       concurrency: 1,
       functionTimeoutMs: 30_000,
       functionName: 'import-worker',
@@ -43,44 +52,60 @@ export class EventSourcePoller {
     } as typeof this.options;
   }
 
-  /** One receive and invocation; `received: 0` when nothing was visible. */
-  async pollOnce(waitTimeSeconds = 0): Promise<BatchResult> {
-    const { sqs, queueUrl, batchSize } = this.options;
-    const out = await sqs.send(
-      new ReceiveMessageCommand({
-        QueueUrl: queueUrl,
-        MaxNumberOfMessages: batchSize,
-        WaitTimeSeconds: waitTimeSeconds,
-        MessageSystemAttributeNames: ['All'],
-        MessageAttributeNames: ['All'],
-      }),
-    );
-    const messages = out.Messages ?? [];
+  /**
+   * Gathers one batch and invokes the handler with it; `received: 0` when nothing was visible.
+   * Like Lambda's event source, it keeps receiving (10 at a time, SQS's maximum) until the batch
+   * is full, the batching window is over, or the queue has nothing more to give.
+   */
+  async pollOnce(waitTimeSeconds = 0, slot = 0): Promise<BatchResult> {
+    const { sqs, queueUrl, batchSize, batchingWindowMs } = this.options;
+    const windowEnds = Date.now() + batchingWindowMs;
+    const messages: Message[] = [];
+    for (;;) {
+      const out = await sqs.send(
+        new ReceiveMessageCommand({
+          QueueUrl: queueUrl,
+          MaxNumberOfMessages: Math.min(10, batchSize - messages.length),
+          WaitTimeSeconds: messages.length === 0 ? waitTimeSeconds : 0,
+          MessageSystemAttributeNames: ['All'],
+          MessageAttributeNames: ['All'],
+        }),
+      );
+      const got = out.Messages ?? [];
+      messages.push(...got);
+      if (messages.length >= batchSize) break;
+      if (got.length === 0) {
+        if (messages.length === 0 || Date.now() >= windowEnds) break;
+        await new Promise((r) => setTimeout(r, Math.min(100, windowEnds - Date.now())));
+      }
+    }
     if (messages.length === 0) return { received: 0, deleted: 0, failed: 0 };
-    return this.invoke(messages);
+    return this.invoke(messages, slot);
   }
 
   /** Polls with `concurrency` parallel pollers until `done()` or the time limit. */
   async runUntil(done: () => boolean | Promise<boolean>, options: { timeoutMs: number; idleWaitMs?: number }): Promise<void> {
     const stopAt = Date.now() + options.timeoutMs;
-    const loop = async () => {
+    const loop = async (slot: number) => {
       while (!(await done())) {
         if (Date.now() > stopAt) return;
-        const result = await this.pollOnce(0);
+        const result = await this.pollOnce(0, slot);
         if (result.received === 0) await new Promise((r) => setTimeout(r, options.idleWaitMs ?? 100));
       }
     };
-    await Promise.all(Array.from({ length: this.options.concurrency }, loop));
+    await Promise.all(Array.from({ length: this.options.concurrency }, (_, slot) => loop(slot)));
     if (!(await done())) throw new Error(`the queue was not drained within ${options.timeoutMs} ms`);
   }
 
-  private async invoke(messages: Message[]): Promise<BatchResult> {
+  private async invoke(messages: Message[], slot: number): Promise<BatchResult> {
     const event: SQSEvent = { Records: messages.map((m) => this.toRecord(m)) };
     const context = lambdaContext(this.options.functionName, this.options.functionTimeoutMs);
     let failedIds: Set<string>;
     let invocationError: string | undefined;
     try {
-      const response = await withTimeout(this.options.handler(event, context), this.options.functionTimeoutMs);
+      const { handler } = this.options;
+      const fn = Array.isArray(handler) ? (handler[slot % handler.length] as SqsHandler) : handler;
+      const response = await withTimeout(fn(event, context), this.options.functionTimeoutMs);
       failedIds = new Set((response?.batchItemFailures ?? []).map((f) => f.itemIdentifier));
     } catch (e) {
       // A thrown error or a timeout fails the whole batch, as in Lambda.
@@ -88,11 +113,12 @@ export class EventSourcePoller {
       failedIds = new Set(messages.map((m) => m.MessageId as string));
     }
     const toDelete = messages.filter((m) => !failedIds.has(m.MessageId as string));
-    if (toDelete.length > 0) {
+    // SQS deletes at most 10 messages per call.
+    for (let i = 0; i < toDelete.length; i += 10) {
       await this.options.sqs.send(
         new DeleteMessageBatchCommand({
           QueueUrl: this.options.queueUrl,
-          Entries: toDelete.map((m, i) => ({ Id: String(i), ReceiptHandle: m.ReceiptHandle as string })),
+          Entries: toDelete.slice(i, i + 10).map((m, j) => ({ Id: String(j), ReceiptHandle: m.ReceiptHandle as string })),
         }),
       );
     }

@@ -36,6 +36,8 @@ export interface LocalStack {
   secretsManager: SecretsManagerClient;
   secretsStandIn: SecretsManagerStandIn;
   tray: TrayStandIn | undefined;
+  /** Requests the DynamoDB emulator served, by operation. */
+  dynamodbRequests: Record<string, number>;
   queueUrl: string;
   dlqUrl: string;
   dlqArn: string;
@@ -115,6 +117,7 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
     secretsManager,
     secretsStandIn,
     tray,
+    dynamodbRequests: dynamo.requests,
     queueUrl: env.QUEUE_URL,
     dlqUrl: env.DLQ_URL,
     dlqArn,

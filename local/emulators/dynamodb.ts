@@ -5,6 +5,8 @@ import dynalite from 'dynalite';
 /** DynamoDB-protocol emulator (dynalite 4, in memory, real validation and conditional checks). */
 export interface DynamoDbEmulator {
   endpoint: string;
+  /** Requests served, by operation (X-Amz-Target without its prefix): what the benchmark reports per user. */
+  requests: Record<string, number>;
   close(): Promise<void>;
 }
 
@@ -14,9 +16,15 @@ export async function startDynamoDbEmulator(port = 0): Promise<DynamoDbEmulator>
     server.once('error', reject);
     server.listen(port, '127.0.0.1', () => resolve());
   });
+  const requests: Record<string, number> = {};
+  server.on('request', (req: { headers: Record<string, string | string[] | undefined> }) => {
+    const op = String(req.headers['x-amz-target'] ?? 'unknown').split('.').pop() ?? 'unknown';
+    requests[op] = (requests[op] ?? 0) + 1;
+  });
   const address = server.address() as AddressInfo;
   return {
     endpoint: `http://127.0.0.1:${address.port}`,
+    requests,
     close: () =>
       new Promise<void>((resolve) => {
         server.closeAllConnections?.();

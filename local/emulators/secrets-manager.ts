@@ -13,6 +13,8 @@ export interface SecretsManagerStandIn {
   put(name: string, value: string): void;
   /** GetSecretValue calls per secret name, to prove caching. */
   reads(name: string): number;
+  /** GetSecretValue calls in all. */
+  totalReads(): number;
   close(): Promise<void>;
 }
 
@@ -95,6 +97,7 @@ export async function startSecretsManagerStandIn(initial: Record<string, string>
     endpoint: `http://127.0.0.1:${address.port}`,
     put,
     reads: (name) => readCounts.get(name) ?? 0,
+    totalReads: () => [...readCounts.values()].reduce((a, b) => a + b, 0),
     close: () =>
       new Promise<void>((resolve) => {
         server.closeAllConnections();

@@ -26,6 +26,13 @@ const rate = (value: string) => {
   return n;
 };
 
+const latency = (value: string): number | { min: number; max: number } => {
+  const m = /^\s*(\d+)\s*(?:-\s*(\d+)\s*)?$/.exec(value);
+  const [min, max] = [Number(m?.[1]), Number(m?.[2] ?? m?.[1])];
+  if (!m || min > max || max > 60_000) throw new InvalidArgumentError('must be milliseconds, fixed (300) or a range (100-400), at most 60000.');
+  return min === max ? min : { min, max };
+};
+
 const httpUrl = (value: string) => {
   let url: URL;
   try {
@@ -46,6 +53,7 @@ export function buildCommand(): Command {
     )
     .option('--users <n>', 'demo users to sign up', integer('--users', 1, 5000), 10)
     .option('--fault-rate <r>', 'share of Tray stand-in calls that fail transiently (HTTP 500, rate limit, answer lost after the create)', rate, 0.1)
+    .option('--tray-latency <ms>', "the stand-in's time per call: a range such as 100-400 (the default: a real Tray call crosses the internet) or a fixed number, e.g. 0", latency)
     .option('--no-broken-user', 'do not sign up the user broken on purpose (the one that ends in the dead-letter queue)')
     .option('--timeout <seconds>', 'give up waiting for the queue to drain after this long (default: 120, or 0.5 s per user for bigger runs)', integer('--timeout', 1, 86_400))
     .option('--verbose', "show the trigger's and the worker's JSON logs instead of a progress bar")
@@ -63,6 +71,7 @@ export function buildCommand(): Command {
 Examples:
   npm start                                  10 users, 10% Tray faults, one broken user
   npm start -- --users 50 --fault-rate 0.2
+  npm start -- --users 100 --tray-latency 800   a slow Tray: the worker keeps more calls in flight
   npm start -- --serve                       then explore: curl http://127.0.0.1:${DEFAULT_BASE_PORT + 3}/_standin/state
   read -rs TRAY_MASTER_TOKEN && export TRAY_MASTER_TOKEN     # your own Tray: the token is typed, not echoed
   npm start -- --tray-region eu --plan my-plan.json --secrets-file secrets.json --users 2
@@ -75,6 +84,7 @@ See docs/local-run.md.`,
 
 interface Flags {
   users: number;
+  trayLatency?: number | { min: number; max: number };
   faultRate: number;
   brokenUser: boolean;
   timeout?: number;
@@ -128,6 +138,7 @@ export function parseRunOptions(argv: readonly string[], context: ParseContext =
     basePort: flags.basePort,
     planFile,
     notes,
+    trayLatencyMs: flags.trayLatency,
   };
 
   if (flags.usersFile !== undefined) {
@@ -140,6 +151,7 @@ export function parseRunOptions(argv: readonly string[], context: ParseContext =
     const url = flags.trayUrl ?? TRAY_REGION_ENDPOINTS[flags.trayRegion as 'us' | 'eu' | 'apac'];
     options.tray = { url, masterToken: readMasterToken(flags.masterTokenFile === undefined ? undefined : resolve(cwd, flags.masterTokenFile), env) };
     if (given('faultRate')) notes.push('--fault-rate is ignored with your own Tray: faults are injected by the stand-in only.');
+    if (given('trayLatency')) notes.push('--tray-latency is ignored with your own Tray: it is as fast as it is.');
     if (flags.trayRegion && plan.tray.graphqlUrl === undefined && plan.tray.region !== flags.trayRegion) {
       notes.push(`the plan says region "${plan.tray.region ?? 'us'}"; --tray-region ${flags.trayRegion} wins for this run.`);
     }

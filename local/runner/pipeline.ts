@@ -13,7 +13,8 @@ import { renderTemplate } from '../../shared/template.js';
 import { DEMO_PLAN_PATH, DEMO_SOLUTION, DEMO_USER_POOL_ID, demoSecrets, postConfirmationEvent, type DemoUser } from '../demo.js';
 import { EventSourcePoller, type SqsHandler } from '../event-source-poller.js';
 import { startLocalStack, type LocalStack } from '../local-stack.js';
-import type { SeedSolution, Snapshot } from '../tray-standin/index.js';
+import { DEFAULT_TRAY_BUDGET_PER_SECOND, workerShare } from '../../shared/tray/pacer.js';
+import { DEFAULT_TRAY_LATENCY_MS, type SeedSolution, type Snapshot } from '../tray-standin/index.js';
 import { createProgress, type ProgressCounts } from './progress.js';
 import { renderReport, renderServeHelp } from './report.js';
 import { UsageError, type DeadLetterResult, type LocalRunOptions, type LocalRunResult, type RunCounts, type RunOutput, type ServeInfo, type UserResult } from './types.js';
@@ -30,25 +31,25 @@ import { breakableAttribute, brokenUser, generateUsers, usersMissingAttributes }
  * the functions' settings are in process.env, exactly as Lambda configures them.
  */
 
-/** The local deployment's settings (the CDK stack's, scaled down so that retries take seconds). */
+/** The local deployment's settings: the CDK stack's defaults, scaled down so that retries take seconds. */
 export const LOCAL_SETTINGS = {
-  /**
-   * The worker keeps 3 s back from its deadline (SAFETY_MARGIN_MS), and its Tray client starts
-   * a retry only if it fits before that: 8 s leaves room for in-invocation retries of 2 s calls.
-   */
-  functionTimeoutMs: 8_000,
+  /** Long enough for a full batch at this container's share of the budget; the worker hands back what it cannot finish. */
+  functionTimeoutMs: 120_000,
   /** Longer than the function timeout, as Lambda requires: an invocation in flight is never redelivered. */
-  visibilityTimeoutSeconds: 10,
+  visibilityTimeoutSeconds: 150,
   maxReceiveCount: 5,
+  /** The fleet's Tray budget (calls/s), as deployed by default: each concurrent invocation paces to its share. */
+  trayBudgetPerSecond: DEFAULT_TRAY_BUDGET_PER_SECOND,
   /**
-   * The deployed defaults (infra/config.ts): 2 invocations × 1 record at a time keeps the worker
-   * under Tray's 30 requests/s per partner, which matters when the Tray is yours.
+   * Records per invocation, gathered for up to the batching window, as Lambda's event source does.
+   * Large, because a batch ends with a tail (its last users' call chains, Tray's 2 s wait) during
+   * which the invocation cannot use its whole share: the larger the batch, the smaller that loss.
    */
-  batchSize: 5,
+  batchSize: 200,
+  batchingWindowMs: 500,
   /** Concurrent invocations (maxConcurrency of the event source). */
   pollers: 2,
-  batchConcurrency: 1,
-  trayTimeoutMs: 2_000,
+  trayTimeoutMs: 5_000,
   enqueueTimeoutMs: 2_000,
   /** Redelivery after a transient failure: 1–2 s instead of 30 s–15 min. */
   retryBaseSeconds: 1,
@@ -297,7 +298,7 @@ export async function runLocalPipeline(options: LocalRunOptions = {}, output: Ru
       secrets,
       maxReceiveCount: LOCAL_SETTINGS.maxReceiveCount,
       visibilityTimeoutSeconds: LOCAL_SETTINGS.visibilityTimeoutSeconds,
-      tray: byo ? false : { solutions: [standInSolution(plan)], randomTransientFaultRate: faultRate },
+      tray: byo ? false : { solutions: [standInSolution(plan)], randomTransientFaultRate: faultRate, latencyMs: options.trayLatencyMs ?? DEFAULT_TRAY_LATENCY_MS },
       ports: options.serve ? { sqs: base, dynamodb: base + 1, secretsManager: base + 2, tray: base + 3 } : undefined,
     });
   } catch (e) {
@@ -316,7 +317,7 @@ export async function runLocalPipeline(options: LocalRunOptions = {}, output: Ru
     TRAY_TIMEOUT_MS: String(LOCAL_SETTINGS.trayTimeoutMs),
     RETRY_BASE_SECONDS: String(LOCAL_SETTINGS.retryBaseSeconds),
     RETRY_MAX_SECONDS: String(LOCAL_SETTINGS.retryMaxSeconds),
-    BATCH_CONCURRENCY: String(LOCAL_SETTINGS.batchConcurrency),
+    TRAY_RATE_PER_SECOND: String(workerShare(LOCAL_SETTINGS.trayBudgetPerSecond, LOCAL_SETTINGS.pollers)),
     // 0: no cache. A positive value makes @middy/util re-fetch the secret on a timer forever,
     // which would keep this process alive (and call a closed emulator) after the run.
     MASTER_TOKEN_CACHE_MS: '0',
@@ -333,15 +334,20 @@ export async function runLocalPipeline(options: LocalRunOptions = {}, output: Ru
   };
   try {
     const trigger = (await importEntry<{ handler: TriggerHandler }>('../../functions/post-confirmation/handler.js')).handler;
-    const worker = (await importEntry<{ handler: WorkerHandler }>('../../functions/import-worker/handler.js')).handler;
+    // One module instance per concurrent invocation, as Lambda runs one container per invocation.
+    const workers = await Promise.all(
+      Array.from({ length: LOCAL_SETTINGS.pollers }, async () => (await importEntry<{ handler: WorkerHandler }>('../../functions/import-worker/handler.js')).handler),
+    );
     const ledger = new Ledger({ tableName: stack.tableName, client: stack.dynamodb });
 
-    const counters = { signedUp: 0, retried: 0, invocationErrors: 0, enabled: 0, deadLettered: 0 };
+    const counters = { signedUp: 0, retried: 0, invocationErrors: 0, enabled: 0, deadLettered: 0, invocations: 0 };
+    const cpuAtStart = process.cpuUsage();
     const enqueueFailed = new Set<string>();
     const problems: string[] = [];
     let lastInvocationError: string | undefined;
 
-    const handler: SqsHandler = async (event, context) => {
+    const handlerFor = (worker: WorkerHandler): SqsHandler => async (event, context) => {
+      counters.invocations += 1;
       try {
         const response = await worker(event, context);
         const failures = response?.batchItemFailures?.length ?? 0;
@@ -358,8 +364,9 @@ export async function runLocalPipeline(options: LocalRunOptions = {}, output: Ru
     const poller = new EventSourcePoller({
       sqs: stack.sqs,
       queueUrl: stack.queueUrl,
-      handler,
+      handler: workers.map(handlerFor),
       batchSize: LOCAL_SETTINGS.batchSize,
+      batchingWindowMs: LOCAL_SETTINGS.batchingWindowMs,
       concurrency: LOCAL_SETTINGS.pollers,
       functionTimeoutMs: LOCAL_SETTINGS.functionTimeoutMs,
       functionName: 'tray-auth-import-worker',
@@ -424,6 +431,7 @@ export async function runLocalPipeline(options: LocalRunOptions = {}, output: Ru
       signUpsDone = true;
     });
 
+    const importStarted = Date.now();
     const timeoutSeconds = options.timeoutSeconds ?? defaultTimeoutSeconds(signUps.length);
     let drained = true;
     try {
@@ -525,6 +533,16 @@ export async function runLocalPipeline(options: LocalRunOptions = {}, output: Ru
         invocationErrors: counters.invocationErrors,
         queueRemaining,
         tray,
+        aws: {
+          invocations: counters.invocations,
+          dynamodbRequests: { ...stack.dynamodbRequests },
+          secretReads: stack.secretsStandIn.totalReads(),
+          cpuMs: (() => {
+            const cpu = process.cpuUsage(cpuAtStart);
+            return (cpu.user + cpu.system) / 1000;
+          })(),
+        },
+        throughput: throughputOf(results.filter((r) => r.enabled).length, stack.tray?.calls, Date.now() - importStarted, LOCAL_SETTINGS.trayBudgetPerSecond),
       },
       problems,
       broken: broken && breakable ? { username: broken.username, attribute: breakable.attribute, usedAt: breakable.usedAt } : undefined,
@@ -543,6 +561,18 @@ export async function runLocalPipeline(options: LocalRunOptions = {}, output: Ru
   } finally {
     if (!serving) await cleanUp();
   }
+}
+
+/** Users enabled and Tray calls per second over the import, against the budget the fleet paces to. */
+function throughputOf(enabled: number, calls: { rateLimited?: boolean }[] | undefined, elapsedMs: number, budgetPerSecond: number): RunCounts['throughput'] {
+  const seconds = elapsedMs / 1000;
+  return {
+    seconds,
+    usersPerSecond: enabled / seconds,
+    trayRequestsPerSecond: calls === undefined ? undefined : calls.length / seconds,
+    rateLimited: calls?.filter((c) => c.rateLimited).length,
+    budgetPerSecond,
+  };
 }
 
 function serveInfo(stack: LocalStack, plan: ImportPlan, sample: DemoUser | undefined): ServeInfo {

@@ -86,6 +86,14 @@ export function renderReport(result: LocalRunResult): string[] {
     `Signed up ${counts.signedUp}/${counts.users}${counts.enqueueFailed ? ` (${counts.enqueueFailed} could not be enqueued)` : ''}, enabled ${counts.enabled}, dead-lettered ${counts.deadLettered}.`,
     `Retries: ${counts.trayFaults === undefined ? '' : `${counts.trayFaults} Tray call${counts.trayFaults === 1 ? '' : 's'} failed (faults the stand-in injected: HTTP 500, rate limit, answer lost after a create; and its 30 calls/s rate limit), retried by the worker; `}` +
       `${counts.retried} deliver${counts.retried === 1 ? 'y' : 'ies'} went back to the queue for a later retry.`,
+    ...(counts.throughput
+      ? [
+          `Throughput: ${counts.throughput.usersPerSecond.toFixed(2)} users/s` +
+            (counts.throughput.trayRequestsPerSecond === undefined ? '' : `, ${counts.throughput.trayRequestsPerSecond.toFixed(1)} Tray requests/s`) +
+            ` over ${counts.throughput.seconds.toFixed(1)} s, against a budget of ${counts.throughput.budgetPerSecond} requests/s` +
+            (counts.throughput.rateLimited === undefined ? '.' : `; ${counts.throughput.rateLimited} call(s) refused by Tray's rate limit.`),
+        ]
+      : []),
     ...(counts.tray
       ? [`Tray stand-in holds ${counts.tray.users} users, ${counts.tray.authentications} authentications, ${counts.tray.instances} instances (${counts.tray.enabledInstances} enabled).`]
       : []),

@@ -31,6 +31,8 @@ export interface LocalRunOptions {
   secrets?: Record<string, string>;
   /** Lines printed before the run (notes from option parsing). */
   notes?: string[];
+  /** The stand-in's time per call (default DEFAULT_TRAY_LATENCY_MS: 100–400 ms). Stand-in only. */
+  trayLatencyMs?: number | { min: number; max: number };
 }
 
 /** Where the runner writes. `log` is the report (stdout); `tty`, when a terminal, gets the progress bar. */
@@ -89,6 +91,10 @@ export interface RunCounts {
   queueRemaining: number;
   /** Against the stand-in: what Tray holds. */
   tray?: { users: number; authentications: number; instances: number; enabledInstances: number } | undefined;
+  /** Over the import (from the first sign-up until the queue drained). */
+  throughput?: { seconds: number; usersPerSecond: number; trayRequestsPerSecond: number | undefined; rateLimited: number | undefined; budgetPerSecond: number } | undefined;
+  /** What the worker cost: invocations, DynamoDB requests by operation (sign-ups' trigger makes none), Secrets Manager reads. */
+  aws?: { invocations: number; dynamodbRequests: Record<string, number>; secretReads: number; cpuMs: number } | undefined;
 }
 
 export interface ServeInfo {

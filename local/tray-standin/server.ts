@@ -50,6 +50,8 @@ export interface CallRecord {
   tokenKind: 'master' | 'user' | 'none' | 'invalid';
   outcome: 'ok' | 'graphqlError' | 'fault';
   fault?: FaultKind;
+  /** Refused by the stand-in's own rate limiter (Tray's 30/s, burst 50), not by an injected fault. */
+  rateLimited?: boolean;
   at: number;
 }
 
@@ -187,6 +189,7 @@ export async function startTrayStandIn(opts: TrayStandInOptions): Promise<TraySt
     if (limited) {
       record.outcome = 'fault';
       record.fault = 'rateLimit';
+      record.rateLimited = true;
       return { status: 200, body: RATE_LIMIT_BODY };
     }
     record.outcome = 'graphqlError'; // until execution succeeds

@@ -58,8 +58,9 @@ export class Pacer {
 
   /** The share of the configured rate in force now (1 unless Tray said "rate limit" lately). */
   factor(at = this.now()): number {
-    const recovered = (at - this.cutAt) / this.recoveryMs;
-    return Math.min(1, this.factorAtCut + (1 - this.factorAtCut) * Math.max(0, recovered));
+    if (this.factorAtCut >= 1) return 1;
+    const recovered = Math.max(0, (at - this.cutAt) / this.recoveryMs);
+    return Math.min(1, this.factorAtCut + (1 - this.factorAtCut) * recovered);
   }
 
   /** Milliseconds between calls at the current rate. */
@@ -111,6 +112,10 @@ export class Pacer {
  * after the operators' CLI has its reserve. Used by infra (synth checks) and the worker.
  */
 export const CLI_RATE_PER_SECOND = 1;
+/** Tray's documented limit per partner account (bursts to 50). */
+export const TRAY_RATE_LIMIT_PER_SECOND = 30;
+/** The fleet's default budget: a safe share of Tray's 30/s, leaving room for other callers of the account. */
+export const DEFAULT_TRAY_BUDGET_PER_SECOND = 25;
 
 export function workerShare(budgetPerSecond: number, maxConcurrency: number): number {
   return (budgetPerSecond - CLI_RATE_PER_SECOND) / maxConcurrency;
