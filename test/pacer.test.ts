@@ -87,7 +87,7 @@ describe('the Tray pacer', () => {
   });
 
   it("shares the budget between the fleet's invocations after the CLI's reserve", () => {
-    expect(workerShare(25, 2)).toBe(12);
-    expect(workerShare(25, 4) * 4 + 1).toBe(25);
+    expect(workerShare(25, 2)).toBe(12.25);
+    expect(workerShare(25, 4) * 4 + 0.5).toBe(25);
   });
 });

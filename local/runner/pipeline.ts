@@ -45,7 +45,7 @@ export const LOCAL_SETTINGS = {
    * Large, because a batch ends with a tail (its last users' call chains, Tray's 2 s wait) during
    * which the invocation cannot use its whole share: the larger the batch, the smaller that loss.
    */
-  batchSize: 200,
+  batchSize: 150,
   batchingWindowMs: 500,
   /** Concurrent invocations (maxConcurrency of the event source). */
   pollers: 2,
@@ -342,14 +342,17 @@ export async function runLocalPipeline(options: LocalRunOptions = {}, output: Ru
 
     const counters = { signedUp: 0, retried: 0, invocationErrors: 0, enabled: 0, deadLettered: 0, invocations: 0 };
     const cpuAtStart = process.cpuUsage();
+    const cpuAtStartTime = Date.now();
     const enqueueFailed = new Set<string>();
     const problems: string[] = [];
     let lastInvocationError: string | undefined;
 
     const handlerFor = (worker: WorkerHandler): SqsHandler => async (event, context) => {
       counters.invocations += 1;
+      const t0 = Date.now();
       try {
         const response = await worker(event, context);
+        if (process.env.TRACE_INVOCATIONS) process.stderr.write(`invocation: ${event.Records.length} records, ${((Date.now() - t0) / 1000).toFixed(1)} s, ended at ${((Date.now() - cpuAtStartTime) / 1000).toFixed(1)} s\n`);
         const failures = response?.batchItemFailures?.length ?? 0;
         counters.retried += failures;
         if (serving) output.log(`worker: batch of ${event.Records.length}, ${event.Records.length - failures} done (imported or dead-lettered), ${failures} to retry`);

@@ -111,7 +111,7 @@ export class Pacer {
  * How the fleet shares Tray's budget: every concurrent worker invocation gets an equal share,
  * after the operators' CLI has its reserve. Used by infra (synth checks) and the worker.
  */
-export const CLI_RATE_PER_SECOND = 1;
+export const CLI_RATE_PER_SECOND = 0.5;
 /** Tray's documented limit per partner account (bursts to 50). */
 export const TRAY_RATE_LIMIT_PER_SECOND = 30;
 /** The fleet's default budget: a safe share of Tray's 30/s, leaving room for other callers of the account. */
