@@ -8,6 +8,8 @@ import { LEDGER_KEY } from '../shared/ledger.js';
 import { requiredAttributes, type ImportPlan } from '../shared/plan.js';
 import { DeployConfigError, trayRateBound, userPoolRegion, type DeployConfig } from './config.js';
 import { ImportAlarms } from './constructs/alarms.js';
+import { warnOnCredentialAttributes } from './constructs/attribute-trust.js';
+import { ImportGuards } from './constructs/import-guards.js';
 import { ImportQueues } from './constructs/import-queues.js';
 import { BundledFunction } from './constructs/lambda-function.js';
 import { nagResourceString, secretResources } from './secret-grants.js';
@@ -185,6 +187,7 @@ export class TrayAuthImportStack extends Stack {
         lambdaTriggers: { postConfirmation: this.postConfirmation.fn },
       });
       this.userPool = pool;
+      warnOnCredentialAttributes(pool, plan, { selfSignUpEnabled: create.selfSignUpEnabled });
       userPoolId = pool.userPoolId;
       if (create.mfa !== 'REQUIRED') {
         Validations.of(pool).acknowledge({
@@ -225,6 +228,7 @@ export class TrayAuthImportStack extends Stack {
       oldestMessageAlarmAge: Duration.seconds(config.oldestMessageAlarmSeconds),
       alarmEmail: config.alarmEmail,
     });
+    new ImportGuards(this, 'Guards', { topic: this.alarms.topic, deadLetterQueue, maxImportsPerHour: config.maxImportsPerHour });
 
     // ---- Outputs (ids read by the operators' CLI: do not rename) ------------------------------
     const output = (id: string, value: string, description: string) => new CfnOutput(this, id, { value, description });
