@@ -146,18 +146,26 @@ function encodedForms(s: string): string[] {
   const json = jsonEscape(s);
   const ascii = [asciiJsonEscape(s, false), asciiJsonEscape(s, true)];
   const escaped = [json, ...ascii];
+  // JSON inside JSON (Tray's Json scalars are JSON strings inside the request's JSON): each
+  // backslash and quote of the first level escaped again.
+  const doubleEscaped = escaped.map(jsonEscape);
+  // A whole request echoed as a query string or base64 carries the value as it sits in the
+  // request: raw, or escaped once or twice. Identical forms collapse below, so a value without
+  // quotes, backslashes or non-ASCII costs only its raw encodings.
+  const transported = [...new Set([s, json, jsonEscape(json)])].flatMap((form) => [
+    encodeURIComponent(form),
+    lowerPercentHex(encodeURIComponent(form)),
+    formEncode(form),
+    lowerPercentHex(formEncode(form)),
+    ...base64Forms(form),
+  ]);
   const forms = [
     s,
     ...escaped,
-    // JSON inside JSON: each backslash and quote of the first level escaped again.
-    ...escaped.map(jsonEscape),
+    ...doubleEscaped,
     // Some serializers (PHP's json_encode) also escape "/".
-    ...escaped.map((e) => e.replace(/\//g, '\\/')),
-    encodeURIComponent(s),
-    lowerPercentHex(encodeURIComponent(s)),
-    formEncode(s),
-    lowerPercentHex(formEncode(s)),
-    ...base64Forms(s),
+    ...[...escaped, ...doubleEscaped].map((e) => e.replace(/\//g, '\\/')),
+    ...transported,
   ];
   // Very short forms could only come from a near-empty value; never blank out single characters.
   return [...new Set(forms)].filter((f) => f.length >= MIN_SECRET_LENGTH).sort((a, b) => b.length - a.length);
