@@ -10,6 +10,7 @@ import { DeployConfigError, trayRateBound, userPoolRegion, type DeployConfig } f
 import { ImportAlarms } from './constructs/alarms.js';
 import { warnOnCredentialAttributes } from './constructs/attribute-trust.js';
 import { ImportGuards } from './constructs/import-guards.js';
+import { ScheduledReconcile } from './constructs/scheduled-reconcile.js';
 import { ImportQueues } from './constructs/import-queues.js';
 import { BundledFunction } from './constructs/lambda-function.js';
 import { nagResourceString, secretResources } from './secret-grants.js';
@@ -229,6 +230,18 @@ export class TrayAuthImportStack extends Stack {
       alarmEmail: config.alarmEmail,
     });
     new ImportGuards(this, 'Guards', { topic: this.alarms.topic, deadLetterQueue, maxImportsPerHour: config.maxImportsPerHour });
+    if (config.reconcileSchedule) {
+      new ScheduledReconcile(this, 'ScheduledReconcile', {
+        schedule: config.reconcileSchedule,
+        userPoolId,
+        userPoolRegion: poolRegion,
+        queue,
+        table: this.table,
+        messageAttributes: requiredAttributes(plan).join(','),
+        logRetention,
+        topic: this.alarms.topic,
+      });
+    }
 
     // ---- Outputs (ids read by the operators' CLI: do not rename) ------------------------------
     const output = (id: string, value: string, description: string) => new CfnOutput(this, id, { value, description });

@@ -85,3 +85,39 @@ describe('guards', () => {
     expect(dlq).toMatchObject({ DeletionPolicy: 'Retain', UpdateReplacePolicy: 'Retain' });
   });
 });
+
+describe('scheduled reconcile', () => {
+  it('is off by default: no rule, no extra function', () => {
+    exampleTemplate.resourceCountIs('AWS::Events::Rule', 0);
+    exampleTemplate.resourceCountIs('AWS::Lambda::Function', 2);
+  });
+
+  it('with reconcileSchedule: an EventBridge rule runs the reconcile function, which may only list the pool, query the ledger and enqueue', () => {
+    const stack = build({ reconcileSchedule: 'rate(1 hour)' });
+    const template = Template.fromStack(stack);
+    template.hasResourceProperties('AWS::Events::Rule', { ScheduleExpression: 'rate(1 hour)', State: 'ENABLED', Targets: [Match.objectLike({ RetryPolicy: { MaximumRetryAttempts: 0 } })] });
+    template.resourceCountIs('AWS::Lambda::Function', 3);
+    template.hasResourceProperties('AWS::Lambda::Function', {
+      Timeout: 900,
+      Environment: { Variables: Match.objectLike({ MESSAGE_ATTRIBUTES: 'custom:tenant_id,email,name', USER_POOL_ID: Match.anyValue(), QUEUE_URL: Match.anyValue(), LEDGER_TABLE: Match.anyValue() }) },
+    });
+    const statements = Object.values(template.findResources('AWS::IAM::Policy'))
+      .flatMap((p) => (p.Properties as { PolicyDocument: { Statement: { Sid?: string; Action: unknown; Resource: unknown }[] } }).PolicyDocument.Statement)
+      .filter((st) => ['ListPoolUsers', 'ReadLedgerStatuses', 'EnqueueLostUsers'].includes(st.Sid ?? ''));
+    expect(statements.map((st) => [st.Sid, st.Action])).toEqual([
+      ['ListPoolUsers', 'cognito-idp:ListUsers'],
+      ['ReadLedgerStatuses', 'dynamodb:Query'],
+      ['EnqueueLostUsers', 'sqs:SendMessage'],
+    ]);
+    // Exact resources: no wildcard anywhere in these grants.
+    expect(JSON.stringify(statements.map((st) => st.Resource))).not.toContain('*');
+    expect(() => build({ reconcileSchedule: 'every hour' })).toThrow(/reconcileSchedule.*EventBridge schedule expression/);
+  });
+
+  it('passes cdk-nag with no new acknowledgement, for a created and an existing pool', () => {
+    for (const userPool of [EXAMPLE.userPool, { existingUserPoolId: 'eu-west-1_AbCdEf123' }]) {
+      const built = buildApp(new App({ context: { ...CDK_CONTEXT, 'aws:cdk:bundling-stacks': [] } }), { config: { ...EXAMPLE, userPool, reconcileSchedule: 'cron(0 3 * * ? *)' }, configDir: REPO_ROOT });
+      expect(built.nag.validateScope(built.app).violations.map((v) => v.ruleName)).toEqual([]);
+    }
+  });
+});
