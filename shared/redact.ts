@@ -34,9 +34,15 @@ export function registerSecret(value: unknown): void {
   if (typeof value === 'string' || typeof value === 'number') {
     const text = String(value);
     if (text.length < MIN_SECRET_LENGTH) return;
-    const forms = known.get(text) ?? encodedForms(text);
+    const forms = known.get(text);
     known.delete(text); // re-registering makes it the newest
-    known.set(text, forms);
+    if (forms) {
+      // Same set of values: the variant list scrub() uses is still valid (values are registered
+      // again on every use, so this path is the common one and must stay cheap).
+      known.set(text, forms);
+      return;
+    }
+    known.set(text, encodedForms(text));
     if (known.size > MAX_KNOWN) known.delete(known.keys().next().value as string);
     variants = undefined;
   } else if (value && typeof value === 'object') {

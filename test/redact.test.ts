@@ -95,6 +95,15 @@ describe('redaction', () => {
     expect(perCall).toBeLessThan(20);
   });
 
+  it('re-registering keeps a value newest; the oldest of 1,000 is forgotten first', () => {
+    registerSecret('oldest-secret-0001');
+    registerSecret('kept-secret-0002');
+    for (let i = 0; i < 998; i++) registerSecret(`filler-secret-${i}`);
+    registerSecret('oldest-secret-0001'); // used again: now the newest
+    registerSecret('one-more-secret-0003'); // evicts the least recently registered: kept-secret-0002
+    expect(scrub('oldest-secret-0001 "kept-secret-0002" one-more-secret-0003')).toBe('[redacted] "kept-secret-0002" [redacted]');
+  });
+
   it('scrubExcerpt scrubs before cutting, so a cut cannot leave half a secret unrecognised', () => {
     const secret = 'abcdefgh-secret-value';
     registerSecret(secret);
