@@ -105,6 +105,10 @@ export const DeployConfigSchema = z
     enqueueTimeoutMs: int(200, 4000, 2000, 'bound on the trigger\'s SQS send; Cognito waits about 5 s'),
     alarmEmail: z.email({ error: 'an e-mail address for alarm notifications' }).optional(),
     oldestMessageAlarmSeconds: int(60, 1_209_600, 3600, 'age of the oldest queued message that raises the alarm'),
+    /** Alarm when more users than this are imported within one hour (none when unset); nothing is dropped. */
+    maxImportsPerHour: z.number({ error: 'a whole number of imports per hour above which the ImportVolume alarm fires' }).int().positive().optional(),
+    /** Runs `reconcile` on this EventBridge schedule ("rate(1 hour)", "cron(...)"); off when unset. */
+    reconcileSchedule: z.string().regex(/^(rate|cron)\(.+\)$/, { error: 'an EventBridge schedule expression such as "rate(1 hour)" or "cron(0 3 * * ? *)"' }).optional(),
     logRetentionDays: z
       .number()
       .refine((n) => (LOG_RETENTION_DAYS as readonly number[]).includes(n), { error: `one of ${LOG_RETENTION_DAYS.join(', ')} (CloudWatch Logs retention values)` })

@@ -1,6 +1,7 @@
 import { ArnFormat, Stack } from 'aws-cdk-lib';
 import type { IConstruct } from 'constructs';
 import { referencedSecrets, type ImportPlan } from '../shared/plan.js';
+import { masterTokenCoverageProblem, perUserSecretPrefix, PER_USER_TEMPLATE_RULE } from '../shared/security-policy.js';
 import { DeployConfigError } from './config.js';
 
 /**
@@ -14,7 +15,8 @@ import { DeployConfigError } from './config.js';
  *   random characters to every secret's ARN, and `?` matches exactly one character, so this
  *   matches that one secret (and not "<name>-suffix-longer" nor "<name>2");
  * - a per-user template (`"tray-import/users/{{sub}}"`) becomes `arn:…:secret:<prefix>*`, the
- *   fixed text before its first placeholder; a template must start with such a prefix.
+ *   fixed text before `{{sub}}`; the prefix must end in "/" and must not cover the master
+ *   token's secret (shared/security-policy.ts).
  */
 export interface SecretResources {
   /** Exact secrets (ARNs, or name-?????? patterns). */
@@ -32,7 +34,7 @@ export function secretResources(scope: IConstruct, plan: ImportPlan, masterToken
   const stack = Stack.of(scope);
   const secretArn = (resourceName: string) => stack.formatArn({ service: 'secretsmanager', resource: 'secret', resourceName, arnFormat: ArnFormat.COLON_RESOURCE_NAME });
 
-  const { ids, templatePrefixes } = referencedSecrets(plan);
+  const { ids } = referencedSecrets(plan);
   const exact = new Set<string>();
   if (masterToken.arn) exact.add(masterToken.arn);
   else if (masterToken.name) exact.add(secretArn(`${masterToken.name}-??????`));
@@ -42,21 +44,24 @@ export function secretResources(scope: IConstruct, plan: ImportPlan, masterToken
     else throw new DeployConfigError(`import plan: secretId "${id}" is neither a secret name (letters, digits and /_+=.@-) nor a secret ARN`);
   }
 
+  // Templates are read from the plan directly (not from referencedSecrets' prefixes) so that a
+  // plan that skipped validation cannot widen the grant: only prefixes passing the rule get one,
+  // and so only they get a cdk-nag acknowledgement.
+  const templates = plan.auths.flatMap((auth) => Object.values(auth.data).flatMap((source) => (source.secret?.secretIdTemplate ? [source.secret.secretIdTemplate] : [])));
   const prefixes = new Set<string>();
-  for (const prefix of templatePrefixes) {
-    if (prefix.startsWith('arn:')) {
-      if (!/^arn:aws[a-z-]*:secretsmanager:[a-z0-9-]+:\d{12}:secret:[A-Za-z0-9/_+=.@-]+$/.test(prefix)) {
-        throw new DeployConfigError(`import plan: secretIdTemplate prefix "${prefix}" is not the start of a secret ARN followed by a fixed name prefix`);
-      }
-      prefixes.add(`${prefix}*`);
-    } else if (NAME.test(prefix)) {
-      prefixes.add(secretArn(`${prefix}*`));
-    } else {
+  for (const template of new Set(templates)) {
+    const prefix = perUserSecretPrefix(template);
+    if (prefix === undefined) {
       throw new DeployConfigError(
-        `import plan: a secretIdTemplate must start with a fixed prefix such as "tray-import/users/" before its first {{placeholder}}` +
-          (prefix === '' ? ' (one starting with a placeholder would need read access to every secret in the account)' : `; "${prefix}" has characters secret names cannot hold`),
+        template.startsWith('{{')
+          ? `import plan: a secretIdTemplate must start with a fixed prefix such as "tray-import/users/" before its first {{placeholder}} (one starting with a placeholder would need read access to every secret in the account)`
+          : `import plan: secretIdTemplate "${template}" ${PER_USER_TEMPLATE_RULE}`,
       );
     }
+    const masterTokenId = masterToken.arn ?? masterToken.name;
+    const coverage = masterTokenId === undefined ? undefined : masterTokenCoverageProblem([prefix], masterTokenId);
+    if (coverage) throw new DeployConfigError(`import plan: ${coverage}`);
+    prefixes.add(prefix.startsWith('arn:') ? `${prefix}*` : secretArn(`${prefix}*`));
   }
   return { exact: [...exact], prefixes: [...prefixes] };
 }

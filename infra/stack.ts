@@ -8,6 +8,9 @@ import { LEDGER_KEY } from '../shared/ledger.js';
 import { requiredAttributes, type ImportPlan } from '../shared/plan.js';
 import { DeployConfigError, trayRateBound, userPoolRegion, type DeployConfig } from './config.js';
 import { ImportAlarms } from './constructs/alarms.js';
+import { warnOnCredentialAttributes } from './constructs/attribute-trust.js';
+import { ImportGuards } from './constructs/import-guards.js';
+import { ScheduledReconcile } from './constructs/scheduled-reconcile.js';
 import { ImportQueues } from './constructs/import-queues.js';
 import { BundledFunction } from './constructs/lambda-function.js';
 import { nagResourceString, secretResources } from './secret-grants.js';
@@ -185,6 +188,7 @@ export class TrayAuthImportStack extends Stack {
         lambdaTriggers: { postConfirmation: this.postConfirmation.fn },
       });
       this.userPool = pool;
+      warnOnCredentialAttributes(pool, plan, { selfSignUpEnabled: create.selfSignUpEnabled });
       userPoolId = pool.userPoolId;
       if (create.mfa !== 'REQUIRED') {
         Validations.of(pool).acknowledge({
@@ -225,6 +229,19 @@ export class TrayAuthImportStack extends Stack {
       oldestMessageAlarmAge: Duration.seconds(config.oldestMessageAlarmSeconds),
       alarmEmail: config.alarmEmail,
     });
+    new ImportGuards(this, 'Guards', { topic: this.alarms.topic, deadLetterQueue, maxImportsPerHour: config.maxImportsPerHour });
+    if (config.reconcileSchedule) {
+      new ScheduledReconcile(this, 'ScheduledReconcile', {
+        schedule: config.reconcileSchedule,
+        userPoolId,
+        userPoolRegion: poolRegion,
+        queue,
+        table: this.table,
+        messageAttributes: requiredAttributes(plan).join(','),
+        logRetention,
+        topic: this.alarms.topic,
+      });
+    }
 
     // ---- Outputs (ids read by the operators' CLI: do not rename) ------------------------------
     const output = (id: string, value: string, description: string) => new CfnOutput(this, id, { value, description });

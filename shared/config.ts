@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import { ImportError } from './errors.js';
-import { loadPlanFile, parsePlanJson, type ImportPlan } from './plan.js';
+import { loadPlanFile, parsePlanJson, referencedSecrets, type ImportPlan } from './plan.js';
+import { masterTokenCoverageProblem, trayUrlProblem } from './security-policy.js';
 import { formatIssues } from './validation.js';
 
 /**
@@ -35,7 +36,13 @@ export const WorkerEnvSchema = z.object({
   /** Visibility timeout after a transient failure: base × 2^(receives−1), capped, with jitter. */
   RETRY_BASE_SECONDS: positiveInt(30),
   RETRY_MAX_SECONDS: positiveInt(900),
-  TRAY_GRAPHQL_URL: z.string().optional(),
+  TRAY_GRAPHQL_URL: z
+    .string()
+    .superRefine((url, ctx) => {
+      const problem = trayUrlProblem(url, 'TRAY_GRAPHQL_URL');
+      if (problem) ctx.addIssue({ code: 'custom', message: problem });
+    })
+    .optional(),
 });
 
 export type WorkerEnv = z.infer<typeof WorkerEnvSchema>;
@@ -54,5 +61,8 @@ export function loadWorkerConfig(env: NodeJS.ProcessEnv = process.env): WorkerCo
   if (settings.IMPORT_PLAN) plan = parsePlanJson(settings.IMPORT_PLAN, 'IMPORT_PLAN');
   else if (settings.IMPORT_PLAN_FILE) plan = loadPlanFile(settings.IMPORT_PLAN_FILE);
   else throw new ImportError('PLAN_INVALID', 'plan', 'no import plan: set IMPORT_PLAN (the plan as JSON) or IMPORT_PLAN_FILE (a path)');
+  // Also checked at synth; repeated here for plans deployed by other means.
+  const coverage = masterTokenCoverageProblem(referencedSecrets(plan).templatePrefixes, settings.MASTER_TOKEN_SECRET_ID);
+  if (coverage) throw new ImportError('PLAN_INVALID', 'plan', coverage);
   return { ...settings, plan };
 }

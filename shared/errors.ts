@@ -19,6 +19,8 @@ export const ERROR_CODES = {
   MISSING_ATTRIBUTE: 'permanent',
   SECRET_UNREADABLE: 'permanent',
   SECRET_FIELD_MISSING: 'permanent',
+  /** A credential value too short for redaction to protect: refused rather than imported. */
+  SECRET_INVALID: 'permanent',
   TRAY_REJECTED: 'permanent',
   TRAY_UNAUTHORIZED: 'permanent',
   TRAY_BAD_RESPONSE: 'permanent',
@@ -32,6 +34,8 @@ export const ERROR_CODES = {
   USER_BUSY: 'transient',
   OUT_OF_TIME: 'transient',
   INTERNAL: 'transient',
+  /** Sending to the DLQ failed: the message stays on the queue (SQS's redrive is the backstop). */
+  DEAD_LETTER_FAILED: 'transient',
 } as const satisfies Record<string, FailureKind>;
 
 export type ErrorCode = keyof typeof ERROR_CODES;

@@ -1,5 +1,5 @@
 import { ImportError } from './errors.js';
-import { registerSecret } from './redact.js';
+import { MIN_SECRET_LENGTH, registerSecret } from './redact.js';
 
 /**
  * The Tray master token from its secret's value: plain text, or JSON with a `token` (or
@@ -12,6 +12,17 @@ export function masterTokenFromSecret(value: unknown, secretId: string): string 
   if (typeof token !== 'string' || token.trim() === '') {
     throw new ImportError('SECRET_UNREADABLE', 'secrets', `secret "${secretId}" does not hold a Tray master token: store the token as plain text or as {"token": "..."}`);
   }
-  registerSecret(token.trim());
-  return token.trim();
+  const trimmed = token.trim();
+  // Tray's master tokens are long; a short value is a placeholder or a mistake, and one too short
+  // to redact could not be kept out of logs when an upstream error echoes the request.
+  if (trimmed.length < MIN_SECRET_LENGTH) {
+    const field = typeof value === 'string' ? 'the secret\'s text' : `field "${(value as Record<string, unknown>).token !== undefined ? 'token' : 'masterToken'}"`;
+    throw new ImportError(
+      'SECRET_INVALID',
+      'secrets',
+      `secret "${secretId}" (${field}) is shorter than ${MIN_SECRET_LENGTH} characters, so it cannot be the Tray master token and could not be redacted; put the master token from Tray's Embedded settings in it`,
+    );
+  }
+  registerSecret(trimmed);
+  return trimmed;
 }

@@ -11,6 +11,9 @@ import { formatIssues } from './validation.js';
  */
 export const MESSAGE_VERSION = 1;
 
+/** The format of Cognito's `sub` (a UUID; compared case-insensitively). */
+export const COGNITO_SUB = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+
 export const MessageSourceSchema = z.enum(['signup', 'backfill', 'reconcile', 'manual']);
 export type MessageSource = z.infer<typeof MessageSourceSchema>;
 
@@ -20,10 +23,12 @@ export const QueueMessageSchema = z.strictObject({
     .string({ error: 'the Cognito user pool id, e.g. "eu-west-1_AbCdEf123"' })
     .regex(/^[\w-]+_[0-9a-zA-Z]+$/, { error: 'must be a Cognito user pool id such as "eu-west-1_AbCdEf123"' }),
   username: z.string({ error: 'the Cognito username' }).min(1, { error: 'must not be empty' }),
+  // Cognito's sub is a UUID. Anything else is refused: the sub becomes part of a per-user secret
+  // id and of ledger keys, so "../../master-token" must never get that far.
   sub: z
     .string({ error: 'the user\'s Cognito "sub" attribute' })
     .min(1, { error: 'must not be empty: the user\'s Cognito "sub"' })
-    .max(128),
+    .regex(COGNITO_SUB, { error: 'must be the user\'s Cognito "sub", a UUID such as "6f1c2a3b-0d4e-4f5a-8b6c-7d8e9f0a1b2c"' }),
   attributes: z.record(z.string(), z.string(), { error: 'an object of attribute name to string value' }),
   source: MessageSourceSchema,
   requestedAt: z.iso.datetime({ error: 'must be an ISO-8601 timestamp such as "2026-01-31T12:00:00.000Z"' }),

@@ -1,6 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { z } from 'zod';
 import { ImportError } from './errors.js';
+import { perUserSecretPrefix, PER_USER_TEMPLATE_RULE, trayUrlProblem } from './security-policy.js';
 import { templateAttributes, templateSyntaxProblem } from './template.js';
 import { formatIssues } from './validation.js';
 
@@ -35,7 +36,10 @@ const SecretRef = z
         // Users write their own attributes at sign-up: a template on any other attribute would let
         // a user choose whose secret is imported for them. `sub` is assigned by Cognito.
         error: 'may only use {{sub}} (Cognito assigns it; users can set other attributes themselves) after a fixed prefix, e.g. "tray-import/users/{{sub}}"',
+        abort: true,
       })
+      // IAM grants `<prefix>*`: the prefix must be a namespace of its own (see security-policy.ts).
+      .refine((t) => perUserSecretPrefix(t) !== undefined, { error: PER_USER_TEMPLATE_RULE })
       .optional(),
     field: z.string({ error: 'the JSON field of the secret to read, e.g. "apiKey"' }).min(1),
   })
@@ -105,7 +109,13 @@ const AuthImport = z.strictObject({
 const TrayTarget = z
   .strictObject({
     region: z.enum(['us', 'eu', 'apac'], { error: 'must be "us", "eu" or "apac"' }).optional(),
-    graphqlUrl: z.url({ protocol: /^https?$/, error: 'must be an http(s) URL such as "https://tray.io/graphql"' }).optional(),
+    graphqlUrl: z
+      .url({ protocol: /^https?$/, error: 'must be an https URL such as "https://tray.io/graphql"' })
+      .superRefine((url, ctx) => {
+        const problem = trayUrlProblem(url, 'tray.graphqlUrl');
+        if (problem) ctx.addIssue({ code: 'custom', message: problem });
+      })
+      .optional(),
   })
   .superRefine((tray, ctx) => {
     if (tray.region !== undefined && tray.graphqlUrl !== undefined) {
@@ -267,6 +277,10 @@ export const TRAY_REGION_ENDPOINTS = {
 
 /** `TRAY_GRAPHQL_URL` overrides the plan (local stand-in, tests, a proxy). */
 export function trayEndpoint(plan: ImportPlan, override = process.env.TRAY_GRAPHQL_URL): string {
-  if (override) return override;
+  if (override) {
+    const problem = trayUrlProblem(override, 'TRAY_GRAPHQL_URL');
+    if (problem) throw new ImportError('PLAN_INVALID', 'plan', problem);
+    return override;
+  }
   return plan.tray.graphqlUrl ?? TRAY_REGION_ENDPOINTS[plan.tray.region ?? 'us'];
 }

@@ -24,7 +24,8 @@ export interface RenderedImport {
 }
 
 export function renderImport(plan: ImportPlan, message: QueueMessage): RenderedImport {
-  const attributes: Record<string, string> = { ...message.attributes, sub: message.sub, username: message.username };
+  // A null-prototype map: an attribute named "constructor" or "toString" must be missing, not Object's method.
+  const attributes: Record<string, string> = Object.assign(Object.create(null) as Record<string, string>, message.attributes, { sub: message.sub, username: message.username });
   const missing = new Set<string>();
   const render = (template: string): string => {
     const result = renderTemplate(template, attributes);
@@ -33,7 +34,7 @@ export function renderImport(plan: ImportPlan, message: QueueMessage): RenderedI
     return '';
   };
   const attribute = (name: string): string => {
-    const value = attributes[name];
+    const value = Object.hasOwn(attributes, name) ? attributes[name] : undefined;
     if (value === undefined) missing.add(name);
     return value ?? '';
   };

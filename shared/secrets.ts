@@ -1,7 +1,7 @@
 import { GetSecretValueCommand, SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
 import { classifyAwsFailure } from './aws-errors.js';
 import { ImportError } from './errors.js';
-import { registerSecret } from './redact.js';
+import { MIN_SECRET_LENGTH, registerSecret, unredactablePath } from './redact.js';
 
 /**
  * Reads credential fields from Secrets Manager for the plan's `secret` sources. Values are
@@ -30,16 +30,27 @@ export class SecretReader {
 
   async field(secretId: string, field: string): Promise<unknown> {
     const secret = await this.read(secretId);
-    if (!(field in secret)) {
+    if (!Object.hasOwn(secret, field)) {
       throw new ImportError(
         'SECRET_FIELD_MISSING',
         'secrets',
         `secret "${secretId}" has no field "${field}" (it has: ${Object.keys(secret).join(', ') || 'none'}); add the field to the secret or fix the plan's "field"`,
       );
     }
+    const value = secret[field];
+    // A value too short to redact would be imported with nothing to keep it out of logs, the
+    // ledger and the DLQ when an upstream error echoes it: refuse it instead.
+    const short = unredactablePath(value);
+    if (short !== undefined) {
+      throw new ImportError(
+        'SECRET_INVALID',
+        'secrets',
+        `secret "${secretId}" field "${short ? `${field}.${short}` : field}" is shorter than ${MIN_SECRET_LENGTH} characters, too short to keep out of logs and errors; store the real credential (at least ${MIN_SECRET_LENGTH} characters) or move a non-secret value to the plan as a "literal"`,
+      );
+    }
     // Registered again on each use: the registry forgets the oldest values first.
-    registerSecret(secret[field]);
-    return secret[field];
+    registerSecret(value);
+    return value;
   }
 
   private read(secretId: string): Promise<Record<string, unknown>> {

@@ -138,8 +138,8 @@ describe('bundles from a real synth', () => {
     const driver = `
 const { handler } = await import(process.argv[2]);
 const base = { version: '1', region: 'us-east-1', userPoolId: 'us-east-1_Smoke1', userName: 'smoke-user', callerContext: { awsSdkVersion: 'x', clientId: 'c' }, response: {} };
-const forgot = { ...base, triggerSource: 'PostConfirmation_ConfirmForgotPassword', request: { userAttributes: { sub: 's-1', email: 'a@example.com' } } };
-const signUp = { ...base, triggerSource: 'PostConfirmation_ConfirmSignUp', request: { userAttributes: { sub: 's-2', email: 'b@example.com', 'custom:tenant_id': 't-1' } } };
+const forgot = { ...base, triggerSource: 'PostConfirmation_ConfirmForgotPassword', request: { userAttributes: { sub: '00000000-0000-4000-8000-0000000000a1', email: 'a@example.com' } } };
+const signUp = { ...base, triggerSource: 'PostConfirmation_ConfirmSignUp', request: { userAttributes: { sub: '00000000-0000-4000-8000-0000000000a2', email: 'b@example.com', 'custom:tenant_id': 't-1' } } };
 const forgotOut = await handler(structuredClone(forgot), {});
 const started = Date.now();
 const signUpOut = await handler(structuredClone(signUp), {});
@@ -166,7 +166,7 @@ const unhandled = [];
 process.on('unhandledRejection', (e) => unhandled.push(String(e && e.message || e)));
 const { handler } = await import(process.argv[2]);
 const record = (messageId, body) => ({ messageId, receiptHandle: 'rh-' + messageId, body, attributes: { ApproximateReceiveCount: '1', SentTimestamp: '0', SenderId: 's', ApproximateFirstReceiveTimestamp: '0' }, messageAttributes: {}, md5OfBody: '', eventSource: 'aws:sqs', eventSourceARN: 'arn:aws:sqs:us-east-1:000000000000:TrayAuthImport-imports', awsRegion: 'us-east-1' });
-const valid = JSON.stringify({ v: 1, userPoolId: 'us-east-1_Smoke1', username: 'u', sub: 's-1', attributes: { email: 'a@example.com' }, source: 'manual', requestedAt: new Date().toISOString() });
+const valid = JSON.stringify({ v: 1, userPoolId: 'us-east-1_Smoke1', username: 'u', sub: '00000000-0000-4000-8000-0000000000a1', attributes: { email: 'a@example.com' }, source: 'manual', requestedAt: new Date().toISOString() });
 const deadline = Date.now() + 30000;
 const context = { functionName: 'smoke', functionVersion: '$LATEST', invokedFunctionArn: 'arn:aws:lambda:us-east-1:000000000000:function:smoke', memoryLimitInMB: '512', awsRequestId: 'req-1', logGroupName: 'g', logStreamName: 's', callbackWaitsForEmptyEventLoop: true, getRemainingTimeInMillis: () => deadline - Date.now(), done() {}, fail() {}, succeed() {} };
 const out = await handler({ Records: [record('m-invalid', 'not json'), record('m-valid', valid)] }, context);

@@ -37,6 +37,12 @@ beforeEach(async () => {
   await stack.sqs.send(new PurgeQueueCommand({ QueueUrl: stack.dlqUrl }));
 });
 
+/** A Cognito-shaped sub (a UUID) spelling a readable name in hex: order-preserving, so sorted lists compare as before. */
+const S = (name: string) => {
+  const hex = Buffer.from(name).toString('hex').padEnd(32, '0');
+  return `${hex.slice(0, 8)}-${hex.slice(8, 12)}-${hex.slice(12, 16)}-${hex.slice(16, 20)}-${hex.slice(20)}`;
+};
+
 const body = (sub: string) =>
   JSON.stringify(buildQueueMessage({ userPoolId: POOL, username: `user-${sub}`, userAttributes: { sub, email: `${sub}@example.com` }, attributeNames: ['email'], source: 'signup' }));
 
@@ -67,13 +73,13 @@ const deps = (extra: { sqs?: SQSClient } = {}) => {
 
 describe('dlq list', () => {
   it('lists the dead-lettered users with their reasons, leaves them in the queue, and explains attribute-less ones from the ledger', async () => {
-    await deadLetter('sub-a', 'TRAY_REJECTED');
-    await deadLetter('sub-b', 'MISSING_ATTRIBUTE', 'authorize');
+    await deadLetter(S('sub-a'), 'TRAY_REJECTED');
+    await deadLetter(S('sub-b'), 'MISSING_ATTRIBUTE', 'authorize');
     // Moved by SQS's own redrive (a crash): no attributes; the ledger holds the last error.
-    await stack.sqs.send(new SendMessageCommand({ QueueUrl: stack.dlqUrl, MessageBody: body('sub-c') }));
+    await stack.sqs.send(new SendMessageCommand({ QueueUrl: stack.dlqUrl, MessageBody: body(S('sub-c')) }));
     const ledger = new Ledger({ tableName: stack.tableName, client: stack.dynamodb });
-    await ledger.acquire({ userPoolId: POOL, sub: 'sub-c' }, 'o', 60_000, { username: 'user-sub-c', source: 'signup' });
-    await ledger.recordFailure({ userPoolId: POOL, sub: 'sub-c' }, 'o', { code: 'TRAY_TIMEOUT', step: 'createExternalUser', message: 'Tray did not answer' }, false);
+    await ledger.acquire({ userPoolId: POOL, sub: S('sub-c') }, 'o', 60_000, { username: `user-${S('sub-c')}`, source: 'signup' });
+    await ledger.recordFailure({ userPoolId: POOL, sub: S('sub-c') }, 'o', { code: 'TRAY_TIMEOUT', step: 'createExternalUser', message: 'Tray did not answer' }, false);
 
     const { io, deps: d } = deps();
     const result = await runDlqList({ dlqUrl: stack.dlqUrl, table: stack.tableName, json: true }, d);
@@ -81,17 +87,17 @@ describe('dlq list', () => {
     const listed = io.json<DlqListResult>();
     expect(listed.count).toBe(3);
     const bySub = Object.fromEntries(listed.messages.map((m) => [m.sub, m]));
-    expect(bySub['sub-a']).toMatchObject({ origin: 'worker', errorCode: 'TRAY_REJECTED', step: 'createSolutionInstance', username: 'user-sub-a', receiveCount: 5 });
-    expect(bySub['sub-a']?.failedAt).toMatch(/^\d{4}-/);
-    expect(bySub['sub-b']).toMatchObject({ errorCode: 'MISSING_ATTRIBUTE', step: 'authorize' });
-    expect(bySub['sub-c']).toMatchObject({ origin: 'sqs-redrive', errorCode: 'TRAY_TIMEOUT', step: 'createExternalUser' });
+    expect(bySub[S('sub-a')]).toMatchObject({ origin: 'worker', errorCode: 'TRAY_REJECTED', step: 'createSolutionInstance', username: `user-${S('sub-a')}`, receiveCount: 5 });
+    expect(bySub[S('sub-a')]?.failedAt).toMatch(/^\d{4}-/);
+    expect(bySub[S('sub-b')]).toMatchObject({ errorCode: 'MISSING_ATTRIBUTE', step: 'authorize' });
+    expect(bySub[S('sub-c')]).toMatchObject({ origin: 'sqs-redrive', errorCode: 'TRAY_TIMEOUT', step: 'createExternalUser' });
 
     // Nothing was removed, and everything is visible again at once.
-    expect(subsOf(await drain(stack.dlqUrl))).toEqual(['sub-a', 'sub-b', 'sub-c']);
+    expect(subsOf(await drain(stack.dlqUrl))).toEqual([S('sub-a'), S('sub-b'), S('sub-c')]);
   });
 
   it('prints a table without --json', async () => {
-    await deadLetter('sub-t', 'TRAY_REJECTED');
+    await deadLetter(S('sub-t'), 'TRAY_REJECTED');
     const { io, deps: d } = deps();
     await runDlqList({ dlqUrl: stack.dlqUrl, table: stack.tableName }, d);
     expect(io.stdout).toMatch(/sub\s+username\s+error/);
@@ -102,10 +108,10 @@ describe('dlq list', () => {
 
 describe('redrive, selective', () => {
   it('moves exactly the matching messages (body unchanged, without the error attributes) and leaves the rest', async () => {
-    await deadLetter('sub-1', 'TRAY_REJECTED');
-    await deadLetter('sub-2', 'TRAY_UNAVAILABLE');
-    await deadLetter('sub-3', 'TRAY_REJECTED');
-    await deadLetter('sub-4', 'MISSING_ATTRIBUTE');
+    await deadLetter(S('sub-1'), 'TRAY_REJECTED');
+    await deadLetter(S('sub-2'), 'TRAY_UNAVAILABLE');
+    await deadLetter(S('sub-3'), 'TRAY_REJECTED');
+    await deadLetter(S('sub-4'), 'MISSING_ATTRIBUTE');
 
     const { io, deps: d } = deps();
     const result = await runRedrive({ dlqUrl: stack.dlqUrl, queueUrl: stack.queueUrl, errorCode: ['TRAY_REJECTED'], json: true }, d);
@@ -114,48 +120,48 @@ describe('redrive, selective', () => {
     expect(out).toMatchObject({ mode: 'selective', moved: 2, scanned: 4, failed: [] });
 
     const moved = await drain(stack.queueUrl);
-    expect(subsOf(moved)).toEqual(['sub-1', 'sub-3']);
+    expect(subsOf(moved)).toEqual([S('sub-1'), S('sub-3')]);
     for (const m of moved) {
       expect(m.MessageAttributes?.[DLQ_ATTRIBUTES.errorCode]).toBeUndefined();
       expect(JSON.parse(m.Body ?? '')).toMatchObject({ v: 1, userPoolId: POOL, source: 'signup' });
     }
-    expect(subsOf(await drain(stack.dlqUrl))).toEqual(['sub-2', 'sub-4']);
+    expect(subsOf(await drain(stack.dlqUrl))).toEqual([S('sub-2'), S('sub-4')]);
   });
 
   it('keeps the body byte for byte', async () => {
-    await deadLetter('sub-exact', 'TRAY_REJECTED');
+    await deadLetter(S('sub-exact'), 'TRAY_REJECTED');
     const [original] = await drain(stack.dlqUrl);
     await stack.sqs.send(new SendMessageCommand({ QueueUrl: stack.dlqUrl, MessageBody: original?.Body, MessageAttributes: original?.MessageAttributes }));
     const { deps: d } = deps();
-    await runRedrive({ dlqUrl: stack.dlqUrl, queueUrl: stack.queueUrl, user: ['sub-exact'] }, d);
+    await runRedrive({ dlqUrl: stack.dlqUrl, queueUrl: stack.queueUrl, user: [S('sub-exact')] }, d);
     const [moved] = await drain(stack.queueUrl);
     expect(moved?.Body).toBe(original?.Body);
   });
 
   it('filters by user', async () => {
-    for (const sub of ['u1', 'u2', 'u3']) await deadLetter(sub, 'TRAY_REJECTED');
+    for (const sub of [S('u1'), S('u2'), S('u3')]) await deadLetter(sub, 'TRAY_REJECTED');
     const { deps: d } = deps();
-    const result = await runRedrive({ dlqUrl: stack.dlqUrl, queueUrl: stack.queueUrl, user: ['u2'] }, d);
+    const result = await runRedrive({ dlqUrl: stack.dlqUrl, queueUrl: stack.queueUrl, user: [S('u2')] }, d);
     expect(result.data.moved).toBe(1);
-    expect(subsOf(await drain(stack.queueUrl))).toEqual(['u2']);
-    expect(subsOf(await drain(stack.dlqUrl))).toEqual(['u1', 'u3']);
+    expect(subsOf(await drain(stack.queueUrl))).toEqual([S('u2')]);
+    expect(subsOf(await drain(stack.dlqUrl))).toEqual([S('u1'), S('u3')]);
   });
 
   it('--dry-run lists what would move and moves nothing', async () => {
-    await deadLetter('d1', 'TRAY_REJECTED');
-    await deadLetter('d2', 'TRAY_UNAVAILABLE');
+    await deadLetter(S('d1'), 'TRAY_REJECTED');
+    await deadLetter(S('d2'), 'TRAY_UNAVAILABLE');
     const { io, deps: d } = deps();
     const result = await runRedrive({ dlqUrl: stack.dlqUrl, errorCode: ['TRAY_UNAVAILABLE'], dryRun: true }, d);
     expect(result.exitCode).toBe(0);
-    expect(result.data.matched?.map((m) => m.sub)).toEqual(['d2']);
+    expect(result.data.matched?.map((m) => m.sub)).toEqual([S('d2')]);
     expect(io.stdout).toContain('dry run: 1 of 2 message(s) would move');
     expect(await drain(stack.queueUrl)).toEqual([]);
-    expect(subsOf(await drain(stack.dlqUrl))).toEqual(['d1', 'd2']);
+    expect(subsOf(await drain(stack.dlqUrl))).toEqual([S('d1'), S('d2')]);
   });
 
   it('deletes nothing when the send fails', async () => {
-    await deadLetter('f1', 'TRAY_REJECTED');
-    await deadLetter('f2', 'TRAY_REJECTED');
+    await deadLetter(S('f1'), 'TRAY_REJECTED');
+    await deadLetter(S('f2'), 'TRAY_REJECTED');
     const calls: string[] = [];
     const failing = new SQSClient({});
     failing.middlewareStack.add(
@@ -176,18 +182,18 @@ describe('redrive, selective', () => {
     expect(calls).not.toContain('DeleteMessageCommand');
     expect(await drain(stack.queueUrl)).toEqual([]);
     // Both still there, and visible at once.
-    expect(subsOf(await drain(stack.dlqUrl))).toEqual(['f1', 'f2']);
+    expect(subsOf(await drain(stack.dlqUrl))).toEqual([S('f1'), S('f2')]);
   });
 
   it('matches --error-code on attribute-less messages through the ledger', async () => {
-    await stack.sqs.send(new SendMessageCommand({ QueueUrl: stack.dlqUrl, MessageBody: body('crashed') }));
+    await stack.sqs.send(new SendMessageCommand({ QueueUrl: stack.dlqUrl, MessageBody: body(S('crashed')) }));
     const ledger = new Ledger({ tableName: stack.tableName, client: stack.dynamodb });
-    await ledger.acquire({ userPoolId: POOL, sub: 'crashed' }, 'o', 60_000, { username: 'user-crashed', source: 'signup' });
-    await ledger.recordFailure({ userPoolId: POOL, sub: 'crashed' }, 'o', { code: 'INTERNAL', step: 'authorize', message: 'boom' }, false);
+    await ledger.acquire({ userPoolId: POOL, sub: S('crashed') }, 'o', 60_000, { username: `user-${S('crashed')}`, source: 'signup' });
+    await ledger.recordFailure({ userPoolId: POOL, sub: S('crashed') }, 'o', { code: 'INTERNAL', step: 'authorize', message: 'boom' }, false);
     const { deps: d } = deps();
     const result = await runRedrive({ dlqUrl: stack.dlqUrl, queueUrl: stack.queueUrl, table: stack.tableName, errorCode: ['INTERNAL'] }, d);
     expect(result.data.moved).toBe(1);
-    expect(subsOf(await drain(stack.queueUrl))).toEqual(['crashed']);
+    expect(subsOf(await drain(stack.queueUrl))).toEqual([S('crashed')]);
   });
 });
 

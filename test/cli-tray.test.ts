@@ -252,10 +252,10 @@ describe('import-user and status', () => {
   });
 
   it('refuses a user who is not confirmed unless --force', async () => {
-    cognitoMock.on(AdminGetUserCommand).resolves({ Username: 'pending', UserStatus: 'UNCONFIRMED', UserAttributes: [{ Name: 'sub', Value: 'sub-pending' }, { Name: 'email', Value: 'p@example.com' }] });
-    await expect(runImportUser('sub-pending', { userPoolId: DEMO_USER_POOL_ID, plan: PLAN, dryRun: true }, deps().deps)).rejects.toMatchObject({ exitCode: 1, message: expect.stringContaining('--force') });
-    const forced = await runImportUser('sub-pending', { userPoolId: DEMO_USER_POOL_ID, plan: PLAN, dryRun: true, force: true }, deps().deps);
-    expect(forced.data).toMatchObject({ dryRun: true, message: { sub: 'sub-pending' } });
+    cognitoMock.on(AdminGetUserCommand).resolves({ Username: 'pending', UserStatus: 'UNCONFIRMED', UserAttributes: [{ Name: 'sub', Value: '00000000-0000-4000-8000-00000000beef' }, { Name: 'email', Value: 'p@example.com' }] });
+    await expect(runImportUser('00000000-0000-4000-8000-00000000beef', { userPoolId: DEMO_USER_POOL_ID, plan: PLAN, dryRun: true }, deps().deps)).rejects.toMatchObject({ exitCode: 1, message: expect.stringContaining('--force') });
+    const forced = await runImportUser('00000000-0000-4000-8000-00000000beef', { userPoolId: DEMO_USER_POOL_ID, plan: PLAN, dryRun: true, force: true }, deps().deps);
+    expect(forced.data).toMatchObject({ dryRun: true, message: { sub: '00000000-0000-4000-8000-00000000beef' } });
     expect(forced.data.outcome).toBeUndefined();
   });
 });

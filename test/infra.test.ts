@@ -616,7 +616,7 @@ describe('cdk-nag AwsSolutions', () => {
   const variants: [string, Record<string, unknown>][] = [
     ['example config (created pool)', {}],
     ['existing pool', { userPool: { existingUserPoolId: POOL_ID } }],
-    ['MFA required, Plus plan, alarm e-mail', { userPool: { create: { mfa: 'REQUIRED', featurePlan: 'PLUS', customAttributes: ['tenant_id'] } }, alarmEmail: 'ops@example.com' }],
+    ['MFA required, Plus plan, alarm e-mail', { userPool: { create: { selfSignUpEnabled: false, mfa: 'REQUIRED', featurePlan: 'PLUS', customAttributes: ['tenant_id'] } }, alarmEmail: 'ops@example.com' }],
   ];
 
   it.each(variants)('%s: no unacknowledged finding, synth passes validation', (_name, overrides) => {

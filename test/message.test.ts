@@ -3,7 +3,8 @@ import { buildQueueMessage, parseAttributeList, parseQueueMessage } from '../sha
 import { renderImport } from '../shared/render.js';
 import { demoPlan } from '../local/demo.js';
 
-const attrs = { sub: 'a1b2', email: 'ann@example.com', name: 'Ann', phone_number: '+100', 'custom:tenant_id': 't-1' };
+const SUB = '6f1c2a3b-0d4e-4f5a-8b6c-7d8e9f0a1b2c';
+const attrs = { sub: SUB, email: 'ann@example.com', name: 'Ann', phone_number: '+100', 'custom:tenant_id': 't-1' };
 const message = () =>
   buildQueueMessage({ userPoolId: 'eu-west-1_Abc123', username: 'ann', userAttributes: attrs, attributeNames: ['custom:tenant_id', 'email', 'name'], source: 'signup', now: new Date('2026-01-02T03:04:05.000Z') });
 
@@ -13,11 +14,16 @@ describe('queue message', () => {
       v: 1,
       userPoolId: 'eu-west-1_Abc123',
       username: 'ann',
-      sub: 'a1b2',
+      sub: SUB,
       attributes: { 'custom:tenant_id': 't-1', email: 'ann@example.com', name: 'Ann' },
       source: 'signup',
       requestedAt: '2026-01-02T03:04:05.000Z',
     });
+  });
+
+  it('accepts Cognito subs in either case', () => {
+    expect(parseQueueMessage(JSON.stringify({ ...message(), sub: SUB.toUpperCase() })).sub).toBe(SUB.toUpperCase());
+    expect(parseQueueMessage(JSON.stringify({ ...message(), sub: '00000000-0000-4000-8000-000000000001' })).sub).toBe('00000000-0000-4000-8000-000000000001');
   });
 
   it('round-trips through JSON', () => {
@@ -38,6 +44,12 @@ describe('queue message', () => {
     expect(bad({ ...message(), userPoolId: 'nope' }).message).toContain('$.userPoolId: must be a Cognito user pool id');
     expect(bad({ ...message(), sub: '' }).message).toContain('$.sub: must not be empty');
     expect(bad({ ...message(), source: 'other' }).message).toContain('$.source');
+    // The sub ends up in per-user secret ids and ledger keys: only Cognito's UUID format passes.
+    for (const sub of ['../../tray-auth-import/master-token', 'a1b2', `${SUB}/x`, ` ${SUB}`, `${SUB}\n`, SUB.replace(/-/g, '')]) {
+      const error = bad({ ...message(), sub });
+      expect(error.code).toBe('INVALID_MESSAGE');
+      expect(error.message).toContain('$.sub: must be the user\'s Cognito "sub", a UUID');
+    }
     expect(bad({ ...message(), extra: 1 }).message).toContain('unknown field "extra"');
   });
 
@@ -50,7 +62,7 @@ describe('queue message', () => {
 describe('rendering the plan for one user', () => {
   it('fills templates and sources, leaving secrets as references', () => {
     const rendered = renderImport(demoPlan(), message());
-    expect(rendered.externalUserId).toBe('a1b2');
+    expect(rendered.externalUserId).toBe(SUB);
     expect(rendered.instanceName).toBe('CRM sync for ann@example.com');
     expect(rendered.auths[0]!.name).toBe('Acme CRM (ann@example.com)');
     expect(rendered.auths[0]!.data).toEqual({

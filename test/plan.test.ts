@@ -74,6 +74,22 @@ describe('import plan', () => {
     expect(errorOf(withTemplate('acme/users/fixed')).message).toContain('may only use {{sub}}');
   });
 
+  it('per-user secret templates: a fixed prefix ending in "/", then exactly one {{sub}} at the end', () => {
+    const withTemplate = (secretIdTemplate: string) => {
+      const plan = base();
+      (plan.auths[0]!.data as Record<string, unknown>).api_key = { secret: { secretIdTemplate, field: 'k' } };
+      return plan;
+    };
+    for (const ok of ['tray-import/users/{{sub}}', 'a/{{sub}}', 'arn:aws:secretsmanager:eu-west-1:123456789012:secret:tray-import/users/{{sub}}']) {
+      expect(() => parsePlan(withTemplate(ok)), ok).not.toThrow();
+    }
+    // "t{{sub}}" would be granted every secret starting with "t"; the others widen or break the namespace.
+    for (const bad of ['t{{sub}}', 'tray-import/users-{{sub}}', 'tray-import/users/{{sub}}/key', 'tray-import/{{sub}}/{{sub}}', 'tray-import/users/{{ sub }}', '/{{sub}}', 'arn:aws:secretsmanager:eu-west-1:123456789012:secret:{{sub}}', 'tray import/{{sub}}']) {
+      const message = errorOf(withTemplate(bad)).message;
+      expect(message, bad).toMatch(/\$\.auths\[0\]\.data\.api_key\.secret\.secretIdTemplate: (must be a fixed prefix ending in "\/" followed by exactly one \{\{sub\}\}|may only use \{\{sub\}\})/);
+    }
+  });
+
   it('rejects broken templates and bad data sources', () => {
     const plan = base();
     plan.instanceName = 'Sync for {{email';
@@ -102,5 +118,16 @@ describe('import plan', () => {
     expect(trayEndpoint(parsePlan({ ...base(), tray: { graphqlUrl: 'https://proxy.example.com/graphql' } }), undefined)).toBe('https://proxy.example.com/graphql');
     expect(trayEndpoint(parsePlan(base()), 'http://127.0.0.1:9/graphql')).toBe('http://127.0.0.1:9/graphql');
     expect(errorOf({ ...base(), tray: { region: 'eu', graphqlUrl: 'https://x.example.com' } }).message).toContain('$.tray: set "region" or "graphqlUrl", not both');
+  });
+
+  it('sends to Tray over https only; plain http only to loopback stand-ins', () => {
+    for (const url of ['http://127.0.0.1:9/graphql', 'http://127.3.4.5/graphql', 'http://localhost:4000/graphql', 'http://[::1]:4000/graphql']) {
+      expect(parsePlan({ ...base(), tray: { graphqlUrl: url } }).tray.graphqlUrl, url).toBe(url);
+      expect(trayEndpoint(parsePlan(base()), url)).toBe(url);
+    }
+    for (const url of ['http://tray.io/graphql', 'http://proxy.internal:8080/graphql', 'http://127.0.0.1.evil.example/graphql', 'http://localhost.evil.example/graphql', 'ftp://tray.io/graphql']) {
+      expect(errorOf({ ...base(), tray: { graphqlUrl: url } }).message, url).toMatch(/\$\.tray\.graphqlUrl: must be an https URL|tray\.graphqlUrl must use https/);
+      expect(() => trayEndpoint(parsePlan(base()), url), url).toThrow(/TRAY_GRAPHQL_URL (must use https|is not a URL)/);
+    }
   });
 });

@@ -160,6 +160,26 @@ describe('post-confirmation trigger (createPostConfirmationHandler)', () => {
     expect(lines).toEqual([]);
   });
 
+  it.each([
+    ['no request', (e: Record<string, unknown>) => delete e.request],
+    ['a null request', (e: Record<string, unknown>) => (e.request = null)],
+    ['a request without userAttributes', (e: Record<string, unknown>) => (e.request = {})],
+    ['a sub that is not Cognito\'s', (e: Record<string, unknown>) => ((e.request as { userAttributes: Record<string, string> }).userAttributes.sub = '../../tray-auth-import/master-token')],
+  ])('returns the event for %s: logged and counted, never thrown at the sign-up, nothing enqueued', async (_name, mutate) => {
+    const lines: string[] = [];
+    const send = vi.fn();
+    const trigger = createPostConfirmationHandler({ sqs: { send } as unknown as SQSClient, queueUrl: stack.queueUrl, attributeNames: ATTRIBUTES, timeoutMs: 2_000, log: (l) => lines.push(l) });
+    const input = event(userWithExtras());
+    mutate(input as unknown as Record<string, unknown>);
+
+    await expect(trigger(input)).resolves.toBe(input);
+    expect(send).not.toHaveBeenCalled();
+    const records = parseLines(lines);
+    expect(records.find((r) => r.level === 'ERROR')).toMatchObject({ username: input.userName, userPoolId: DEMO_USER_POOL_ID });
+    expect(records.find((r) => r._aws !== undefined)).toMatchObject({ EnqueueFailed: 1 });
+    expect(lines.join('\n')).not.toContain('do not export');
+  });
+
   it('returns the event within its bound when SQS refuses connections, logging the user (not the attributes) and EnqueueFailed', async () => {
     const port = await closedPort();
     const timeoutMs = 1_000;

@@ -3,6 +3,7 @@ import { mockClient } from 'aws-sdk-client-mock';
 import { describe, expect, it } from 'vitest';
 import { SecretReader } from '../shared/secrets.js';
 import { scrub } from '../shared/redact.js';
+import { masterTokenFromSecret } from '../shared/master-token-secret.js';
 
 /** Unit tests of one adapter: the SDK is mocked here; the pipeline tests use the real client. */
 describe('SecretReader', () => {
@@ -31,10 +32,49 @@ describe('SecretReader', () => {
     sm.on(GetSecretValueCommand, { SecretId: 'gone' }).rejects(new ResourceNotFoundException({ message: 'not found', $metadata: { httpStatusCode: 400 } }));
     sm.on(GetSecretValueCommand, { SecretId: 'busy' })
       .rejectsOnce(Object.assign(new Error('Rate exceeded'), { name: 'ThrottlingException', $metadata: { httpStatusCode: 400 } }))
-      .resolves({ SecretString: '{"a":"b"}' });
+      .resolves({ SecretString: '{"a":"b-long-enough"}' });
     const reader = new SecretReader({ client: new SecretsManagerClient({ region: 'us-east-1', maxAttempts: 1 }) });
     await expect(reader.field('gone', 'x')).rejects.toMatchObject({ code: 'SECRET_UNREADABLE', kind: 'permanent' });
     await expect(reader.field('busy', 'a')).rejects.toMatchObject({ code: 'AWS_UNAVAILABLE', kind: 'transient' });
-    await expect(reader.field('busy', 'a')).resolves.toBe('b');
+    await expect(reader.field('busy', 'a')).resolves.toBe('b-long-enough');
+  });
+
+  it('refuses a credential field too short to redact, naming the secret and field, not the value', async () => {
+    const sm = mockClient(SecretsManagerClient);
+    sm.on(GetSecretValueCommand).resolves({ SecretString: JSON.stringify({ apiKey: 'k9Z!x', region: 'eu', nested: { token: 'long-enough-token', pin: 4821 } }) });
+    const reader = new SecretReader({ client: new SecretsManagerClient({ region: 'us-east-1' }) });
+    const short = await reader.field('acme/api', 'apiKey').catch((e: Error) => e);
+    expect(short).toMatchObject({ code: 'SECRET_INVALID', kind: 'permanent', step: 'secrets' });
+    expect((short as Error).message).toMatch(/secret "acme\/api" field "apiKey" is shorter than 8 characters/);
+    expect((short as Error).message).not.toContain('k9Z!x');
+    const nested = await reader.field('acme/api', 'nested').catch((e: Error) => e);
+    expect((nested as Error).message).toContain('field "nested.pin"');
+    expect((nested as Error).message).not.toContain('4821');
+  });
+
+  it('does not read inherited properties as fields', async () => {
+    const sm = mockClient(SecretsManagerClient);
+    sm.on(GetSecretValueCommand).resolves({ SecretString: JSON.stringify({ apiKey: 'k-1234567890' }) });
+    const reader = new SecretReader({ client: new SecretsManagerClient({ region: 'us-east-1' }) });
+    await expect(reader.field('acme', 'constructor')).rejects.toMatchObject({ code: 'SECRET_FIELD_MISSING' });
+    await expect(reader.field('acme', '__proto__')).rejects.toMatchObject({ code: 'SECRET_FIELD_MISSING' });
+  });
+
+  it('refuses a master token too short to redact, naming the secret and field', () => {
+    for (const value of ['abc', { token: 'abc' }, { masterToken: ' abcdefg ' }]) {
+      const error = (() => {
+        try {
+          masterTokenFromSecret(value, 'tray-auth-import/master-token');
+        } catch (e) {
+          return e as Error;
+        }
+        return undefined;
+      })();
+      expect(error).toMatchObject({ code: 'SECRET_INVALID', kind: 'permanent' });
+      expect(error?.message).toContain('secret "tray-auth-import/master-token"');
+      expect(error?.message).not.toMatch(/abc/);
+    }
+    expect(masterTokenFromSecret({ token: ' long-master-token ' }, 'm')).toBe('long-master-token');
+    expect(scrub('Bearer long-master-token')).toBe('Bearer [redacted]');
   });
 });

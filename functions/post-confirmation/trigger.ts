@@ -28,13 +28,17 @@ export function createPostConfirmationHandler(options: TriggerOptions) {
 
   return async (event: PostConfirmationTriggerEvent): Promise<PostConfirmationTriggerEvent> => {
     // A confirmed forgotten password is not a new user.
-    if (event.triggerSource !== 'PostConfirmation_ConfirmSignUp') return event;
-    const user = { userPoolId: event.userPoolId, username: event.userName, sub: event.request.userAttributes?.sub };
+    if (event?.triggerSource !== 'PostConfirmation_ConfirmSignUp') return event;
+    // Filled in inside the try: an event without `request` (or with something odd in it) must be
+    // logged and counted like any other failure, never thrown back at the sign-up.
+    const user: { userPoolId: unknown; username: unknown; sub: unknown } = { userPoolId: event.userPoolId, username: event.userName, sub: undefined };
     try {
+      const userAttributes = event.request?.userAttributes ?? {};
+      user.sub = typeof userAttributes.sub === 'string' ? userAttributes.sub : undefined;
       const message = buildQueueMessage({
         userPoolId: event.userPoolId,
         username: event.userName,
-        userAttributes: event.request.userAttributes ?? {},
+        userAttributes,
         attributeNames: options.attributeNames,
         source: 'signup',
       });
@@ -43,8 +47,10 @@ export function createPostConfirmationHandler(options: TriggerOptions) {
       });
       log(JSON.stringify({ level: 'INFO', message: 'sign-up enqueued for import', ...user }));
     } catch (e) {
-      const error = e as Error;
-      log(JSON.stringify({ level: 'ERROR', message: 'could not enqueue sign-up for import; run `reconcile` to recover', ...user, error: error.name, reason: error.message }));
+      const error = e instanceof Error ? e : new Error(String(e));
+      // The reason names fields only: zod's messages describe the problem, not the values
+      // (the message carries no credentials, and the attributes are not logged).
+      log(JSON.stringify({ level: 'ERROR', message: 'could not enqueue sign-up for import; run `reconcile` to recover', ...user, error: error.name, reason: error.message.slice(0, 1_000) }));
       log(JSON.stringify(enqueueFailedMetric()));
     }
     return event;

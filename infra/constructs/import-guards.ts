@@ -1,0 +1,68 @@
+import { Duration, RemovalPolicy } from 'aws-cdk-lib';
+import { Alarm, ComparisonOperator, Metric, TreatMissingData } from 'aws-cdk-lib/aws-cloudwatch';
+import { SnsAction } from 'aws-cdk-lib/aws-cloudwatch-actions';
+import type { ITopic } from 'aws-cdk-lib/aws-sns';
+import type { Queue } from 'aws-cdk-lib/aws-sqs';
+import { Construct } from 'constructs';
+import { DEAD_LETTER_FAILED_METRIC } from '../../shared/dead-letter.js';
+import { METRICS_NAMESPACE, SERVICE_NAME } from '../../shared/logging.js';
+
+/**
+ * Guards that make abnormal volume and lost reasons visible, on the alarm topic:
+ * - DeadLetterFailed > 0: the worker could not send a failed message to the DLQ (the message stays
+ *   on the queue and SQS's redrive will move it without a reason);
+ * - Imported over one hour above `maxImportsPerHour` (when set): more users imported than the
+ *   product expects, e.g. scripted sign-ups each importing a (billable) Tray user. Nothing is
+ *   dropped or held back: the alarm is the guard, and an operator decides (disable the event
+ *   source mapping to pause).
+ * The DLQ is kept when the stack is deleted: it may hold the only record of users not imported.
+ */
+export interface ImportGuardsProps {
+  topic: ITopic;
+  deadLetterQueue: Queue;
+  maxImportsPerHour?: number | undefined;
+}
+
+/** The worker's Powertools metrics: namespace, plus the service and component dimensions. */
+export const WORKER_METRIC_DIMENSIONS = { service: SERVICE_NAME, component: 'import-worker' } as const;
+
+export class ImportGuards extends Construct {
+  readonly alarms: Alarm[] = [];
+
+  constructor(scope: Construct, id: string, props: ImportGuardsProps) {
+    super(scope, id);
+    props.deadLetterQueue.applyRemovalPolicy(RemovalPolicy.RETAIN);
+
+    const action = new SnsAction(props.topic);
+    const workerMetric = (metricName: string, period: Duration) =>
+      new Metric({ namespace: METRICS_NAMESPACE, metricName, dimensionsMap: { ...WORKER_METRIC_DIMENSIONS }, period, statistic: 'Sum' });
+    const alarm = (alarmId: string, description: string, metric: Metric, threshold: number) => {
+      const created = new Alarm(this, alarmId, {
+        alarmDescription: description,
+        metric,
+        threshold,
+        comparisonOperator: ComparisonOperator.GREATER_THAN_THRESHOLD,
+        evaluationPeriods: 1,
+        // No imports or no failures means no data: nothing is wrong.
+        treatMissingData: TreatMissingData.NOT_BREACHING,
+      });
+      created.addAlarmAction(action);
+      this.alarms.push(created);
+    };
+
+    alarm(
+      'DeadLetterFailed',
+      'The import worker could not send a failed message to the dead-letter queue: it stays on the import queue and, after maxReceiveCount, SQS moves it without its reason. Check the worker logs ("could not dead-letter") and the DLQ (reachable, permissions).',
+      workerMetric(DEAD_LETTER_FAILED_METRIC, Duration.minutes(5)),
+      0,
+    );
+    if (props.maxImportsPerHour !== undefined) {
+      alarm(
+        'ImportVolume',
+        `More than ${props.maxImportsPerHour} users were imported into Tray within one hour (maxImportsPerHour). Each is a Tray user and may be billed: check the sign-ups are genuine; to pause imports, disable the worker's SQS event source mapping (messages wait on the queue).`,
+        workerMetric('Imported', Duration.hours(1)),
+        props.maxImportsPerHour,
+      );
+    }
+  }
+}
