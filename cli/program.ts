@@ -19,7 +19,8 @@ const number = (value: string): number => {
   if (value.trim() === '' || !Number.isFinite(n)) throw new InvalidArgumentError('must be a number');
   return n;
 };
-const collect = (value: string, previous: string[] = []): string[] => [...previous, ...value.split(',').map((v) => v.trim()).filter(Boolean)];
+/** Repeatable, comma-separated values. Empty ones are kept so that the command can refuse `--user ""` instead of reading it as no filter. */
+const collect = (value: string, previous: string[] = []): string[] => [...previous, ...value.split(',').map((v) => v.trim())];
 
 const withMasterToken = (cmd: Command): Command =>
   cmd
@@ -83,7 +84,9 @@ export function buildProgram(deps: CliDeps, onResult: (code: ExitCode) => void):
       .option('--dlq-arn <arn>', 'dead-letter queue ARN (default: the stack output DeadLetterQueueArn)')
       .option('--queue-url <url>', 'import queue URL, for selective moves (default: the stack output QueueUrl)')
       .option('--queue-arn <arn>', 'import queue ARN, the move task\'s destination (default: the stack output QueueArn)')
-      .option('--table <name>', 'ledger table, to match --error-code on messages without attributes'),
+      .option('--table <name>', 'ledger table, to match --error-code on messages without attributes')
+      .option('--force', 'also move messages whose cause still holds (e.g. MISSING_ATTRIBUTE while Cognito still lacks the attribute): they will fail again')
+      .option('--watch <seconds>', 'after a selective move, keep watching the DLQ this long for moved users that fail again (exit 1 if any)', number),
   ).action(act(runRedrive));
   redrive
     .command('status')

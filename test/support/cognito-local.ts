@@ -87,7 +87,8 @@ export async function startCognitoLocal(): Promise<CognitoLocal> {
     endpoint,
     client,
     async createPool(name = 'tests') {
-      const out = await client.send(new CreateUserPoolCommand({ PoolName: name }));
+      // custom:tenant_id: the attribute the demo plan reads (Cognito refuses custom attributes not in the schema).
+      const out = await client.send(new CreateUserPoolCommand({ PoolName: name, Schema: [{ Name: 'tenant_id', AttributeDataType: 'String', Mutable: true }] }));
       return out.UserPool?.Id as string;
     },
     async confirmedUser(poolId, username, attributes = {}) {
