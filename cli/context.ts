@@ -212,7 +212,7 @@ export class CliContext {
           : exitCode === EXIT.network
             ? 'AWS could not be reached: check the network and --region'
             : `pass ${flag}, or --stack-name with the deployed stack's name (and --region / --profile for its account)`;
-      throw new CliError(`${flag} is not set and the outputs of stack "${this.stackName}" could not be read (${reason}); ${fix}`, exitCode === EXIT.failures ? EXIT.notFound : exitCode);
+      throw new CliError(`${flag} is not set and the outputs of stack "${this.stackName}" could not be read (${reason}); ${fix}`, exitCode);
     }
     const value = outputs[key];
     if (!value) {

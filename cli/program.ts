@@ -1,7 +1,7 @@
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { CliError, DEFAULT_STACK_NAME, type CliDeps, type CommandResult, type ExitCode, type GlobalOptions } from './context.js';
 import { runBackfill } from './commands/backfill.js';
-import { runDlqList } from './commands/dlq.js';
+import { runDlqDelete, runDlqExport, runDlqList } from './commands/dlq.js';
 import { runImportUser } from './commands/import-user.js';
 import { runPreflight } from './commands/preflight.js';
 import { DEFAULT_OLDER_THAN_MINUTES, runReconcile } from './commands/reconcile.js';
@@ -63,7 +63,7 @@ export function buildProgram(deps: CliDeps, onResult: (code: ExitCode) => void):
       .option('--strict', 'fail on warnings too'),
   ).action(act(runPreflight));
 
-  const dlq = program.command('dlq').description('dead-letter queue: `dlq list` shows the failed users and why');
+  const dlq = program.command('dlq').description('dead-letter queue: `dlq list` shows the failed users and why; `dlq export`, `dlq delete`');
   dlq
     .command('list')
     .description('list dead-lettered messages (user, error code, step, reason) without removing them')
@@ -71,6 +71,25 @@ export function buildProgram(deps: CliDeps, onResult: (code: ExitCode) => void):
     .option('--max <n>', 'list at most this many messages', number, 100)
     .option('--table <name>', 'ledger table, for the lastError of messages without a reason (default: the stack output)')
     .action(act(runDlqList));
+  dlq
+    .command('export')
+    .description('write every dead-lettered message (body and attributes) to a JSON-lines file, removing nothing')
+    .option('--out <file>', 'file to create (never overwritten; default: dlq-export-<time>.jsonl)')
+    .option('--dlq-url <url>', 'dead-letter queue URL (default: the stack output DeadLetterQueueUrl)')
+    .option('--max <n>', 'export at most this many messages', number)
+    .action(act(runDlqExport));
+  withDryRun(
+    dlq
+      .command('delete')
+      .description('delete stale dead-lettered messages by user, error code and/or age; exports them first')
+      .option('--user <sub>', 'only this user (repeatable, or comma-separated)', collect)
+      .option('--code <code>', 'only this error code, e.g. MISSING_ATTRIBUTE (repeatable)', collect)
+      .option('--older-than <duration>', 'only messages in the DLQ for longer than this: 90s, 30m, 12h, 7d, 2w')
+      .option('--export <file>', 'where the messages are exported before deletion (default: dlq-deleted-<time>.jsonl)')
+      .option('--max <n>', 'scan at most this many messages', number)
+      .option('--table <name>', 'ledger table, to match --code on messages without attributes')
+      .option('--dlq-url <url>', 'dead-letter queue URL (default: the stack output DeadLetterQueueUrl)'),
+  ).action(act(runDlqDelete));
 
   const redrive = withDryRun(
     program

@@ -80,7 +80,7 @@ describe('dlq list', () => {
 
     const { io, deps: d } = deps();
     const result = await runDlqList({ dlqUrl: stack.dlqUrl, table: stack.tableName, json: true }, d);
-    expect(result.exitCode).toBe(0);
+    expect(result.exitCode).toBe(3); // not empty: scripts can tell
     const listed = io.json<DlqListResult>();
     expect(listed.count).toBe(3);
     const bySub = Object.fromEntries(listed.messages.map((m) => [m.sub, m]));

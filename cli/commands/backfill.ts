@@ -176,6 +176,8 @@ async function estimatedUsers(ctx: CliContext, userPoolId: string): Promise<numb
 
 function finish(ctx: CliContext, summary: BackfillSummary): CommandResult<BackfillSummary> {
   for (const i of summary.invalid) warn(ctx.io, `skipped: ${i.problem}`);
+  const ok = summary.completed && !summary.interrupted && summary.failed.length === 0;
+  const exitCode = ok || (summary.dryRun && !summary.interrupted) ? EXIT.ok : EXIT.failures;
   emit(ctx.io, ctx.json, summary, () => [
     keyValues({
       'user pool': summary.userPoolId,
@@ -198,7 +200,6 @@ function finish(ctx: CliContext, summary: BackfillSummary): CommandResult<Backfi
         : summary.dryRun
           ? 'dry run: nothing was sent'
           : 'backfill complete',
-  ]);
-  const ok = summary.completed && !summary.interrupted && summary.failed.length === 0;
-  return { exitCode: ok || (summary.dryRun && !summary.interrupted) ? EXIT.ok : EXIT.failures, data: summary };
+  ], exitCode === EXIT.ok);
+  return { exitCode, data: summary };
 }

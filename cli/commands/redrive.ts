@@ -247,6 +247,7 @@ async function selectiveMove(ctx: CliContext, options: RedriveOptions, rate: num
   if (ctx.aborted) warn(ctx.io, 'interrupted: rerun to move the rest');
   if (scanner.ended === 'max') warn(ctx.io, `stopped after --max ${max} message(s); rerun for the rest`);
 
+  const complete = failed.length === 0 && failedAgain.length === 0 && !ctx.aborted && !outcomes.some((o) => o.outcome === 'cause still holds');
   const skipped = outcomes.filter((o) => o.outcome === 'cause still holds' || o.outcome === 'sent during this run' || o.outcome === 'duplicate').length;
   const data: RedriveResult = { mode: 'selective', dryRun: options.dryRun === true, expected, scanned, matched, moved, outcomes, skipped, failedAgain, failed };
   emit(ctx.io, ctx.json, data, () => [
@@ -267,8 +268,7 @@ async function selectiveMove(ctx: CliContext, options: RedriveOptions, rate: num
       ? `dry run: ${outcomes.filter((o) => o.outcome.startsWith('would')).length} of ${matched.length} matching message(s) would move (${scanned} scanned${expected !== undefined ? ` of ${expected} in the DLQ` : ''}); nothing moved, every message is visible again`
       : `moved ${moved} of ${matched.length} matching message(s) (${scanned} scanned${expected !== undefined ? ` of ${expected} in the DLQ at the start` : ''}); ${skipped} skipped; ${failedAgain.length} failed again${failed.length ? `; ${failed.length} could not be moved` : ''}`,
     ...(moved > 0 && watchSeconds === 0 && failedAgain.length === 0 ? ['(pass --watch 60 to wait for moved users that fail again)'] : []),
-  ]);
-  const complete = failed.length === 0 && failedAgain.length === 0 && !ctx.aborted && !outcomes.some((o) => o.outcome === 'cause still holds');
+  ], complete);
   return { exitCode: complete ? EXIT.ok : EXIT.failures, data };
 }
 
@@ -315,6 +315,7 @@ export async function runRedriveStatus(options: MoveTaskOptions, deps?: CliDeps)
     const sourceArn = await ctx.setting('DeadLetterQueueArn', options.dlqArn, '--dlq-arn');
     const tasks = await listTasks(ctx, sourceArn);
     const data = { sourceArn, tasks };
+    const failedTask = tasks[0]?.status === 'FAILED';
     emit(ctx.io, ctx.json, data, () =>
       tasks.length === 0
         ? `no message move task for ${sourceArn}`
@@ -326,9 +327,10 @@ export async function runRedriveStatus(options: MoveTaskOptions, deps?: CliDeps)
             ['handle', (t) => t.taskHandle],
             ['failure', (t) => t.failureReason],
           ], 120),
+      !failedTask,
     );
     // The newest task comes first: if it failed, there is something to look at.
-    return { exitCode: tasks[0]?.status === 'FAILED' ? EXIT.failures : EXIT.ok, data };
+    return { exitCode: failedTask ? EXIT.failures : EXIT.ok, data };
   });
 }
 
