@@ -63,6 +63,10 @@ const HINTS: Partial<Record<ExitCode, string>> = {
   [EXIT.notFound]: 'not found: check --stack-name / the resource flags and --region (and --profile for the right account)',
 };
 
+export function hintFor(code: ExitCode): string | undefined {
+  return HINTS[code];
+}
+
 /** An AWS failure as a CliError whose exit code says what kind of failure it was; `message` already names the error, `fix` is the hint for other failures. */
 export function classifyAwsError(e: unknown, message: string, fix?: string): CliError {
   if (e instanceof CliError) return e;
@@ -108,6 +112,8 @@ export type StackOutputKey = (typeof STACK_OUTPUT_KEYS)[number];
 export interface GlobalOptions {
   stackName?: string;
   region?: string;
+  /** A named profile of the shared AWS config/credentials files (like AWS_PROFILE). */
+  profile?: string;
   json?: boolean;
 }
 
@@ -317,10 +323,10 @@ export class CliContext {
     return this.outputs;
   }
 
-  private client<K extends keyof AwsClients>(key: K, make: (config: { region?: string }) => AwsClients[K]): AwsClients[K] {
+  private client<K extends keyof AwsClients>(key: K, make: (config: { region?: string; profile?: string }) => AwsClients[K]): AwsClients[K] {
     const existing = this.clients[key];
     if (existing) return existing as AwsClients[K];
-    const c = make(this.options.region ? { region: this.options.region } : {});
+    const c = make({ ...(this.options.region ? { region: this.options.region } : {}), ...(this.options.profile ? { profile: this.options.profile } : {}) });
     this.clients[key] = c;
     this.created.push(c);
     return c;

@@ -1,3 +1,4 @@
+import { readFileSync } from 'node:fs';
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { CliError, DEFAULT_STACK_NAME, type CliDeps, type CommandResult, type ExitCode, type GlobalOptions } from './context.js';
 import { runBackfill } from './commands/backfill.js';
@@ -39,6 +40,8 @@ export function buildProgram(deps: CliDeps, onResult: (code: ExitCode) => void):
     .description("Operators' commands for the Cognito → Tray Embedded authentication import")
     .option('--stack-name <name>', 'deployed CloudFormation stack whose outputs locate queues, table, functions and secret', DEFAULT_STACK_NAME)
     .option('--region <region>', 'AWS region (default: AWS_REGION / your profile)')
+    .option('--profile <name>', 'AWS profile from ~/.aws/config (default: AWS_PROFILE / the default chain)')
+    .version(packageVersion(), '-V, --version', 'print the version')
     .option('--json', 'print the result as one JSON document on stdout')
     .exitOverride()
     .showHelpAfterError('(add --help for usage)');
@@ -211,7 +214,10 @@ export function buildProgram(deps: CliDeps, onResult: (code: ExitCode) => void):
     `
 Examples:
   $ npm run cli -- preflight --plan plan.json
-  $ npm run cli -- dlq list
+  $ npm run cli -- dlq list                  (exit 3 when messages wait)
+  $ npm run cli -- dlq export --out dlq.jsonl
+  $ npm run cli -- dlq delete --user 3f1c... --dry-run
+  $ npm run cli -- redrive --user 3f1c... --watch 60
   $ npm run cli -- redrive --error-code TRAY_UNAVAILABLE --dry-run
   $ npm run cli -- redrive --rate 20          (all, with an SQS move task)
   $ npm run cli -- redrive status
@@ -226,10 +232,16 @@ Examples:
 
 The Tray master token comes from TRAY_MASTER_TOKEN, --master-token-file or
 --master-token-secret (default: the stack's secret), never from a flag value.
-Exit codes: 0 success, 1 failures found or partial, 2 usage error.
+Exit codes: 0 success, 1 failures found or partial, 2 usage error, 3 the DLQ is not
+empty (dlq list), 4 AWS credentials missing/expired/denied, 5 stack or resource not found,
+6 AWS unreachable (network).
 See docs/operators.md.`,
   );
   return program;
+}
+
+function packageVersion(): string {
+  return (JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string }).version;
 }
 
 /** The command's options merged with the program's (--json, --stack-name, --region). */

@@ -102,7 +102,8 @@ export async function runBackfill(options: BackfillOptions, deps?: CliDeps): Pro
           else if (enqueued.has(built.message.sub)) summary.alreadyEnqueued++;
           else toSend.push(built.message);
         }
-        bar.increment(page.users.length);
+        // Progress counts users done: skipped ones now, the others as their batch is sent (not when listed).
+        bar.increment(options.dryRun ? page.users.length : page.users.length - toSend.length);
 
         let pageFailed = false;
         if (options.dryRun) summary.wouldEnqueue += toSend.length;
@@ -111,6 +112,7 @@ export async function runBackfill(options: BackfillOptions, deps?: CliDeps): Pro
             if (ctx.aborted) break;
             await pacer.take(batch.length);
             const outcome = await sendBatch(ctx.sqs, queueUrl, batch, { sleep: ctx.sleep });
+            bar.increment(batch.length);
             for (const m of outcome.sent) enqueued.add(m.sub);
             state.enqueued.push(...outcome.sent.map((m) => m.sub));
             state.enqueuedTotal += outcome.sent.length;
