@@ -89,7 +89,9 @@ export class TrayAuthImportStack extends Stack {
         TRAY_TIMEOUT_MS: String(config.trayTimeoutMs),
         RETRY_BASE_SECONDS: String(config.retryBaseSeconds),
         RETRY_MAX_SECONDS: String(config.retryMaxSeconds),
-        POWERTOOLS_SERVICE_NAME: SERVICE_NAME,
+        // The `service` dimension of the worker's metrics (and the service of its logs): the stack's
+        // name, so that two stacks in one account and region never share a metric.
+        POWERTOOLS_SERVICE_NAME: config.stackName,
         ...(config.trayGraphqlUrl ? { TRAY_GRAPHQL_URL: config.trayGraphqlUrl } : {}),
       },
     });
@@ -218,6 +220,8 @@ export class TrayAuthImportStack extends Stack {
 
     // ---- Alarms ---------------------------------------------------------------------------------
     this.alarms = new ImportAlarms(this, 'Alarms', {
+      stackName: config.stackName,
+      postConfirmationLogs: this.postConfirmation.logGroup,
       queue,
       deadLetterQueue,
       worker: this.worker.fn,
@@ -239,5 +243,15 @@ export class TrayAuthImportStack extends Stack {
     output('AlarmTopicArn', this.alarms.topic.topicArn, 'SNS topic the alarms notify');
     output('UserPoolId', userPoolId, create ? 'User pool created by this stack' : 'Existing user pool (attach the trigger with the CLI)');
     output('MasterTokenSecretId', masterTokenSecretId, 'Secret holding the Tray master token (put the value after deploy)');
+    output('DashboardName', this.alarms.dashboard.dashboardName, 'CloudWatch dashboard: imports, retries, dead letters, queue age, worker duration');
+    if (!create) {
+      // The trigger was set outside CloudFormation (attach-trigger): `cdk destroy` deletes the
+      // function but cannot unset the pool's trigger, and every sign-up would then fail. Detach first.
+      output(
+        'DetachTriggerCommand',
+        `npm run cli -- detach-trigger --user-pool-id ${userPoolId} --stack-name ${config.stackName} --region ${poolRegion ?? this.region}`,
+        'Run BEFORE `cdk destroy`: an existing pool would keep a trigger pointing at the deleted function (sign-ups would fail)',
+      );
+    }
   }
 }

@@ -11,7 +11,7 @@ import { describe, expect, it } from 'vitest';
 import { METRIC_NAMESPACE } from '../functions/post-confirmation/trigger.js';
 import { buildApp, type BuiltApp } from '../infra/build.js';
 import { DeployConfigError, loadConfigFile, trayRateBound } from '../infra/config.js';
-import { TRIGGER_METRIC } from '../infra/constructs/alarms.js';
+import { TRIGGER_METRIC, WORKER_METRICS } from '../infra/constructs/alarms.js';
 import { REPO_ROOT, repoPath } from '../infra/paths.js';
 import { secretResources } from '../infra/secret-grants.js';
 import { loadWorkerConfig, WorkerEnvSchema } from '../shared/config.js';
@@ -213,6 +213,8 @@ describe('queues', () => {
     expect(dlq.Properties.RedriveAllowPolicy.sourceQueueArns.map(flat)).toEqual(['arn:<AWS::Partition>:sqs:<AWS::Region>:<AWS::AccountId>:TrayAuthImport-imports']);
     // No reference from the DLQ to the import queue resource: the one reference goes queue → DLQ.
     expect(JSON.stringify(dlq)).not.toContain(ids.queue);
+    // `cdk destroy` keeps the DLQ: its messages are the record of users that could not be imported.
+    expect(dlq).toMatchObject({ DeletionPolicy: 'Retain', UpdateReplacePolicy: 'Retain' });
   });
 
   it('both queue policies deny any request without TLS', () => {
@@ -297,7 +299,7 @@ describe('worker', () => {
       TRAY_TIMEOUT_MS: '10000',
       RETRY_BASE_SECONDS: '30',
       RETRY_MAX_SECONDS: '900',
-      POWERTOOLS_SERVICE_NAME: 'tray-auth-import',
+      POWERTOOLS_SERVICE_NAME: 'TrayAuthImport', // the stack's name: the `service` dimension of its metrics
       NODE_OPTIONS: '--enable-source-maps',
     });
     // What the worker does at cold start, with the deploy-time values filled in.
@@ -487,6 +489,8 @@ describe('user pool', () => {
     expect(flat(permissions[0]!.Properties.SourceArn)).toBe(`arn:aws:cognito-idp:eu-west-1:<AWS::AccountId>:userpool/${POOL_ID}`);
     expect(permissions[0]!.Properties.SourceAccount).toEqual({ Ref: 'AWS::AccountId' });
     template.hasOutput('UserPoolId', { Value: POOL_ID });
+    // CloudFormation cannot unset a trigger it did not set: the stack says what to run before `cdk destroy`.
+    template.hasOutput('DetachTriggerCommand', { Value: `npm run cli -- detach-trigger --user-pool-id ${POOL_ID} --stack-name TrayAuthImport --region eu-west-1` });
   });
 });
 
@@ -546,9 +550,57 @@ describe('alarms', () => {
     );
   });
 
-  it('the trigger\'s EnqueueFailed metric (same namespace the trigger writes)', () => {
+  it('the trigger\'s EnqueueFailed records, counted from this stack\'s own trigger log group', () => {
     expect(TRIGGER_METRIC.namespace).toBe(METRIC_NAMESPACE);
-    expect(alarms).toContainEqual(expect.objectContaining({ Namespace: METRIC_NAMESPACE, MetricName: 'EnqueueFailed', Dimensions: [{ Name: 'component', Value: 'post-confirmation' }] }));
+    template.hasResourceProperties('AWS::Logs::MetricFilter', {
+      LogGroupName: { Ref: ids.pcLogs },
+      FilterPattern: '{ $.EnqueueFailed >= 1 }',
+      MetricTransformations: [{ MetricNamespace: `${METRIC_NAMESPACE}/TrayAuthImport`, MetricName: 'EnqueueFailed', MetricValue: '$.EnqueueFailed', DefaultValue: 0 }],
+    });
+    expect(alarms).toContainEqual(expect.objectContaining({ AlarmName: 'TrayAuthImport-SignUpsNotEnqueued', Namespace: `${METRIC_NAMESPACE}/TrayAuthImport`, MetricName: 'EnqueueFailed' }));
+  });
+
+  it('the DLQ alarm also notifies when it clears (OK action)', () => {
+    const dlqAlarm = alarms.find((a) => a.AlarmName === 'TrayAuthImport-DeadLetterQueueNotEmpty');
+    expect(dlqAlarm?.OKActions).toEqual([{ Ref: ids.topic }]);
+  });
+
+  it('two stacks in one account and region share no alarm name and no metric', () => {
+    const metricsOf = (stackName: string) => {
+      const t = synth({ stackName }).template;
+      const alarmProps = Object.values(t.findResources('AWS::CloudWatch::Alarm')).map((a) => a.Properties);
+      const filters = Object.values(t.findResources('AWS::Logs::MetricFilter')).map((f) => f.Properties.MetricTransformations[0]);
+      const body = JSON.stringify(Object.values(t.findResources('AWS::CloudWatch::Dashboard'))[0]?.Properties.DashboardBody);
+      return {
+        names: alarmProps.map((a) => a.AlarmName as string),
+        // Custom metrics only: AWS/* metrics are told apart by their queue/function dimensions, which are per stack.
+        custom: [
+          ...alarmProps.filter((a) => !String(a.Namespace).startsWith('AWS/')).map((a) => JSON.stringify([a.Namespace, a.MetricName, a.Dimensions ?? []])),
+          ...filters.map((f) => JSON.stringify([f.MetricNamespace, f.MetricName, []])),
+        ],
+        body,
+      };
+    };
+    const a = metricsOf('ImportsBlue');
+    const b = metricsOf('ImportsGreen');
+    expect(a.names.every((n) => n.startsWith('ImportsBlue-'))).toBe(true);
+    expect(a.names.filter((n) => b.names.includes(n))).toEqual([]);
+    expect(a.custom.length).toBeGreaterThan(0);
+    expect(a.custom.filter((m) => b.custom.includes(m))).toEqual([]);
+    // The dashboard's worker metrics carry the stack as their `service` dimension.
+    expect(a.body).toContain('\\"service\\",\\"ImportsBlue\\"');
+    expect(a.body).not.toContain('ImportsGreen');
+  });
+
+  it('a dashboard with imports, retries, dead letters, queue age and worker duration, from the metrics the worker emits', () => {
+    const source = readFileSync(repoPath('shared/import-worker.ts'), 'utf8');
+    const emitted = [...source.matchAll(/addMetric\(([^,]+),/g)].flatMap((m) => [...(m[1] ?? '').matchAll(/'([A-Za-z]+)'/g)].map((n) => n[1])).filter((n) => /^[A-Z]/.test(n ?? ''));
+    expect(new Set(emitted)).toEqual(new Set(WORKER_METRICS.names));
+    const dashboards = template.findResources('AWS::CloudWatch::Dashboard');
+    expect(Object.keys(dashboards)).toHaveLength(1);
+    const body = JSON.stringify(Object.values(dashboards)[0]?.Properties.DashboardBody);
+    for (const name of [...WORKER_METRICS.names, 'ApproximateAgeOfOldestMessage', 'ApproximateNumberOfMessagesVisible', 'Duration', 'EnqueueFailed']) expect(body).toContain(name);
+    template.hasResourceProperties('AWS::CloudWatch::Dashboard', { DashboardName: 'TrayAuthImport-imports' });
   });
 
   it('every alarm notifies the topic', () => {
@@ -593,7 +645,8 @@ describe('outputs', () => {
   it('exactly the ids the operators\' CLI reads', () => {
     const { template, ids } = synth();
     const outputs = template.toJSON().Outputs as Record<string, { Value: unknown }>;
-    expect(Object.keys(outputs).sort()).toEqual([...OUTPUT_IDS].sort());
+    // Plus one for people: the dashboard (an existing pool adds DetachTriggerCommand, see 'user pool').
+    expect(Object.keys(outputs).sort()).toEqual([...OUTPUT_IDS, 'DashboardName'].sort());
     expect(outputs.QueueUrl!.Value).toEqual({ Ref: ids.queue });
     expect(outputs.QueueArn!.Value).toEqual({ 'Fn::GetAtt': [ids.queue, 'Arn'] });
     expect(outputs.DeadLetterQueueUrl!.Value).toEqual({ Ref: ids.dlq });
