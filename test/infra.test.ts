@@ -1,5 +1,6 @@
 import { execFile } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -7,7 +8,7 @@ import { App, Validations, type CfnElement } from 'aws-cdk-lib';
 import { Annotations, Match, Template } from 'aws-cdk-lib/assertions';
 import { Queue, QueueEncryption } from 'aws-cdk-lib/aws-sqs';
 import type { IConstruct } from 'constructs';
-import { describe, expect, it } from 'vitest';
+import { afterAll, describe, expect, it } from 'vitest';
 import { METRIC_NAMESPACE } from '../functions/post-confirmation/trigger.js';
 import { buildApp, type BuiltApp } from '../infra/build.js';
 import { DeployConfigError, loadConfigFile, trayRateBound } from '../infra/config.js';
@@ -717,5 +718,93 @@ describe('stack', () => {
     expect(stack.stackName).toBe('TrayImportStaging');
     expect(template.findResources('AWS::SQS::Queue')[ids.queue]!.Properties.Tags).toEqual([{ Key: 'project', Value: 'tray-auth-import' }]);
     expect(template.toJSON().Metadata.TrayRateBound).toEqual({ inFlightCalls: 2, maxRequestsPerSecond: 20, trayLimitPerSecond: 30 });
+  });
+});
+
+/**
+ * The template checked the way AWS checks it: AWS's offline CloudFormation validator
+ * (`@aws/cloudformation-validate`, a WASM port of cfn-lint's rules and the resource schemas).
+ * It ships inside aws-cdk-lib 2.276.0 (a bundled dependency, v1.14.0), which is what is used here:
+ * the npm registry this project installs from offers only older betas of it.
+ */
+describe('AWS CloudFormation validator (@aws/cloudformation-validate, bundled with aws-cdk-lib)', () => {
+  const fromCdkLib = createRequire(createRequire(import.meta.url).resolve('aws-cdk-lib/package.json'));
+  const validator = fromCdkLib('@aws/cloudformation-validate') as {
+    CompositeEngine: new () => {
+      validateTemplate(template: unknown, config: Record<string, unknown>): { diagnostics: Diagnostic[] };
+      free(): void;
+    };
+    TemplateFile: new (path: string) => unknown;
+  };
+  type Diagnostic = { severity: string; ruleId: string; message: string };
+  /**
+   * Warnings looked at and accepted:
+   * - W3005: CDK adds an explicit DependsOn on each function's role next to the GetAtt of it; harmless.
+   * - W9002 on SourceArn: the invoke permission of an existing pool names that pool's ARN, which
+   *   by definition lives outside the stack (there is nothing to Ref).
+   */
+  const known = (d: Diagnostic) => d.ruleId === 'W3005' || (d.ruleId === 'W9002' && d.message.includes("'SourceArn'"));
+  // Schema violations (a wrong type, an unknown or missing property) are FATAL, rule failures ERROR.
+  const isError = (d: Diagnostic) => d.severity === 'ERROR' || d.severity === 'FATAL';
+  const perUserPlan = {
+    ...DEMO_PLAN_RAW,
+    auths: [
+      {
+        ...(DEMO_PLAN_RAW.auths as Record<string, unknown>[])[0],
+        data: {
+          api_key: { secret: { secretIdTemplate: 'tray-import/users/{{sub}}', field: 'apiKey' } },
+          other: { secret: { secretId: 'arn:aws:secretsmanager:eu-west-1:123456789012:secret:shared/creds-XyZ987', field: 'x' } },
+          account_id: { attribute: 'custom:tenant_id' },
+        },
+      },
+    ],
+  };
+  const variants: [string, Record<string, unknown>][] = [
+    ['example config (created pool)', {}],
+    ['existing pool', { userPool: { existingUserPoolId: POOL_ID } }],
+    ['strict pool (MFA required, Plus plan)', { userPool: { create: { mfa: 'REQUIRED', featurePlan: 'PLUS', customAttributes: ['tenant_id'] } } }],
+    ['other limits and stack name', { maxReceiveCount: 8, workerTimeoutSeconds: 90, stackName: 'Imports-Prod' }],
+    ['Tray URL override, master token by ARN, alarm e-mail', { trayGraphqlUrl: 'https://eu1.tray.io/graphql', masterTokenSecret: { arn: 'arn:aws:secretsmanager:eu-west-1:123456789012:secret:tray/master-AbC123' }, alarmEmail: 'ops@example.com' }],
+    ['per-user secrets in the plan', { planFile: undefined, plan: perUserPlan }],
+  ];
+  const dir = mkdtempSync(join(tmpdir(), 'cfn-validate-'));
+  afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+  it.each(variants)('%s: no errors, only known warnings', (name, overrides) => {
+    const { template } = synth(overrides);
+    const file = join(dir, `${name.replace(/\W+/g, '-')}.json`);
+    writeFileSync(file, JSON.stringify(template.toJSON()));
+    const engine = new validator.CompositeEngine();
+    try {
+      const { diagnostics } = engine.validateTemplate(new validator.TemplateFile(file), {
+        detailLevel: 'STANDARD',
+        severityLevel: 'INFO',
+        pseudoParameterOverrides: { accountId: '123456789012', region: 'eu-west-1' },
+      });
+      // The validator ran (an empty report would also pass the checks below): it always has INFO notes on this stack.
+      expect(diagnostics.length).toBeGreaterThan(0);
+      const line = (d: Diagnostic) => `${d.severity} ${d.ruleId}: ${d.message}`;
+      expect(diagnostics.filter(isError).map(line)).toEqual([]);
+      expect(diagnostics.filter((d) => d.severity === 'WARN' && !known(d)).map(line)).toEqual([]);
+    } finally {
+      engine.free();
+    }
+  });
+
+  it('catches what AWS would reject (the check is live)', () => {
+    const { template } = synth();
+    const broken = template.toJSON() as { Resources: Record<string, { Type: string; Properties: Record<string, unknown> }> };
+    const queue = Object.values(broken.Resources).find((r) => r.Type === 'AWS::SQS::Queue');
+    queue!.Properties.MessageRetentionPeriod = 'two weeks';
+    queue!.Properties.NotAProperty = true;
+    const file = join(dir, 'broken.json');
+    writeFileSync(file, JSON.stringify(broken));
+    const engine = new validator.CompositeEngine();
+    try {
+      const { diagnostics } = engine.validateTemplate(new validator.TemplateFile(file), { detailLevel: 'STANDARD', severityLevel: 'INFO', pseudoParameterOverrides: { accountId: '123456789012', region: 'eu-west-1' } });
+      expect(diagnostics.filter(isError).map((d) => d.ruleId)).toEqual(expect.arrayContaining(['F3002', 'F3012']));
+    } finally {
+      engine.free();
+    }
   });
 });
