@@ -1,5 +1,6 @@
 import { execFile } from 'node:child_process';
 import { createRequire } from 'node:module';
+import { CfnGuardValidator } from '@cdklabs/cdk-validator-cfnguard';
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -766,6 +767,10 @@ describe('AWS CloudFormation validator (@aws/cloudformation-validate, bundled wi
     ['other limits and stack name', { maxReceiveCount: 8, workerTimeoutSeconds: 90, stackName: 'Imports-Prod' }],
     ['Tray URL override, master token by ARN, alarm e-mail', { trayGraphqlUrl: 'https://eu1.tray.io/graphql', masterTokenSecret: { arn: 'arn:aws:secretsmanager:eu-west-1:123456789012:secret:tray/master-AbC123' }, alarmEmail: 'ops@example.com' }],
     ['per-user secrets in the plan', { planFile: undefined, plan: perUserPlan }],
+    [
+      'Control Tower switches (VPC, KMS-encrypted logs kept a year, pinned account)',
+      { account: '123456789012', region: 'eu-west-1', logRetentionDays: 365, encryptLogs: true, vpc: { vpcId: 'vpc-0123456789abcdef0', subnetIds: ['subnet-0aaa1111bbbb2222c'], securityGroupIds: ['sg-0123456789abcdef0'] } },
+    ],
   ];
   const dir = mkdtempSync(join(tmpdir(), 'cfn-validate-'));
   afterAll(() => rmSync(dir, { recursive: true, force: true }));
@@ -805,6 +810,61 @@ describe('AWS CloudFormation validator (@aws/cloudformation-validate, bundled wi
       expect(diagnostics.filter(isError).map((d) => d.ruleId)).toEqual(expect.arrayContaining(['F3002', 'F3012']));
     } finally {
       engine.free();
+    }
+  });
+});
+
+/**
+ * AWS Control Tower's proactive controls (cfn-guard rules, @cdklabs/cdk-validator-cfnguard). The
+ * defaults fail four of them on purpose (functions outside a VPC, 90-day log retention, log groups
+ * without a customer managed key, and, with an env-agnostic stack, the existing pool's permission
+ * naming its account by reference); each has a config switch (docs/deploy.md, "Control Tower").
+ * With every switch on, the stack passes all of them. One guard run takes about 6 s here.
+ */
+describe('AWS Control Tower proactive controls (cfn-guard)', () => {
+  it('with the Control Tower switches on, every rule passes, and cdk-nag still does', () => {
+    const compliant = {
+      account: '123456789012',
+      region: 'eu-west-1',
+      userPool: { existingUserPoolId: POOL_ID },
+      logRetentionDays: 365,
+      encryptLogs: true,
+      vpc: { vpcId: 'vpc-0123456789abcdef0', subnetIds: ['subnet-0aaa1111bbbb2222c', 'subnet-0ddd3333eeee4444f'], securityGroupIds: ['sg-0123456789abcdef0'] },
+    };
+    const { app, stack, nag } = build(compliant);
+    expect(nag.validateScope(app).violations.map((v) => v.ruleName)).toEqual([]);
+    const template = Template.fromStack(stack).toJSON() as { Resources: Record<string, { Type: string; Properties: Record<string, unknown> }> };
+    const dir = mkdtempSync(join(tmpdir(), 'cfn-guard-'));
+    try {
+      const file = join(dir, 'template.json');
+      writeFileSync(file, JSON.stringify(template));
+      const report = new CfnGuardValidator({}).validate({ templatePaths: [file] });
+      expect(report.violations.map((v) => `${v.ruleName}: ${v.violatingResources.map((r) => r.resourceLogicalId).join(', ')}`)).toEqual([]);
+      expect(report.success).toBe(true);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+    // The switches did what they say.
+    const functions = Object.values(template.Resources).filter((r) => r.Type === 'AWS::Lambda::Function');
+    expect(functions).toHaveLength(2);
+    for (const fn of functions) expect(fn.Properties.VpcConfig).toMatchObject({ SubnetIds: compliant.vpc.subnetIds, SecurityGroupIds: compliant.vpc.securityGroupIds });
+    const logGroups = Object.values(template.Resources).filter((r) => r.Type === 'AWS::Logs::LogGroup');
+    for (const group of logGroups) expect(group.Properties).toMatchObject({ RetentionInDays: 365, KmsKeyId: expect.anything() });
+  });
+
+  it('every KMS key limits grants to AWS services (CT.KMS.PR.3), also by default', () => {
+    const { template } = synth({ encryptLogs: true });
+    const keys = Object.values(template.findResources('AWS::KMS::Key'));
+    expect(keys).toHaveLength(2);
+    for (const key of keys) {
+      expect(key.Properties.KeyPolicy.Statement).toContainEqual({
+        Sid: 'CreateGrantOnlyForAwsServices',
+        Effect: 'Deny',
+        Principal: { AWS: '*' },
+        Action: 'kms:CreateGrant',
+        Resource: '*',
+        Condition: { BoolIfExists: { 'kms:GrantIsForAWSResource': 'false', 'aws:PrincipalIsAWSService': 'false' } },
+      });
     }
   });
 });

@@ -1,7 +1,7 @@
 import { ArnFormat, Duration, RemovalPolicy, Stack } from 'aws-cdk-lib';
 import { Alarm, ComparisonOperator, Dashboard, GraphWidget, Metric, SingleValueWidget, TextWidget, TreatMissingData, type IMetric } from 'aws-cdk-lib/aws-cloudwatch';
 import { SnsAction } from 'aws-cdk-lib/aws-cloudwatch-actions';
-import { PolicyStatement, ServicePrincipal } from 'aws-cdk-lib/aws-iam';
+import { AnyPrincipal, Effect, PolicyStatement, ServicePrincipal } from 'aws-cdk-lib/aws-iam';
 import { Key } from 'aws-cdk-lib/aws-kms';
 import type { IFunction } from 'aws-cdk-lib/aws-lambda';
 import { FilterPattern, MetricFilter, type ILogGroup } from 'aws-cdk-lib/aws-logs';
@@ -9,6 +9,24 @@ import { Topic } from 'aws-cdk-lib/aws-sns';
 import { EmailSubscription } from 'aws-cdk-lib/aws-sns-subscriptions';
 import type { IQueue } from 'aws-cdk-lib/aws-sqs';
 import { Construct } from 'constructs';
+
+/**
+ * A key policy statement denying kms:CreateGrant to anyone but AWS services acting for an AWS
+ * resource (Control Tower CT.KMS.PR.3): nobody can hand out use of the key through a grant.
+ * Neither CloudWatch/SNS (GenerateDataKey/Decrypt) nor CloudWatch Logs need grants.
+ */
+export function limitGrantsToAwsServices(key: Key): void {
+  key.addToResourcePolicy(
+    new PolicyStatement({
+      sid: 'CreateGrantOnlyForAwsServices',
+      effect: Effect.DENY,
+      principals: [new AnyPrincipal()],
+      actions: ['kms:CreateGrant'],
+      resources: ['*'],
+      conditions: { BoolIfExists: { 'kms:GrantIsForAWSResource': 'false', 'aws:PrincipalIsAWSService': 'false' } },
+    }),
+  );
+}
 
 /** Namespace and dimension of the trigger's EMF metric (functions/post-confirmation/trigger.ts). */
 export const TRIGGER_METRIC = { namespace: 'TrayAuthImport', name: 'EnqueueFailed', dimensions: { component: 'post-confirmation' } } as const;
@@ -81,6 +99,8 @@ export class ImportAlarms extends Construct {
         conditions: thisAccountsAlarms,
       }),
     );
+
+    limitGrantsToAwsServices(this.key);
 
     this.topic = new Topic(this, 'Topic', {
       displayName: 'tray-auth-import alarms',
