@@ -838,7 +838,7 @@ describe('AWS Control Tower proactive controls (cfn-guard)', () => {
     try {
       const file = join(dir, 'template.json');
       writeFileSync(file, JSON.stringify(template));
-      const report = new CfnGuardValidator({}).validate({ templatePaths: [file] });
+      const report = new CfnGuardValidator({}).validate({ templatePaths: [file], appConstruct: app });
       expect(report.violations.map((v) => `${v.ruleName}: ${v.violatingResources.map((r) => r.resourceLogicalId).join(', ')}`)).toEqual([]);
       expect(report.success).toBe(true);
     } finally {
