@@ -211,8 +211,10 @@ async function selectiveMove(ctx: CliContext, options: RedriveOptions, rate: num
           continue;
         }
         const body = cause?.freshBody ?? held.body;
+        // Say so when nothing was checked: the operator vouches for the fix.
+        const causeNote = cause?.note ?? (held.info.errorCode ? `cause not checked for ${held.info.errorCode}: fixed as its reason says?` : undefined);
         if (options.dryRun) {
-          outcomes.push({ message: held.info, outcome: cause?.freshBody ? 'would refresh' : 'would move', note: cause?.note });
+          outcomes.push({ message: held.info, outcome: cause?.freshBody ? 'would refresh' : 'would move', note: causeNote });
           continue;
         }
         await pacer.take(1);
@@ -221,7 +223,7 @@ async function selectiveMove(ctx: CliContext, options: RedriveOptions, rate: num
           moved++;
           if (held.info.sub !== undefined) movedSubs.add(held.info.sub);
           movedBodies.add(held.body);
-          outcomes.push({ message: held.info, outcome: cause?.freshBody ? 'refreshed' : 'moved', note: cause?.holds ? `forced: ${cause.note}` : cause?.note });
+          outcomes.push({ message: held.info, outcome: cause?.freshBody ? 'refreshed' : 'moved', note: cause?.holds ? `forced: ${cause.note}` : causeNote });
         } else {
           outcomes.push({ message: held.info, outcome: 'failed', note: failed.at(-1)?.reason });
         }
