@@ -67,6 +67,8 @@ export class DlqScanner {
   private readonly held = new Map<string, HeldMessage>();
   private readonly seen = new Set<string>();
   private olderSeen = 0;
+  /** Older messages in the last receive (-1 before the first). */
+  private lastOlder = -1;
   /** Why batches() stopped; undefined while it runs. */
   ended: ScanEnd | undefined;
 
@@ -85,7 +87,9 @@ export class DlqScanner {
     this.ended = undefined;
     for (;;) {
       if (this.seen.size >= this.options.max) return void (this.ended = 'max');
-      if (this.options.expected !== undefined && this.olderSeen >= this.options.expected) return void (this.ended = 'expected');
+      // The count is SQS's approximate one and may lag behind a message sent just before the start:
+      // past it, the scan goes on only while receives still bring older messages (finitely many).
+      if (this.options.expected !== undefined && this.olderSeen >= this.options.expected && this.lastOlder === 0) return void (this.ended = 'expected');
       const fresh = await this.receive(Math.min(10, this.options.max - this.seen.size));
       if (fresh.length === 0) return;
       yield fresh;
@@ -127,6 +131,7 @@ export class DlqScanner {
       if (!newer) this.olderSeen++;
       fresh.push(held);
     }
+    this.lastOlder = fresh.filter((h) => !h.newer).length;
     // Everything returned was seen already: the scan went round the queue.
     if (fresh.length === 0) this.ended = 'went-round';
     return fresh;
