@@ -19,8 +19,61 @@ import { processIo, warn, type Io } from './output.js';
  * each overridable by a flag), the AWS clients (created on first use, or injected by tests),
  * the Tray master token, and the exit-code conventions.
  */
-export const EXIT = { ok: 0, failures: 1, usage: 2 } as const;
+/**
+ * Exit codes (documented in docs/operators.md and the README). Scripts can tell "you typed it
+ * wrong" (2) from "AWS said no" (4), "the stack or queue is not there" (5) and "AWS could not
+ * be reached" (6); 3 is `dlq list` finding messages.
+ */
+export const EXIT = { ok: 0, failures: 1, usage: 2, dlqNotEmpty: 3, credentials: 4, notFound: 5, network: 6 } as const;
 export type ExitCode = (typeof EXIT)[keyof typeof EXIT];
+
+const CREDENTIAL_ERRORS = new Set([
+  'CredentialsProviderError',
+  'ExpiredToken',
+  'ExpiredTokenException',
+  'UnrecognizedClientException',
+  'InvalidClientTokenId',
+  'InvalidSignatureException',
+  'SignatureDoesNotMatch',
+  'AccessDenied',
+  'AccessDeniedException',
+  'NotAuthorizedException',
+  'TokenRefreshRequired',
+]);
+const NETWORK_CODES = new Set(['ECONNREFUSED', 'ECONNRESET', 'ENOTFOUND', 'EAI_AGAIN', 'ETIMEDOUT', 'EHOSTUNREACH', 'ENETUNREACH', 'EPIPE']);
+const NOT_FOUND_ERRORS = new Set(['QueueDoesNotExist', 'AWS.SimpleQueueService.NonExistentQueue', 'ResourceNotFoundException', 'UserPoolNotFoundException']);
+
+/** Which exit code an AWS SDK (or Node network) error deserves. */
+export function exitCodeForError(e: unknown): ExitCode {
+  if (e instanceof CliError) return e.exitCode;
+  const error = e as { name?: string; code?: string; message?: string; cause?: unknown; $metadata?: { httpStatusCode?: number } };
+  const name = error?.name ?? '';
+  const code = error?.code ?? (error?.cause as { code?: string } | undefined)?.code ?? '';
+  if (CREDENTIAL_ERRORS.has(name) || /could not load credentials|credential/i.test(name)) return EXIT.credentials;
+  if (NETWORK_CODES.has(code) || NETWORK_CODES.has(name) || name === 'NetworkingError' || name === 'TimeoutError' || name === 'RequestTimeout' || /ECONNREFUSED|ENOTFOUND|EAI_AGAIN|socket hang up/.test(error?.message ?? '')) {
+    return EXIT.network;
+  }
+  if (NOT_FOUND_ERRORS.has(name) || (name === 'ValidationError' && /does not exist/i.test(error?.message ?? ''))) return EXIT.notFound;
+  return EXIT.failures;
+}
+
+const HINTS: Partial<Record<ExitCode, string>> = {
+  [EXIT.credentials]: 'AWS credentials are missing, expired or not allowed: log in (e.g. `aws sso login --profile NAME`), pass --profile NAME, or set AWS_PROFILE',
+  [EXIT.network]: 'AWS could not be reached: check the network, proxy settings and --region',
+  [EXIT.notFound]: 'not found: check --stack-name / the resource flags and --region (and --profile for the right account)',
+};
+
+export function hintFor(code: ExitCode): string | undefined {
+  return HINTS[code];
+}
+
+/** An AWS failure as a CliError whose exit code says what kind of failure it was; `message` already names the error, `fix` is the hint for other failures. */
+export function classifyAwsError(e: unknown, message: string, fix?: string): CliError {
+  if (e instanceof CliError) return e;
+  const exitCode = exitCodeForError(e);
+  const hint = HINTS[exitCode] ?? fix;
+  return new CliError(hint ? `${message}; ${hint}` : message, exitCode);
+}
 
 /** An error the operator can fix; the message names the flag and the fix. */
 export class CliError extends Error {
@@ -59,6 +112,8 @@ export type StackOutputKey = (typeof STACK_OUTPUT_KEYS)[number];
 export interface GlobalOptions {
   stackName?: string;
   region?: string;
+  /** A named profile of the shared AWS config/credentials files (like AWS_PROFILE). */
+  profile?: string;
   json?: boolean;
 }
 
@@ -155,9 +210,15 @@ export class CliContext {
       outputs = await this.stackOutputs();
     } catch (e) {
       const reason = e instanceof Error ? `${e.name}: ${e.message}` : String(e);
-      throw new CliError(
-        `${flag} is not set and the outputs of stack "${this.stackName}" could not be read (${reason}); pass ${flag}, or --stack-name with the deployed stack's name (and --region / AWS credentials for its account)`,
-      );
+      // Not a usage error unless it is one: missing credentials, a missing stack and an unreachable endpoint each have their own exit code.
+      const exitCode = exitCodeForError(e);
+      const fix =
+        exitCode === EXIT.credentials
+          ? 'AWS credentials are missing, expired or not allowed: log in (e.g. `aws sso login`), pass --profile NAME or set AWS_PROFILE'
+          : exitCode === EXIT.network
+            ? 'AWS could not be reached: check the network and --region'
+            : `pass ${flag}, or --stack-name with the deployed stack's name (and --region / --profile for its account)`;
+      throw new CliError(`${flag} is not set and the outputs of stack "${this.stackName}" could not be read (${reason}); ${fix}`, exitCode);
     }
     const value = outputs[key];
     if (!value) {
@@ -262,10 +323,10 @@ export class CliContext {
     return this.outputs;
   }
 
-  private client<K extends keyof AwsClients>(key: K, make: (config: { region?: string }) => AwsClients[K]): AwsClients[K] {
+  private client<K extends keyof AwsClients>(key: K, make: (config: { region?: string; profile?: string }) => AwsClients[K]): AwsClients[K] {
     const existing = this.clients[key];
     if (existing) return existing as AwsClients[K];
-    const c = make(this.options.region ? { region: this.options.region } : {});
+    const c = make({ ...(this.options.region ? { region: this.options.region } : {}), ...(this.options.profile ? { profile: this.options.profile } : {}) });
     this.clients[key] = c;
     this.created.push(c);
     return c;

@@ -1,4 +1,4 @@
-import { ChangeMessageVisibilityBatchCommand, ReceiveMessageCommand, type Message, type SQSClient } from '@aws-sdk/client-sqs';
+import { ChangeMessageVisibilityBatchCommand, GetQueueAttributesCommand, ReceiveMessageCommand, type Message, type SQSClient } from '@aws-sdk/client-sqs';
 import type { Ledger } from '../shared/ledger.js';
 import { DLQ_ATTRIBUTES, parseQueueMessage } from '../shared/message.js';
 
@@ -23,6 +23,8 @@ export interface DlqMessage {
   reason?: string | undefined;
   failedAt?: string | undefined;
   receiveCount?: number | undefined;
+  /** When the message entered the DLQ (SQS's SentTimestamp). */
+  sentAt?: string | undefined;
   /** Set when the body is not a valid queue message (it will fail again if redriven). */
   bodyProblem?: string | undefined;
 }
@@ -31,6 +33,12 @@ export interface HeldMessage {
   info: DlqMessage;
   body: string;
   receiptHandle: string;
+  /** SQS's SentTimestamp (ms): when the message entered the DLQ. */
+  sentAt: number | undefined;
+  /** Sent after the scan's `startedAt`: it arrived while this run went on (e.g. a message the run moved failed again). */
+  newer: boolean;
+  /** The message attributes (string values), for exports. */
+  attributes: Record<string, string>;
 }
 
 export interface ScanOptions {
@@ -40,10 +48,29 @@ export interface ScanOptions {
   waitSeconds: number;
   /** Stop after this many distinct messages. */
   max: number;
+  /** Messages whose SentTimestamp is after this (ms) are flagged `newer`. */
+  startedAt?: number | undefined;
+  /** Stop once this many messages sent before `startedAt` have been seen: the queue's count when the run started. */
+  expected?: number | undefined;
 }
 
+export type ScanEnd = 'empty' | 'went-round' | 'max' | 'expected';
+
+/**
+ * A scan ends: when the queue answers with nothing, when it answers only with messages seen
+ * already (it went round), after `max` messages, or once it has seen as many older messages as
+ * the queue held at the start. Messages it received stay hidden (so each receive returns others)
+ * until `release()`; a message that arrives during the scan is seen at most once too, so a
+ * scan can never chase the messages its own run produces.
+ */
 export class DlqScanner {
   private readonly held = new Map<string, HeldMessage>();
+  private readonly seen = new Set<string>();
+  private olderSeen = 0;
+  /** Older messages in the last receive (-1 before the first). */
+  private lastOlder = -1;
+  /** Why batches() stopped; undefined while it runs. */
+  ended: ScanEnd | undefined;
 
   constructor(
     private readonly sqs: SQSClient,
@@ -51,41 +78,66 @@ export class DlqScanner {
     private readonly options: ScanOptions,
   ) {}
 
-  /** Batches of messages not seen before, until the queue has no more or `max` is reached. */
+  get seenCount(): number {
+    return this.seen.size;
+  }
+
+  /** Batches of messages not seen before, until one of the ends above. */
   async *batches(): AsyncGenerator<HeldMessage[]> {
-    while (this.held.size < this.options.max) {
-      const out = await this.sqs.send(
-        new ReceiveMessageCommand({
-          QueueUrl: this.queueUrl,
-          MaxNumberOfMessages: Math.min(10, this.options.max - this.held.size),
-          VisibilityTimeout: this.options.holdSeconds,
-          WaitTimeSeconds: this.options.waitSeconds,
-          MessageAttributeNames: ['All'],
-          MessageSystemAttributeNames: ['All'],
-        }),
-      );
-      const messages = out.Messages ?? [];
-      if (messages.length === 0) return;
-      const fresh: HeldMessage[] = [];
-      for (const m of messages) {
-        if (!m.MessageId || !m.ReceiptHandle) continue;
-        const known = this.held.get(m.MessageId);
-        if (known) {
-          // Seen before and its hold ran out: only the newest receipt handle is valid.
-          known.receiptHandle = m.ReceiptHandle;
-          continue;
-        }
-        const held = { info: describeDlqMessage(m), body: m.Body ?? '', receiptHandle: m.ReceiptHandle };
-        this.held.set(m.MessageId, held);
-        fresh.push(held);
-      }
-      // Everything returned was seen already: the scan went round the queue.
+    this.ended = undefined;
+    for (;;) {
+      if (this.seen.size >= this.options.max) return void (this.ended = 'max');
+      // The count is SQS's approximate one and may lag behind a message sent just before the start:
+      // past it, the scan goes on only while receives still bring older messages (finitely many).
+      if (this.options.expected !== undefined && this.olderSeen >= this.options.expected && this.lastOlder === 0) return void (this.ended = 'expected');
+      const fresh = await this.receive(Math.min(10, this.options.max - this.seen.size));
       if (fresh.length === 0) return;
       yield fresh;
     }
   }
 
-  /** Forgets a message the caller deleted. */
+  /** One receive: the messages not seen before (empty when the queue had none, or only seen ones). */
+  async receive(count = 10, waitSeconds = this.options.waitSeconds): Promise<HeldMessage[]> {
+    const out = await this.sqs.send(
+      new ReceiveMessageCommand({
+        QueueUrl: this.queueUrl,
+        MaxNumberOfMessages: Math.max(1, Math.min(10, count)),
+        VisibilityTimeout: this.options.holdSeconds,
+        WaitTimeSeconds: waitSeconds,
+        MessageAttributeNames: ['All'],
+        MessageSystemAttributeNames: ['All'],
+      }),
+    );
+    const messages = out.Messages ?? [];
+    if (messages.length === 0) {
+      this.ended = 'empty';
+      return [];
+    }
+    const fresh: HeldMessage[] = [];
+    for (const m of messages) {
+      if (!m.MessageId || !m.ReceiptHandle) continue;
+      const known = this.held.get(m.MessageId);
+      if (known) {
+        // Seen before and its hold ran out: only the newest receipt handle is valid.
+        known.receiptHandle = m.ReceiptHandle;
+        continue;
+      }
+      if (this.seen.has(m.MessageId)) continue;
+      const sentAt = m.Attributes?.SentTimestamp !== undefined ? Number(m.Attributes.SentTimestamp) : undefined;
+      const newer = this.options.startedAt !== undefined && sentAt !== undefined && sentAt > this.options.startedAt;
+      const held: HeldMessage = { info: describeDlqMessage(m), body: m.Body ?? '', receiptHandle: m.ReceiptHandle, sentAt, newer, attributes: stringAttributes(m) };
+      this.held.set(m.MessageId, held);
+      this.seen.add(m.MessageId);
+      if (!newer) this.olderSeen++;
+      fresh.push(held);
+    }
+    this.lastOlder = fresh.filter((h) => !h.newer).length;
+    // Everything returned was seen already: the scan went round the queue.
+    if (fresh.length === 0) this.ended = 'went-round';
+    return fresh;
+  }
+
+  /** Forgets a message the caller deleted (it is still counted as seen). */
   forget(messageId: string): void {
     this.held.delete(messageId);
   }
@@ -113,6 +165,33 @@ export class DlqScanner {
   }
 }
 
+/**
+ * How many messages the queue holds right now (visible, in flight and delayed): the most a run
+ * that started now can find that were there before it. Undefined when it cannot be read
+ * (permissions): the scan then ends only on an empty queue or --max.
+ */
+export async function queueDepth(sqs: SQSClient, queueUrl: string): Promise<number | undefined> {
+  try {
+    const out = await sqs.send(
+      new GetQueueAttributesCommand({
+        QueueUrl: queueUrl,
+        AttributeNames: ['ApproximateNumberOfMessages', 'ApproximateNumberOfMessagesNotVisible', 'ApproximateNumberOfMessagesDelayed'],
+      }),
+    );
+    const a = out.Attributes ?? {};
+    const n = Number(a.ApproximateNumberOfMessages ?? 0) + Number(a.ApproximateNumberOfMessagesNotVisible ?? 0) + Number(a.ApproximateNumberOfMessagesDelayed ?? 0);
+    return Number.isFinite(n) ? n : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+function stringAttributes(m: Message): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const [name, value] of Object.entries(m.MessageAttributes ?? {})) if (value.StringValue !== undefined) out[name] = value.StringValue;
+  return out;
+}
+
 export function describeDlqMessage(m: Message): DlqMessage {
   const attr = (name: string): string | undefined => m.MessageAttributes?.[name]?.StringValue;
   const info: DlqMessage = {
@@ -126,6 +205,8 @@ export function describeDlqMessage(m: Message): DlqMessage {
     reason: attr(DLQ_ATTRIBUTES.reason),
     failedAt: attr(DLQ_ATTRIBUTES.failedAt),
   };
+  const sent = Number(m.Attributes?.SentTimestamp);
+  if (m.Attributes?.SentTimestamp !== undefined && Number.isFinite(sent)) info.sentAt = new Date(sent).toISOString();
   const count = attr(DLQ_ATTRIBUTES.receiveCount) ?? m.Attributes?.ApproximateReceiveCount;
   if (count !== undefined && Number.isFinite(Number(count))) info.receiveCount = Number(count);
   try {

@@ -1,14 +1,18 @@
+// First: silences the SDK's Node-version warning before any SDK module is loaded.
+import './quiet-sdk.js';
 import { pathToFileURL } from 'node:url';
 import { CommanderError } from 'commander';
 import { scrub } from '../shared/redact.js';
-import { CliError, EXIT, type CliDeps, type ExitCode } from './context.js';
+import { CliError, EXIT, exitCodeForError, hintFor, type CliDeps, type ExitCode } from './context.js';
 import { processIo } from './output.js';
 import { buildProgram } from './program.js';
 
 /**
- * Entry point: `npm run cli -- <command>` (tsx cli/main.ts). Exit codes: 0 success, 1 failures
- * found or partial, 2 usage errors. Ctrl-C stops long commands after the current batch with
- * their state saved; a second Ctrl-C quits at once.
+ * Entry point: `npm run cli -- <command>` (tsx cli/main.ts). Exit codes (docs/operators.md):
+ * 0 success, 1 failures found or partial, 2 usage error, 3 `dlq list` found messages, 4 AWS
+ * credentials missing/expired/denied, 5 stack or resource not found, 6 AWS unreachable,
+ * 130 interrupted twice. Ctrl-C stops long commands after the current batch with their state
+ * saved; a second Ctrl-C quits at once.
  */
 export async function main(argv: string[], deps: CliDeps = {}): Promise<ExitCode> {
   const io = deps.io ?? processIo();
@@ -20,8 +24,9 @@ export async function main(argv: string[], deps: CliDeps = {}): Promise<ExitCode
   } catch (e) {
     // Commander already printed its message (unknown option, missing argument) or the help.
     if (e instanceof CommanderError) return e.exitCode === 0 ? EXIT.ok : EXIT.usage;
-    const exitCode = e instanceof CliError ? e.exitCode : EXIT.failures;
-    const message = scrub(e instanceof Error ? (e instanceof CliError ? e.message : `${e.name}: ${e.message}`) : String(e));
+    const exitCode = exitCodeForError(e);
+    const hint = e instanceof CliError ? undefined : hintFor(exitCode);
+    const message = scrub(e instanceof Error ? (e instanceof CliError ? e.message : `${e.name}: ${e.message}${hint ? `; ${hint}` : ''}`) : String(e));
     io.err(`error: ${message}\n`);
     if (program.opts<{ json?: boolean }>().json) io.out(`${JSON.stringify({ ok: false, error: { message, exitCode } }, null, 2)}\n`);
     return exitCode;

@@ -43,10 +43,15 @@ export function bufferIo(): BufferIo {
   return io;
 }
 
-/** Writes a command's result: the data as JSON, or the text rendering of it. Secrets are scrubbed either way. */
-export function emit(io: Io, json: boolean | undefined, data: unknown, text: () => string | string[]): void {
+/**
+ * Writes a command's result: the data as JSON (with `ok`: true when the command succeeded, the
+ * same document shape as the `{"ok": false, "error": …}` of a failure), or the text rendering of
+ * it. Secrets are scrubbed either way.
+ */
+export function emit(io: Io, json: boolean | undefined, data: unknown, text: () => string | string[], ok = true): void {
   if (json) {
-    io.out(`${scrub(JSON.stringify(data, null, 2))}\n`);
+    const document = data !== null && typeof data === 'object' && !Array.isArray(data) ? { ok, ...(data as Record<string, unknown>) } : { ok, data };
+    io.out(`${scrub(JSON.stringify(document, null, 2))}\n`);
     return;
   }
   const rendered = text();

@@ -1,7 +1,8 @@
+import { readFileSync } from 'node:fs';
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { CliError, DEFAULT_STACK_NAME, type CliDeps, type CommandResult, type ExitCode, type GlobalOptions } from './context.js';
 import { runBackfill } from './commands/backfill.js';
-import { runDlqList } from './commands/dlq.js';
+import { runDlqDelete, runDlqExport, runDlqList } from './commands/dlq.js';
 import { runImportUser } from './commands/import-user.js';
 import { runPreflight } from './commands/preflight.js';
 import { DEFAULT_OLDER_THAN_MINUTES, runReconcile } from './commands/reconcile.js';
@@ -19,7 +20,8 @@ const number = (value: string): number => {
   if (value.trim() === '' || !Number.isFinite(n)) throw new InvalidArgumentError('must be a number');
   return n;
 };
-const collect = (value: string, previous: string[] = []): string[] => [...previous, ...value.split(',').map((v) => v.trim()).filter(Boolean)];
+/** Repeatable, comma-separated values. Empty ones are kept so that the command can refuse `--user ""` instead of reading it as no filter. */
+const collect = (value: string, previous: string[] = []): string[] => [...previous, ...value.split(',').map((v) => v.trim())];
 
 const withMasterToken = (cmd: Command): Command =>
   cmd
@@ -38,6 +40,8 @@ export function buildProgram(deps: CliDeps, onResult: (code: ExitCode) => void):
     .description("Operators' commands for the Cognito → Tray Embedded authentication import")
     .option('--stack-name <name>', 'deployed CloudFormation stack whose outputs locate queues, table, functions and secret', DEFAULT_STACK_NAME)
     .option('--region <region>', 'AWS region (default: AWS_REGION / your profile)')
+    .option('--profile <name>', 'AWS profile from ~/.aws/config (default: AWS_PROFILE / the default chain)')
+    .version(packageVersion(), '-V, --version', 'print the version')
     .option('--json', 'print the result as one JSON document on stdout')
     .exitOverride()
     .showHelpAfterError('(add --help for usage)');
@@ -62,7 +66,7 @@ export function buildProgram(deps: CliDeps, onResult: (code: ExitCode) => void):
       .option('--strict', 'fail on warnings too'),
   ).action(act(runPreflight));
 
-  const dlq = program.command('dlq').description('dead-letter queue: `dlq list` shows the failed users and why');
+  const dlq = program.command('dlq').description('dead-letter queue: `dlq list` shows the failed users and why; `dlq export`, `dlq delete`');
   dlq
     .command('list')
     .description('list dead-lettered messages (user, error code, step, reason) without removing them')
@@ -70,6 +74,25 @@ export function buildProgram(deps: CliDeps, onResult: (code: ExitCode) => void):
     .option('--max <n>', 'list at most this many messages', number, 100)
     .option('--table <name>', 'ledger table, for the lastError of messages without a reason (default: the stack output)')
     .action(act(runDlqList));
+  dlq
+    .command('export')
+    .description('write every dead-lettered message (body and attributes) to a JSON-lines file, removing nothing')
+    .option('--out <file>', 'file to create (never overwritten; default: dlq-export-<time>.jsonl)')
+    .option('--dlq-url <url>', 'dead-letter queue URL (default: the stack output DeadLetterQueueUrl)')
+    .option('--max <n>', 'export at most this many messages', number)
+    .action(act(runDlqExport));
+  withDryRun(
+    dlq
+      .command('delete')
+      .description('delete stale dead-lettered messages by user, error code and/or age; exports them first')
+      .option('--user <sub>', 'only this user (repeatable, or comma-separated)', collect)
+      .option('--code <code>', 'only this error code, e.g. MISSING_ATTRIBUTE (repeatable)', collect)
+      .option('--older-than <duration>', 'only messages in the DLQ for longer than this: 90s, 30m, 12h, 7d, 2w')
+      .option('--export <file>', 'where the messages are exported before deletion (default: dlq-deleted-<time>.jsonl)')
+      .option('--max <n>', 'scan at most this many messages', number)
+      .option('--table <name>', 'ledger table, to match --code on messages without attributes')
+      .option('--dlq-url <url>', 'dead-letter queue URL (default: the stack output DeadLetterQueueUrl)'),
+  ).action(act(runDlqDelete));
 
   const redrive = withDryRun(
     program
@@ -83,7 +106,9 @@ export function buildProgram(deps: CliDeps, onResult: (code: ExitCode) => void):
       .option('--dlq-arn <arn>', 'dead-letter queue ARN (default: the stack output DeadLetterQueueArn)')
       .option('--queue-url <url>', 'import queue URL, for selective moves (default: the stack output QueueUrl)')
       .option('--queue-arn <arn>', 'import queue ARN, the move task\'s destination (default: the stack output QueueArn)')
-      .option('--table <name>', 'ledger table, to match --error-code on messages without attributes'),
+      .option('--table <name>', 'ledger table, to match --error-code on messages without attributes')
+      .option('--force', 'also move messages whose cause still holds (e.g. MISSING_ATTRIBUTE while Cognito still lacks the attribute): they will fail again')
+      .option('--watch <seconds>', 'after a selective move, keep watching the DLQ this long for moved users that fail again (exit 1 if any)', number),
   ).action(act(runRedrive));
   redrive
     .command('status')
@@ -189,7 +214,10 @@ export function buildProgram(deps: CliDeps, onResult: (code: ExitCode) => void):
     `
 Examples:
   $ npm run cli -- preflight --plan plan.json
-  $ npm run cli -- dlq list
+  $ npm run cli -- dlq list                  (exit 3 when messages wait)
+  $ npm run cli -- dlq export --out dlq.jsonl
+  $ npm run cli -- dlq delete --user 3f1c... --dry-run
+  $ npm run cli -- redrive --user 3f1c... --watch 60
   $ npm run cli -- redrive --error-code TRAY_UNAVAILABLE --dry-run
   $ npm run cli -- redrive --rate 20          (all, with an SQS move task)
   $ npm run cli -- redrive status
@@ -204,10 +232,16 @@ Examples:
 
 The Tray master token comes from TRAY_MASTER_TOKEN, --master-token-file or
 --master-token-secret (default: the stack's secret), never from a flag value.
-Exit codes: 0 success, 1 failures found or partial, 2 usage error.
+Exit codes: 0 success, 1 failures found or partial, 2 usage error, 3 the DLQ is not
+empty (dlq list), 4 AWS credentials missing/expired/denied, 5 stack or resource not found,
+6 AWS unreachable (network).
 See docs/operators.md.`,
   );
   return program;
+}
+
+function packageVersion(): string {
+  return (JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string }).version;
 }
 
 /** The command's options merged with the program's (--json, --stack-name, --region). */

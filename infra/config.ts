@@ -114,6 +114,19 @@ export const DeployConfigSchema = z
       .refine((n) => (LOG_RETENTION_DAYS as readonly number[]).includes(n), { error: `one of ${LOG_RETENTION_DAYS.join(', ')} (CloudWatch Logs retention values)` })
       .default(90),
     trayGraphqlUrl: z.url({ protocol: /^https$/, error: 'an https URL overriding the plan\'s Tray endpoint' }).optional(),
+    /** Encrypt both functions' log groups with a customer managed KMS key (Control Tower CT.CLOUDWATCH.PR.3). */
+    encryptLogs: z.boolean({ error: 'true to encrypt the log groups with a customer managed KMS key' }).default(false),
+    /**
+     * Run both functions in your VPC (Control Tower CT.LAMBDA.PR.3). The subnets need a route to
+     * SQS, DynamoDB, Secrets Manager (VPC endpoints or NAT) and, for the worker, to Tray (NAT).
+     */
+    vpc: z
+      .strictObject({
+        vpcId: z.string().regex(/^vpc-[0-9a-f]+$/, { error: 'a VPC id such as "vpc-0123456789abcdef0"' }),
+        subnetIds: z.array(z.string().regex(/^subnet-[0-9a-f]+$/, { error: 'a subnet id such as "subnet-0123456789abcdef0"' })).min(1, { error: 'at least one private subnet' }),
+        securityGroupIds: z.array(z.string().regex(/^sg-[0-9a-f]+$/, { error: 'a security group id such as "sg-0123456789abcdef0"' })).min(1, { error: 'at least one security group allowing HTTPS out' }),
+      })
+      .optional(),
   })
   .superRefine((config, ctx) => {
     if ((config.planFile === undefined) === (config.plan === undefined)) {

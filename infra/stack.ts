@@ -2,12 +2,13 @@ import { ArnFormat, CfnOutput, Duration, RemovalPolicy, Stack, Token, Validation
 import { AccountRecovery, FeaturePlan, Mfa, StandardThreatProtectionMode, StringAttribute, UserPool } from 'aws-cdk-lib/aws-cognito';
 import { AttributeType, BillingMode, Table, TableEncryption } from 'aws-cdk-lib/aws-dynamodb';
 import { PolicyStatement, ServicePrincipal } from 'aws-cdk-lib/aws-iam';
+import { Key } from 'aws-cdk-lib/aws-kms';
 import { SqsEventSource } from 'aws-cdk-lib/aws-lambda-event-sources';
 import type { Construct } from 'constructs';
 import { LEDGER_KEY } from '../shared/ledger.js';
 import { requiredAttributes, type ImportPlan } from '../shared/plan.js';
 import { DeployConfigError, trayRateBound, userPoolRegion, type DeployConfig } from './config.js';
-import { ImportAlarms } from './constructs/alarms.js';
+import { ImportAlarms, limitGrantsToAwsServices } from './constructs/alarms.js';
 import { warnOnCredentialAttributes } from './constructs/attribute-trust.js';
 import { ImportGuards } from './constructs/import-guards.js';
 import { ScheduledReconcile } from './constructs/scheduled-reconcile.js';
@@ -72,12 +73,15 @@ export class TrayAuthImportStack extends Stack {
     // ---- Worker -------------------------------------------------------------------------------
     const masterTokenSecretId = config.masterTokenSecret.arn ?? (config.masterTokenSecret.name as string);
     const logRetention = config.logRetentionDays as number;
+    const logKey = config.encryptLogs ? this.logsKey() : undefined;
+    const network = { logKey, vpc: config.vpc };
     this.worker = new BundledFunction(this, 'Worker', {
       entry: 'functions/import-worker/handler.ts',
       description: 'Imports queued Cognito users into Tray Embedded',
       timeout: workerTimeout,
       memorySize: config.workerMemoryMb,
       logRetention,
+      ...network,
       // Exactly what shared/config.ts WorkerEnvSchema reads.
       environment: {
         LEDGER_TABLE: this.table.tableName,
@@ -92,7 +96,9 @@ export class TrayAuthImportStack extends Stack {
         TRAY_TIMEOUT_MS: String(config.trayTimeoutMs),
         RETRY_BASE_SECONDS: String(config.retryBaseSeconds),
         RETRY_MAX_SECONDS: String(config.retryMaxSeconds),
-        POWERTOOLS_SERVICE_NAME: SERVICE_NAME,
+        // The `service` dimension of the worker's metrics (and the service of its logs): the stack's
+        // name, so that two stacks in one account and region never share a metric.
+        POWERTOOLS_SERVICE_NAME: config.stackName,
         ...(config.trayGraphqlUrl ? { TRAY_GRAPHQL_URL: config.trayGraphqlUrl } : {}),
       },
     });
@@ -155,6 +161,7 @@ export class TrayAuthImportStack extends Stack {
       timeout: Duration.seconds(5),
       memorySize: 256,
       logRetention,
+      ...network,
       environment: {
         QUEUE_URL: queue.queueUrl,
         MESSAGE_ATTRIBUTES: requiredAttributes(plan).join(','),
@@ -222,6 +229,8 @@ export class TrayAuthImportStack extends Stack {
 
     // ---- Alarms ---------------------------------------------------------------------------------
     this.alarms = new ImportAlarms(this, 'Alarms', {
+      stackName: config.stackName,
+      postConfirmationLogs: this.postConfirmation.logGroup,
       queue,
       deadLetterQueue,
       worker: this.worker.fn,
@@ -255,6 +264,41 @@ export class TrayAuthImportStack extends Stack {
     output('PostConfirmationFunctionArn', this.postConfirmation.fn.functionArn, 'Post-confirmation trigger ARN (for attach-trigger)');
     output('AlarmTopicArn', this.alarms.topic.topicArn, 'SNS topic the alarms notify');
     output('UserPoolId', userPoolId, create ? 'User pool created by this stack' : 'Existing user pool (attach the trigger with the CLI)');
+    if (logKey) output('LogsKeyArn', logKey.keyArn, 'KMS key encrypting the functions\' log groups (retained: the retained logs need it)');
     output('MasterTokenSecretId', masterTokenSecretId, 'Secret holding the Tray master token (put the value after deploy)');
+    output('DashboardName', this.alarms.dashboard.dashboardName, 'CloudWatch dashboard: imports, retries, dead letters, queue age, worker duration');
+    if (!create) {
+      // The trigger was set outside CloudFormation (attach-trigger): `cdk destroy` deletes the
+      // function but cannot unset the pool's trigger, and every sign-up would then fail. Detach first.
+      output(
+        'DetachTriggerCommand',
+        `npm run cli -- detach-trigger --user-pool-id ${userPoolId} --stack-name ${config.stackName} --region ${poolRegion ?? this.region}`,
+        'Run BEFORE `cdk destroy`: an existing pool would keep a trigger pointing at the deleted function (sign-ups would fail)',
+      );
+    }
+  }
+
+  /**
+   * config `encryptLogs`: a customer managed key for both log groups. CloudWatch Logs may use it
+   * only for this account's log groups in this region; it is retained with them, since retained
+   * logs cannot be read without it.
+   */
+  private logsKey(): Key {
+    const key = new Key(this, 'LogsKey', {
+      description: 'Encrypts the tray-auth-import functions\' log groups',
+      enableKeyRotation: true,
+      removalPolicy: RemovalPolicy.RETAIN,
+    });
+    key.addToResourcePolicy(
+      new PolicyStatement({
+        sid: 'CloudWatchLogsOfThisAccount',
+        principals: [new ServicePrincipal(`logs.${this.region}.amazonaws.com`)],
+        actions: ['kms:Encrypt*', 'kms:Decrypt*', 'kms:ReEncrypt*', 'kms:GenerateDataKey*', 'kms:Describe*'],
+        resources: ['*'],
+        conditions: { ArnLike: { 'kms:EncryptionContext:aws:logs:arn': this.formatArn({ service: 'logs', resource: 'log-group', resourceName: '*', arnFormat: ArnFormat.COLON_RESOURCE_NAME }) } },
+      }),
+    );
+    limitGrantsToAwsServices(key);
+    return key;
   }
 }

@@ -1,7 +1,8 @@
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { PassThrough } from 'node:stream';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { CognitoIdentityProviderClient, ListUsersCommand, type ListUsersCommandInput, type UserStatusType, type UserType } from '@aws-sdk/client-cognito-identity-provider';
+import { CognitoIdentityProviderClient, DescribeUserPoolCommand, ListUsersCommand, type ListUsersCommandInput, type UserStatusType, type UserType } from '@aws-sdk/client-cognito-identity-provider';
 import { DeleteMessageCommand, PurgeQueueCommand, ReceiveMessageCommand, SQSClient, type SendMessageBatchCommandOutput } from '@aws-sdk/client-sqs';
 import { mockClient } from 'aws-sdk-client-mock';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
@@ -153,6 +154,22 @@ describe('backfill', () => {
     expect(first?.attributes).toEqual({ email: 'user1@example.com', name: 'User 1', 'custom:tenant_id': 'tenant-1' }); // no phone_number
     expect(Math.max(...batchSizes)).toBeLessThanOrEqual(10);
     expect(readState(join(dir, 'state.json'))).toMatchObject({ completed: true, enqueuedTotal: 22 });
+  });
+
+  it('advances the progress bar per user sent, not per user listed', async () => {
+    servePool(Array.from({ length: 25 }, (_, i) => cognitoUser(i + 1)), 30);
+    cognitoMock.on(DescribeUserPoolCommand).resolves({ UserPool: { Id: POOL, EstimatedNumberOfUsers: 25 } });
+    const stream = Object.assign(new PassThrough(), { isTTY: true, columns: 120, cursorTo: () => true, clearLine: () => true, moveCursor: () => true });
+    let drawn = '';
+    stream.on('data', (c: Buffer) => (drawn += c.toString()));
+    const flaky = flakySqs(2, () => true); // the first batch of ten goes out, then the queue is unreachable
+    const { deps } = backfillDeps({ sqs: flaky.sqs });
+    const result = await runBackfill(baseOptions(), { ...deps, io: { ...deps.io, stderrIsTTY: true, progressStream: stream } });
+    flaky.sqs.destroy();
+    expect(result.data.enqueued).toBe(10);
+    const values = [...drawn.matchAll(/(\d+)\/25/g)].map((m) => Number(m[1]));
+    expect(values.at(-1)).toBe(10); // the ten sent; the batch that could not be sent and the last five are not done
+    expect(values).not.toContain(25);
   });
 
   it('passes --filter to ListUsers and --dry-run only counts', async () => {

@@ -10,7 +10,7 @@ describe('cli --help', () => {
   it('lists every command (spawned as an operator runs it)', () => {
     const run = spawnSync('npx', ['tsx', 'cli/main.ts', '--help'], { cwd: root, encoding: 'utf8', timeout: 60_000, env: { ...process.env, AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true' } });
     expect(run.status).toBe(0);
-    for (const command of ['preflight', 'dlq list', 'redrive', 'redrive status', 'redrive cancel', 'backfill', 'reconcile', 'status', 'attach-trigger', 'detach-trigger', 'import-user']) {
+    for (const command of ['preflight', 'dlq list', 'dlq export', 'dlq delete', 'redrive', 'redrive status', 'redrive cancel', 'backfill', 'reconcile', 'status', 'attach-trigger', 'detach-trigger', 'import-user']) {
       expect(run.stdout).toContain(command);
     }
     expect(run.stdout).toContain('--json');

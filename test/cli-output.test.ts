@@ -30,7 +30,10 @@ describe('cli output', () => {
     registerSecret('s3cr3t-value-123');
     const json = bufferIo();
     emit(json, true, { a: 1, note: 'token s3cr3t-value-123' }, () => 'unused');
-    expect(json.json()).toEqual({ a: 1, note: 'token [redacted]' });
+    expect(json.json()).toEqual({ ok: true, a: 1, note: 'token [redacted]' });
+    const failed = bufferIo();
+    emit(failed, true, { found: false }, () => 'unused', false);
+    expect(failed.json()).toEqual({ ok: false, found: false });
 
     const text = bufferIo();
     emit(text, false, {}, () => table([{ sub: 'a', n: 1 }, { sub: 'bbbb', n: undefined }], [['sub', (r) => r.sub], ['n', (r) => r.n]]));

@@ -20,6 +20,9 @@ import { ImportError, type ErrorCode } from '../shared/errors.js';
 import { Ledger } from '../shared/ledger.js';
 import { buildQueueMessage, DLQ_ATTRIBUTES } from '../shared/message.js';
 import { startLocalStack, type LocalStack } from '../local/local-stack.js';
+import { main } from '../cli/main.js';
+import { AdminUpdateUserAttributesCommand } from '@aws-sdk/client-cognito-identity-provider';
+import { startCognitoLocal, type CognitoLocal } from './support/cognito-local.js';
 
 const POOL = 'us-east-1_RedrivePool';
 const QUEUE_ARN = 'arn:aws:sqs:us-east-1:000000000000:tray-auth-import-queue';
@@ -83,7 +86,7 @@ describe('dlq list', () => {
 
     const { io, deps: d } = deps();
     const result = await runDlqList({ dlqUrl: stack.dlqUrl, table: stack.tableName, json: true }, d);
-    expect(result.exitCode).toBe(0);
+    expect(result.exitCode).toBe(3); // not empty: scripts can tell
     const listed = io.json<DlqListResult>();
     expect(listed.count).toBe(3);
     const bySub = Object.fromEntries(listed.messages.map((m) => [m.sub, m]));
@@ -154,7 +157,7 @@ describe('redrive, selective', () => {
     const result = await runRedrive({ dlqUrl: stack.dlqUrl, errorCode: ['TRAY_UNAVAILABLE'], dryRun: true }, d);
     expect(result.exitCode).toBe(0);
     expect(result.data.matched?.map((m) => m.sub)).toEqual([S('d2')]);
-    expect(io.stdout).toContain('dry run: 1 of 2 message(s) would move');
+    expect(io.stdout).toContain('dry run: 1 of 1 matching message(s) would move (2 scanned');
     expect(await drain(stack.queueUrl)).toEqual([]);
     expect(subsOf(await drain(stack.dlqUrl))).toEqual([S('d1'), S('d2')]);
   });
@@ -197,6 +200,122 @@ describe('redrive, selective', () => {
   });
 });
 
+/**
+ * An SQS client that plays the worker failing a user again: every message sent to the import
+ * queue for a sub in `failing` is dead-lettered again at once (a new DLQ message with the same
+ * body), as the worker does when the cause still holds.
+ */
+function failingWorker(failing: Set<string>): { sqs: SQSClient; sentToQueue: () => string[] } {
+  const sqs = new SQSClient({});
+  const sent: string[] = [];
+  sqs.middlewareStack.add(
+    (next, context) => async (args) => {
+      const result = await next(args);
+      const input = args.input as { QueueUrl?: string; MessageBody?: string };
+      if (context.commandName === 'SendMessageCommand' && input.QueueUrl === stack.queueUrl) {
+        const sub = (JSON.parse(input.MessageBody ?? '{}') as { sub: string }).sub;
+        sent.push(sub);
+        if (failing.has(sub)) await deadLetter(sub, 'TRAY_REJECTED');
+      }
+      return result;
+    },
+    { step: 'initialize', name: 'failingWorker' },
+  );
+  return { sqs, sentToQueue: () => sent };
+}
+
+describe('redrive terminates', () => {
+  it('moves a message that fails again exactly once, reports it as failed again and exits 1', async () => {
+    await deadLetter('loop', 'TRAY_REJECTED');
+    for (const sub of ['ok-1', 'ok-2']) await deadLetter(sub, 'TRAY_REJECTED');
+    const worker = failingWorker(new Set(['loop']));
+    const { io, deps: d } = deps({ sqs: worker.sqs });
+    const started = Date.now();
+    const result = await runRedrive({ dlqUrl: stack.dlqUrl, queueUrl: stack.queueUrl, errorCode: ['TRAY_REJECTED'], watch: 1, json: true }, d);
+    worker.sqs.destroy();
+
+    expect(Date.now() - started).toBeLessThan(5_000); // it ends: the scan at the count it started with, the watch after 1 s
+    expect(result.exitCode).toBe(1);
+    expect(worker.sentToQueue().sort()).toEqual(['loop', 'ok-1', 'ok-2']); // each once, the returned copy never
+    const out = io.json<RedriveResult>();
+    expect(out).toMatchObject({ moved: 3, expected: 3 });
+    expect(out.failedAgain?.map((m) => m.sub)).toEqual(['loop']);
+    // The returned message stays in the DLQ, visible, for the operator to look at.
+    expect(subsOf(await drain(stack.dlqUrl))).toEqual(['loop']);
+    expect(subsOf(await drain(stack.queueUrl))).toEqual(['loop', 'ok-1', 'ok-2']);
+  });
+
+  it('never moves messages that entered the DLQ after the run started, and stops at the count it started with', async () => {
+    for (let i = 0; i < 12; i++) await deadLetter(`s-${String(i).padStart(2, '0')}`, 'TRAY_UNAVAILABLE');
+    // Every moved user fails again: a scanner without a horizon would chase them for ever (issue #10: "moved 9730 of 9730").
+    const worker = failingWorker(new Set(Array.from({ length: 12 }, (_, i) => `s-${String(i).padStart(2, '0')}`)));
+    const { io, deps: d } = deps({ sqs: worker.sqs });
+    const result = await runRedrive({ dlqUrl: stack.dlqUrl, queueUrl: stack.queueUrl, errorCode: ['TRAY_UNAVAILABLE'], json: true }, d);
+    worker.sqs.destroy();
+    expect(result.exitCode).toBe(1);
+    expect(worker.sentToQueue()).toHaveLength(12);
+    expect(new Set(worker.sentToQueue()).size).toBe(12);
+    const out = io.json<RedriveResult>();
+    expect(out.moved).toBe(12);
+    expect(out.scanned).toBeLessThanOrEqual(24);
+    expect(await drain(stack.dlqUrl)).toHaveLength(12);
+  });
+
+  it('refuses an empty --user instead of moving the whole DLQ (usage error, exit 2)', async () => {
+    await deadLetter('keep-me', 'TRAY_REJECTED');
+    const io = bufferIo();
+    expect(await main(['redrive', '--user', '', '--dlq-url', stack.dlqUrl, '--queue-url', stack.queueUrl], { io, sqs: stack.sqs, receiveWaitSeconds: 0 })).toBe(2);
+    expect(io.stderr).toContain('--user is empty');
+    await expect(runRedrive({ dlqUrl: stack.dlqUrl, queueUrl: stack.queueUrl, errorCode: [' '] }, { io: bufferIo(), sqs: stack.sqs })).rejects.toMatchObject({ exitCode: 2 });
+    expect(subsOf(await drain(stack.dlqUrl))).toEqual(['keep-me']);
+    expect(await drain(stack.queueUrl)).toEqual([]);
+  });
+
+  it('a dry run leaves every message visible at once', async () => {
+    await deadLetter('v1', 'TRAY_REJECTED');
+    await deadLetter('v2', 'TRAY_UNAVAILABLE');
+    const { deps: d } = deps();
+    await runRedrive({ dlqUrl: stack.dlqUrl, user: ['v1'], dryRun: true }, d);
+    const visible = await stack.sqs.send(new ReceiveMessageCommand({ QueueUrl: stack.dlqUrl, MaxNumberOfMessages: 10, VisibilityTimeout: 0 }));
+    expect(visible.Messages ?? []).toHaveLength(2);
+  });
+});
+
+describe('redrive checks the cause first (cognito-local)', () => {
+  let cognito: CognitoLocal;
+  beforeAll(async () => {
+    cognito = await startCognitoLocal();
+  });
+  afterAll(async () => {
+    await cognito?.stop();
+  });
+
+  it('MISSING_ATTRIBUTE: refuses while Cognito still lacks the attribute, then sends the user\'s current attributes once it is set', async () => {
+    const pool = await cognito.createPool();
+    const sub = await cognito.confirmedUser(pool, 'mia', { email: 'mia@example.com' });
+    const stale = JSON.stringify(buildQueueMessage({ userPoolId: pool, username: 'mia', userAttributes: { sub, email: 'mia@example.com' }, attributeNames: ['email', 'custom:tenant_id'], source: 'signup' }));
+    const record = { messageId: 'm-mia', body: stale, attributes: { ApproximateReceiveCount: '1' } } as unknown as SQSRecord;
+    const reason = 'user mia lacks attribute "custom:tenant_id" that the plan needs: set it on the user in Cognito (and check that MESSAGE_ATTRIBUTES carries it), then redrive';
+    await sendToDeadLetterQueue(stack.sqs, stack.dlqUrl, record, new ImportError('MISSING_ATTRIBUTE', 'plan', reason), { sub, userPoolId: pool });
+
+    const first = deps();
+    const refused = await runRedrive({ dlqUrl: stack.dlqUrl, queueUrl: stack.queueUrl, user: [sub], json: true }, { ...first.deps, cognito: cognito.client });
+    expect(refused.exitCode).toBe(1);
+    expect(refused.data.moved).toBe(0);
+    expect(refused.data.outcomes?.[0]).toMatchObject({ outcome: 'cause still holds', note: expect.stringContaining('still lacks "custom:tenant_id"') });
+    expect(await drain(stack.queueUrl)).toEqual([]);
+
+    await cognito.client.send(new AdminUpdateUserAttributesCommand({ UserPoolId: pool, Username: 'mia', UserAttributes: [{ Name: 'custom:tenant_id', Value: 'tenant-7' }] }));
+    const second = deps();
+    const fixed = await runRedrive({ dlqUrl: stack.dlqUrl, queueUrl: stack.queueUrl, user: [sub], json: true }, { ...second.deps, cognito: cognito.client });
+    expect(fixed.exitCode).toBe(0);
+    expect(fixed.data.outcomes?.[0]?.outcome).toBe('refreshed');
+    const [sent] = await drain(stack.queueUrl);
+    expect(JSON.parse(sent?.Body ?? '{}')).toMatchObject({ sub, username: 'mia', attributes: { email: 'mia@example.com', 'custom:tenant_id': 'tenant-7' }, source: 'signup' });
+    expect(await drain(stack.dlqUrl)).toEqual([]);
+  });
+});
+
 describe('redrive with an SQS move task (mocked: fauxqs lacks it)', () => {
   it('starts a move task from the DLQ to the import queue at the given rate', async () => {
     const sqs = new SQSClient({});
@@ -216,10 +335,28 @@ describe('redrive with an SQS move task (mocked: fauxqs lacks it)', () => {
     await expect(runRedrive({ dlqArn: stack.dlqArn, queueArn: QUEUE_ARN, max: 5 }, { io: bufferIo(), sqs })).rejects.toMatchObject({ exitCode: 2, message: expect.stringContaining('--max applies to selective moves') });
   });
 
-  it('reports a move task that cannot start (one is running)', async () => {
+  it('reports a move task that cannot start; the "one task at a time" hint only when one is running', async () => {
     const sqs = new SQSClient({});
-    mockClient(sqs).on(StartMessageMoveTaskCommand).rejects(Object.assign(new Error('There is already a task running'), { name: 'UnsupportedOperation' }));
-    await expect(runRedrive({ dlqArn: stack.dlqArn, queueArn: QUEUE_ARN }, { io: bufferIo(), sqs })).rejects.toMatchObject({ exitCode: 1, message: expect.stringContaining('redrive status') });
+    const mock = mockClient(sqs);
+    mock.on(StartMessageMoveTaskCommand).rejects(Object.assign(new Error('There is already a task running'), { name: 'UnsupportedOperation' }));
+    mock.on(ListMessageMoveTasksCommand).resolves({ Results: [{ TaskHandle: 'h-running', Status: 'RUNNING', ApproximateNumberOfMessagesMoved: 2, ApproximateNumberOfMessagesToMove: 9 }] });
+    await expect(runRedrive({ dlqArn: stack.dlqArn, queueArn: QUEUE_ARN }, { io: bufferIo(), sqs })).rejects.toMatchObject({
+      exitCode: 1,
+      message: expect.stringMatching(/already running.*h-running.*redrive cancel/),
+    });
+
+    mock.reset();
+    mock.on(StartMessageMoveTaskCommand).rejects(Object.assign(new Error('Value arn:x for parameter SourceArn is invalid'), { name: 'InvalidParameterValue' }));
+    mock.on(ListMessageMoveTasksCommand).resolves({ Results: [{ Status: 'COMPLETED' }] });
+    const error = await runRedrive({ dlqArn: stack.dlqArn, queueArn: QUEUE_ARN }, { io: bufferIo(), sqs }).catch((e: Error) => e);
+    expect(error).toMatchObject({ exitCode: 1, message: expect.stringContaining('--dlq-arn') });
+    expect((error as Error).message).not.toContain('Only one');
+    expect((error as Error).message).not.toContain('already running');
+
+    mock.reset();
+    mock.on(StartMessageMoveTaskCommand).rejects(Object.assign(new Error('The security token included in the request is expired'), { name: 'ExpiredTokenException' }));
+    mock.on(ListMessageMoveTasksCommand).rejects(Object.assign(new Error('expired'), { name: 'ExpiredTokenException' }));
+    await expect(runRedrive({ dlqArn: stack.dlqArn, queueArn: QUEUE_ARN }, { io: bufferIo(), sqs })).rejects.toMatchObject({ exitCode: 4 });
   });
 
   it('status lists the tasks; cancel cancels the running one', async () => {

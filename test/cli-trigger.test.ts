@@ -185,13 +185,14 @@ describe('attach-trigger', () => {
     expect(cloudformation.commandCalls(DescribeStacksCommand)).toHaveLength(1);
   });
 
-  it('names the flag when neither flag nor stack output is available', async () => {
+  it('names the flag when neither flag nor stack output is available (a missing stack exits 5, not 2)', async () => {
     cloudformation.on(DescribeStacksCommand).rejects(Object.assign(new Error('Stack with id TrayAuthImport does not exist'), { name: 'ValidationError' }));
-    await expect(runAttachTrigger({ userPoolId: POOL_ID }, deps().deps)).rejects.toMatchObject({ exitCode: 2, message: expect.stringContaining('pass --function-arn') });
+    await expect(runAttachTrigger({ userPoolId: POOL_ID }, deps().deps)).rejects.toMatchObject({ exitCode: 5, message: expect.stringContaining('pass --function-arn') });
   });
 
   it('exits 2 through the CLI entry point for a usage error, with --json giving a JSON error', async () => {
-    cloudformation.on(DescribeStacksCommand).rejects(new Error('no such stack'));
+    // The stack exists but has no such output: the operator must pass the flag.
+    cloudformation.on(DescribeStacksCommand).resolves({ Stacks: [{ StackName: 'TrayAuthImport', CreationTime: new Date(), StackStatus: 'CREATE_COMPLETE', Outputs: [] }] });
     const io = bufferIo();
     const code = await main(['--json', 'attach-trigger', '--user-pool-id', POOL_ID], { io, cloudformation: new CloudFormationClient({ region: 'eu-west-1' }) });
     expect(code).toBe(2);

@@ -1,5 +1,7 @@
 import { execFile } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { CfnGuardValidator } from '@cdklabs/cdk-validator-cfnguard';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -7,11 +9,11 @@ import { App, Validations, type CfnElement } from 'aws-cdk-lib';
 import { Annotations, Match, Template } from 'aws-cdk-lib/assertions';
 import { Queue, QueueEncryption } from 'aws-cdk-lib/aws-sqs';
 import type { IConstruct } from 'constructs';
-import { describe, expect, it } from 'vitest';
+import { afterAll, describe, expect, it } from 'vitest';
 import { METRIC_NAMESPACE } from '../functions/post-confirmation/trigger.js';
 import { buildApp, type BuiltApp } from '../infra/build.js';
 import { DeployConfigError, loadConfigFile, trayRateBound } from '../infra/config.js';
-import { TRIGGER_METRIC } from '../infra/constructs/alarms.js';
+import { TRIGGER_METRIC, WORKER_METRICS } from '../infra/constructs/alarms.js';
 import { REPO_ROOT, repoPath } from '../infra/paths.js';
 import { secretResources } from '../infra/secret-grants.js';
 import { loadWorkerConfig, WorkerEnvSchema } from '../shared/config.js';
@@ -213,6 +215,8 @@ describe('queues', () => {
     expect(dlq.Properties.RedriveAllowPolicy.sourceQueueArns.map(flat)).toEqual(['arn:<AWS::Partition>:sqs:<AWS::Region>:<AWS::AccountId>:TrayAuthImport-imports']);
     // No reference from the DLQ to the import queue resource: the one reference goes queue → DLQ.
     expect(JSON.stringify(dlq)).not.toContain(ids.queue);
+    // `cdk destroy` keeps the DLQ: its messages are the record of users that could not be imported.
+    expect(dlq).toMatchObject({ DeletionPolicy: 'Retain', UpdateReplacePolicy: 'Retain' });
   });
 
   it('both queue policies deny any request without TLS', () => {
@@ -297,7 +301,7 @@ describe('worker', () => {
       TRAY_TIMEOUT_MS: '10000',
       RETRY_BASE_SECONDS: '30',
       RETRY_MAX_SECONDS: '900',
-      POWERTOOLS_SERVICE_NAME: 'tray-auth-import',
+      POWERTOOLS_SERVICE_NAME: 'TrayAuthImport', // the stack's name: the `service` dimension of its metrics
       NODE_OPTIONS: '--enable-source-maps',
     });
     // What the worker does at cold start, with the deploy-time values filled in.
@@ -487,6 +491,8 @@ describe('user pool', () => {
     expect(flat(permissions[0]!.Properties.SourceArn)).toBe(`arn:aws:cognito-idp:eu-west-1:<AWS::AccountId>:userpool/${POOL_ID}`);
     expect(permissions[0]!.Properties.SourceAccount).toEqual({ Ref: 'AWS::AccountId' });
     template.hasOutput('UserPoolId', { Value: POOL_ID });
+    // CloudFormation cannot unset a trigger it did not set: the stack says what to run before `cdk destroy`.
+    template.hasOutput('DetachTriggerCommand', { Value: `npm run cli -- detach-trigger --user-pool-id ${POOL_ID} --stack-name TrayAuthImport --region eu-west-1` });
   });
 });
 
@@ -546,9 +552,57 @@ describe('alarms', () => {
     );
   });
 
-  it('the trigger\'s EnqueueFailed metric (same namespace the trigger writes)', () => {
+  it('the trigger\'s EnqueueFailed records, counted from this stack\'s own trigger log group', () => {
     expect(TRIGGER_METRIC.namespace).toBe(METRIC_NAMESPACE);
-    expect(alarms).toContainEqual(expect.objectContaining({ Namespace: METRIC_NAMESPACE, MetricName: 'EnqueueFailed', Dimensions: [{ Name: 'component', Value: 'post-confirmation' }] }));
+    template.hasResourceProperties('AWS::Logs::MetricFilter', {
+      LogGroupName: { Ref: ids.pcLogs },
+      FilterPattern: '{ $.EnqueueFailed >= 1 }',
+      MetricTransformations: [{ MetricNamespace: `${METRIC_NAMESPACE}/TrayAuthImport`, MetricName: 'EnqueueFailed', MetricValue: '$.EnqueueFailed', DefaultValue: 0 }],
+    });
+    expect(alarms).toContainEqual(expect.objectContaining({ AlarmName: 'TrayAuthImport-SignUpsNotEnqueued', Namespace: `${METRIC_NAMESPACE}/TrayAuthImport`, MetricName: 'EnqueueFailed' }));
+  });
+
+  it('the DLQ alarm also notifies when it clears (OK action)', () => {
+    const dlqAlarm = alarms.find((a) => a.AlarmName === 'TrayAuthImport-DeadLetterQueueNotEmpty');
+    expect(dlqAlarm?.OKActions).toEqual([{ Ref: ids.topic }]);
+  });
+
+  it('two stacks in one account and region share no alarm name and no metric', () => {
+    const metricsOf = (stackName: string) => {
+      const t = synth({ stackName }).template;
+      const alarmProps = Object.values(t.findResources('AWS::CloudWatch::Alarm')).map((a) => a.Properties);
+      const filters = Object.values(t.findResources('AWS::Logs::MetricFilter')).map((f) => f.Properties.MetricTransformations[0]);
+      const body = JSON.stringify(Object.values(t.findResources('AWS::CloudWatch::Dashboard'))[0]?.Properties.DashboardBody);
+      return {
+        names: alarmProps.map((a) => a.AlarmName as string),
+        // Custom metrics only: AWS/* metrics are told apart by their queue/function dimensions, which are per stack.
+        custom: [
+          ...alarmProps.filter((a) => !String(a.Namespace).startsWith('AWS/')).map((a) => JSON.stringify([a.Namespace, a.MetricName, a.Dimensions ?? []])),
+          ...filters.map((f) => JSON.stringify([f.MetricNamespace, f.MetricName, []])),
+        ],
+        body,
+      };
+    };
+    const a = metricsOf('ImportsBlue');
+    const b = metricsOf('ImportsGreen');
+    expect(a.names.every((n) => n.startsWith('ImportsBlue-'))).toBe(true);
+    expect(a.names.filter((n) => b.names.includes(n))).toEqual([]);
+    expect(a.custom.length).toBeGreaterThan(0);
+    expect(a.custom.filter((m) => b.custom.includes(m))).toEqual([]);
+    // The dashboard's worker metrics carry the stack as their `service` dimension.
+    expect(a.body).toContain('\\"service\\",\\"ImportsBlue\\"');
+    expect(a.body).not.toContain('ImportsGreen');
+  });
+
+  it('a dashboard with imports, retries, dead letters, queue age and worker duration, from the metrics the worker emits', () => {
+    const source = readFileSync(repoPath('shared/import-worker.ts'), 'utf8');
+    const emitted = [...source.matchAll(/addMetric\(([^,]+),/g)].flatMap((m) => [...(m[1] ?? '').matchAll(/'([A-Za-z]+)'/g)].map((n) => n[1])).filter((n) => /^[A-Z]/.test(n ?? ''));
+    expect(new Set(emitted)).toEqual(new Set(WORKER_METRICS.names));
+    const dashboards = template.findResources('AWS::CloudWatch::Dashboard');
+    expect(Object.keys(dashboards)).toHaveLength(1);
+    const body = JSON.stringify(Object.values(dashboards)[0]?.Properties.DashboardBody);
+    for (const name of [...WORKER_METRICS.names, 'ApproximateAgeOfOldestMessage', 'ApproximateNumberOfMessagesVisible', 'Duration', 'EnqueueFailed']) expect(body).toContain(name);
+    template.hasResourceProperties('AWS::CloudWatch::Dashboard', { DashboardName: 'TrayAuthImport-imports' });
   });
 
   it('every alarm notifies the topic', () => {
@@ -593,7 +647,8 @@ describe('outputs', () => {
   it('exactly the ids the operators\' CLI reads', () => {
     const { template, ids } = synth();
     const outputs = template.toJSON().Outputs as Record<string, { Value: unknown }>;
-    expect(Object.keys(outputs).sort()).toEqual([...OUTPUT_IDS].sort());
+    // Plus one for people: the dashboard (an existing pool adds DetachTriggerCommand, see 'user pool').
+    expect(Object.keys(outputs).sort()).toEqual([...OUTPUT_IDS, 'DashboardName'].sort());
     expect(outputs.QueueUrl!.Value).toEqual({ Ref: ids.queue });
     expect(outputs.QueueArn!.Value).toEqual({ 'Fn::GetAtt': [ids.queue, 'Arn'] });
     expect(outputs.DeadLetterQueueUrl!.Value).toEqual({ Ref: ids.dlq });
@@ -664,5 +719,152 @@ describe('stack', () => {
     expect(stack.stackName).toBe('TrayImportStaging');
     expect(template.findResources('AWS::SQS::Queue')[ids.queue]!.Properties.Tags).toEqual([{ Key: 'project', Value: 'tray-auth-import' }]);
     expect(template.toJSON().Metadata.TrayRateBound).toEqual({ inFlightCalls: 2, maxRequestsPerSecond: 20, trayLimitPerSecond: 30 });
+  });
+});
+
+/**
+ * The template checked the way AWS checks it: AWS's offline CloudFormation validator
+ * (`@aws/cloudformation-validate`, a WASM port of cfn-lint's rules and the resource schemas).
+ * It ships inside aws-cdk-lib 2.276.0 (a bundled dependency, v1.14.0), which is what is used here:
+ * the npm registry this project installs from offers only older betas of it.
+ */
+describe('AWS CloudFormation validator (@aws/cloudformation-validate, bundled with aws-cdk-lib)', () => {
+  const fromCdkLib = createRequire(createRequire(import.meta.url).resolve('aws-cdk-lib/package.json'));
+  const validator = fromCdkLib('@aws/cloudformation-validate') as {
+    CompositeEngine: new () => {
+      validateTemplate(template: unknown, config: Record<string, unknown>): { diagnostics: Diagnostic[] };
+      free(): void;
+    };
+    TemplateFile: new (path: string) => unknown;
+  };
+  type Diagnostic = { severity: string; ruleId: string; message: string };
+  /**
+   * Warnings looked at and accepted:
+   * - W3005: CDK adds an explicit DependsOn on each function's role next to the GetAtt of it; harmless.
+   * - W9002 on SourceArn: the invoke permission of an existing pool names that pool's ARN, which
+   *   by definition lives outside the stack (there is nothing to Ref).
+   */
+  const known = (d: Diagnostic) => d.ruleId === 'W3005' || (d.ruleId === 'W9002' && d.message.includes("'SourceArn'"));
+  // Schema violations (a wrong type, an unknown or missing property) are FATAL, rule failures ERROR.
+  const isError = (d: Diagnostic) => d.severity === 'ERROR' || d.severity === 'FATAL';
+  const perUserPlan = {
+    ...DEMO_PLAN_RAW,
+    auths: [
+      {
+        ...(DEMO_PLAN_RAW.auths as Record<string, unknown>[])[0],
+        data: {
+          api_key: { secret: { secretIdTemplate: 'tray-import/users/{{sub}}', field: 'apiKey' } },
+          other: { secret: { secretId: 'arn:aws:secretsmanager:eu-west-1:123456789012:secret:shared/creds-XyZ987', field: 'x' } },
+          account_id: { attribute: 'custom:tenant_id' },
+        },
+      },
+    ],
+  };
+  const variants: [string, Record<string, unknown>][] = [
+    ['example config (created pool)', {}],
+    ['existing pool', { userPool: { existingUserPoolId: POOL_ID } }],
+    ['strict pool (MFA required, Plus plan)', { userPool: { create: { mfa: 'REQUIRED', featurePlan: 'PLUS', customAttributes: ['tenant_id'] } } }],
+    ['other limits and stack name', { maxReceiveCount: 8, workerTimeoutSeconds: 90, stackName: 'Imports-Prod' }],
+    ['Tray URL override, master token by ARN, alarm e-mail', { trayGraphqlUrl: 'https://eu1.tray.io/graphql', masterTokenSecret: { arn: 'arn:aws:secretsmanager:eu-west-1:123456789012:secret:tray/master-AbC123' }, alarmEmail: 'ops@example.com' }],
+    ['per-user secrets in the plan', { planFile: undefined, plan: perUserPlan }],
+    [
+      'Control Tower switches (VPC, KMS-encrypted logs kept a year, pinned account)',
+      { account: '123456789012', region: 'eu-west-1', logRetentionDays: 365, encryptLogs: true, vpc: { vpcId: 'vpc-0123456789abcdef0', subnetIds: ['subnet-0aaa1111bbbb2222c'], securityGroupIds: ['sg-0123456789abcdef0'] } },
+    ],
+  ];
+  const dir = mkdtempSync(join(tmpdir(), 'cfn-validate-'));
+  afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+  it.each(variants)('%s: no errors, only known warnings', (name, overrides) => {
+    const { template } = synth(overrides);
+    const file = join(dir, `${name.replace(/\W+/g, '-')}.json`);
+    writeFileSync(file, JSON.stringify(template.toJSON()));
+    const engine = new validator.CompositeEngine();
+    try {
+      const { diagnostics } = engine.validateTemplate(new validator.TemplateFile(file), {
+        detailLevel: 'STANDARD',
+        severityLevel: 'INFO',
+        pseudoParameterOverrides: { accountId: '123456789012', region: 'eu-west-1' },
+      });
+      // The validator ran (an empty report would also pass the checks below): it always has INFO notes on this stack.
+      expect(diagnostics.length).toBeGreaterThan(0);
+      const line = (d: Diagnostic) => `${d.severity} ${d.ruleId}: ${d.message}`;
+      expect(diagnostics.filter(isError).map(line)).toEqual([]);
+      expect(diagnostics.filter((d) => d.severity === 'WARN' && !known(d)).map(line)).toEqual([]);
+    } finally {
+      engine.free();
+    }
+  });
+
+  it('catches what AWS would reject (the check is live)', () => {
+    const { template } = synth();
+    const broken = template.toJSON() as { Resources: Record<string, { Type: string; Properties: Record<string, unknown> }> };
+    const queue = Object.values(broken.Resources).find((r) => r.Type === 'AWS::SQS::Queue');
+    queue!.Properties.MessageRetentionPeriod = 'two weeks';
+    queue!.Properties.NotAProperty = true;
+    const file = join(dir, 'broken.json');
+    writeFileSync(file, JSON.stringify(broken));
+    const engine = new validator.CompositeEngine();
+    try {
+      const { diagnostics } = engine.validateTemplate(new validator.TemplateFile(file), { detailLevel: 'STANDARD', severityLevel: 'INFO', pseudoParameterOverrides: { accountId: '123456789012', region: 'eu-west-1' } });
+      expect(diagnostics.filter(isError).map((d) => d.ruleId)).toEqual(expect.arrayContaining(['F3002', 'F3012']));
+    } finally {
+      engine.free();
+    }
+  });
+});
+
+/**
+ * AWS Control Tower's proactive controls (cfn-guard rules, @cdklabs/cdk-validator-cfnguard). The
+ * defaults fail four of them on purpose (functions outside a VPC, 90-day log retention, log groups
+ * without a customer managed key, and, with an env-agnostic stack, the existing pool's permission
+ * naming its account by reference); each has a config switch (docs/deploy.md, "Control Tower").
+ * With every switch on, the stack passes all of them. One guard run takes about 6 s here.
+ */
+describe('AWS Control Tower proactive controls (cfn-guard)', () => {
+  it('with the Control Tower switches on, every rule passes, and cdk-nag still does', () => {
+    const compliant = {
+      account: '123456789012',
+      region: 'eu-west-1',
+      userPool: { existingUserPoolId: POOL_ID },
+      logRetentionDays: 365,
+      encryptLogs: true,
+      vpc: { vpcId: 'vpc-0123456789abcdef0', subnetIds: ['subnet-0aaa1111bbbb2222c', 'subnet-0ddd3333eeee4444f'], securityGroupIds: ['sg-0123456789abcdef0'] },
+    };
+    const { app, stack, nag } = build(compliant);
+    expect(nag.validateScope(app).violations.map((v) => v.ruleName)).toEqual([]);
+    const template = Template.fromStack(stack).toJSON() as { Resources: Record<string, { Type: string; Properties: Record<string, unknown> }> };
+    const dir = mkdtempSync(join(tmpdir(), 'cfn-guard-'));
+    try {
+      const file = join(dir, 'template.json');
+      writeFileSync(file, JSON.stringify(template));
+      const report = new CfnGuardValidator({}).validate({ templatePaths: [file], appConstruct: app });
+      expect(report.violations.map((v) => `${v.ruleName}: ${v.violatingResources.map((r) => r.resourceLogicalId).join(', ')}`)).toEqual([]);
+      expect(report.success).toBe(true);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+    // The switches did what they say.
+    const functions = Object.values(template.Resources).filter((r) => r.Type === 'AWS::Lambda::Function');
+    expect(functions).toHaveLength(2);
+    for (const fn of functions) expect(fn.Properties.VpcConfig).toMatchObject({ SubnetIds: compliant.vpc.subnetIds, SecurityGroupIds: compliant.vpc.securityGroupIds });
+    const logGroups = Object.values(template.Resources).filter((r) => r.Type === 'AWS::Logs::LogGroup');
+    for (const group of logGroups) expect(group.Properties).toMatchObject({ RetentionInDays: 365, KmsKeyId: expect.anything() });
+  });
+
+  it('every KMS key limits grants to AWS services (CT.KMS.PR.3), also by default', () => {
+    const { template } = synth({ encryptLogs: true });
+    const keys = Object.values(template.findResources('AWS::KMS::Key'));
+    expect(keys).toHaveLength(2);
+    for (const key of keys) {
+      expect(key.Properties.KeyPolicy.Statement).toContainEqual({
+        Sid: 'CreateGrantOnlyForAwsServices',
+        Effect: 'Deny',
+        Principal: { AWS: '*' },
+        Action: 'kms:CreateGrant',
+        Resource: '*',
+        Condition: { BoolIfExists: { 'kms:GrantIsForAWSResource': 'false', 'aws:PrincipalIsAWSService': 'false' } },
+      });
+    }
   });
 });

@@ -1,4 +1,4 @@
-import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { FaultKind } from '../local/tray-standin/index.js';
 import { LOCAL_TABLE_NAME } from '../local/local-stack.js';
 import { Ledger, type LedgerEntry, type UserKey } from '../shared/ledger.js';

@@ -102,7 +102,8 @@ export async function runBackfill(options: BackfillOptions, deps?: CliDeps): Pro
           else if (enqueued.has(built.message.sub)) summary.alreadyEnqueued++;
           else toSend.push(built.message);
         }
-        bar.increment(page.users.length);
+        // Progress counts users done: skipped ones now, the others as their batch is sent (not when listed).
+        bar.increment(options.dryRun ? page.users.length : page.users.length - toSend.length);
 
         let pageFailed = false;
         if (options.dryRun) summary.wouldEnqueue += toSend.length;
@@ -111,6 +112,7 @@ export async function runBackfill(options: BackfillOptions, deps?: CliDeps): Pro
             if (ctx.aborted) break;
             await pacer.take(batch.length);
             const outcome = await sendBatch(ctx.sqs, queueUrl, batch, { sleep: ctx.sleep });
+            bar.increment(batch.length);
             for (const m of outcome.sent) enqueued.add(m.sub);
             state.enqueued.push(...outcome.sent.map((m) => m.sub));
             state.enqueuedTotal += outcome.sent.length;
@@ -176,6 +178,8 @@ async function estimatedUsers(ctx: CliContext, userPoolId: string): Promise<numb
 
 function finish(ctx: CliContext, summary: BackfillSummary): CommandResult<BackfillSummary> {
   for (const i of summary.invalid) warn(ctx.io, `skipped: ${i.problem}`);
+  const ok = summary.completed && !summary.interrupted && summary.failed.length === 0;
+  const exitCode = ok || (summary.dryRun && !summary.interrupted) ? EXIT.ok : EXIT.failures;
   emit(ctx.io, ctx.json, summary, () => [
     keyValues({
       'user pool': summary.userPoolId,
@@ -198,7 +202,6 @@ function finish(ctx: CliContext, summary: BackfillSummary): CommandResult<Backfi
         : summary.dryRun
           ? 'dry run: nothing was sent'
           : 'backfill complete',
-  ]);
-  const ok = summary.completed && !summary.interrupted && summary.failed.length === 0;
-  return { exitCode: ok || (summary.dryRun && !summary.interrupted) ? EXIT.ok : EXIT.failures, data: summary };
+  ], exitCode === EXIT.ok);
+  return { exitCode, data: summary };
 }

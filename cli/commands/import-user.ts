@@ -97,7 +97,7 @@ export async function runImportUser(sub: string, options: ImportUserOptions, dep
         result.outcome === 'alreadyEnabled' ? `${sub} was already imported` : `imported ${sub}`,
         keyValues({ trayUserId: result.entry?.trayUserId, authIds: result.entry?.authIds, instanceId: result.entry?.instanceId, status: result.entry?.status }),
       ];
-    });
+    }, result.outcome !== 'failed');
     return { exitCode: result.outcome === 'failed' ? EXIT.failures : EXIT.ok, data: result };
   });
 }

@@ -78,7 +78,7 @@ export async function runPreflight(options: PreflightOptions, deps?: CliDeps): P
       report.ok
         ? `preflight passed${report.warnings ? ` with ${report.warnings} warning(s)` : ''}`
         : `preflight FAILED: ${report.errors} error(s), ${report.warnings} warning(s)${options.strict && report.errors === 0 ? ' (--strict)' : ''}`,
-    ]);
+    ], report.ok);
     return { exitCode: report.ok ? EXIT.ok : EXIT.failures, data: report };
   });
 }

@@ -137,6 +137,8 @@ export async function runReconcile(options: ReconcileOptions, deps?: CliDeps): P
     }
 
     for (const problem of summary.invalid) warn(ctx.io, `skipped: ${problem}`);
+    // A dry run that finds lost users reports them as failures found: usable as a scheduled check.
+    const ok = !summary.interrupted && summary.failed.length === 0 && !(summary.dryRun && summary.candidates.length > 0);
     emit(ctx.io, ctx.json, summary, () => [
       summary.candidates.length > 0
         ? table(summary.candidates, [
@@ -155,9 +157,7 @@ export async function runReconcile(options: ReconcileOptions, deps?: CliDeps): P
         ? [`${summary.failedSkipped} failed user(s) left alone (their message is in the DLQ: \`dlq list\`); after fixing the cause, --include-failed re-enqueues them with their current attributes`]
         : []),
       ...(summary.interrupted ? [`INTERRUPTED (${summary.interrupted}): rerun to finish (reconcile is safe to repeat)`] : []),
-    ]);
-    // A dry run that finds lost users reports them as failures found: usable as a scheduled check.
-    const ok = !summary.interrupted && summary.failed.length === 0 && !(summary.dryRun && summary.candidates.length > 0);
+    ], ok);
     return { exitCode: ok ? EXIT.ok : EXIT.failures, data: summary };
   });
 }

@@ -7,8 +7,9 @@ import {
   type ListMessageMoveTasksResultEntry,
 } from '@aws-sdk/client-sqs';
 import type { Ledger } from '../../shared/ledger.js';
-import { CliError, EXIT, positiveNumber, withContext, type CliContext, type CliDeps, type CommandResult, type GlobalOptions } from '../context.js';
-import { addLedgerErrors, DlqScanner, type DlqMessage, type HeldMessage } from '../dlq-messages.js';
+import { classifyAwsError, CliError, EXIT, positiveNumber, withContext, type CliContext, type CliDeps, type CommandResult, type GlobalOptions } from '../context.js';
+import { checkCause } from '../cause-check.js';
+import { addLedgerErrors, DlqScanner, queueDepth, type DlqMessage, type HeldMessage } from '../dlq-messages.js';
 import { Pacer } from '../enqueue.js';
 import { emit, keyValues, progress, table, warn } from '../output.js';
 import { ledgerIfKnown } from './dlq.js';
@@ -37,6 +38,10 @@ export interface RedriveOptions extends GlobalOptions {
   errorCode?: string[];
   max?: number;
   dryRun?: boolean;
+  /** Move messages whose cause still holds. */
+  force?: boolean;
+  /** Seconds to keep watching the DLQ after moving, for moved users that fail again. */
+  watch?: number;
 }
 
 export interface RedriveFailure {
@@ -45,24 +50,55 @@ export interface RedriveFailure {
   reason: string;
 }
 
+export type RedriveOutcomeKind =
+  | 'moved'
+  | 'refreshed'
+  | 'would move'
+  | 'would refresh'
+  | 'cause still holds'
+  | 'sent during this run'
+  | 'duplicate'
+  | 'failed';
+
+export interface RedriveOutcome {
+  message: DlqMessage;
+  outcome: RedriveOutcomeKind;
+  note?: string | undefined;
+}
+
 export interface RedriveResult {
   mode: 'move-task' | 'selective';
   dryRun: boolean;
   taskHandle?: string | undefined;
   sourceArn?: string;
   destinationArn?: string;
+  /** Messages the DLQ held when the run started (visible, in flight, delayed); the scan stops after seeing that many. */
+  expected?: number | undefined;
   scanned?: number;
   matched?: DlqMessage[];
   moved?: number;
+  /** What happened to each matching message. */
+  outcomes?: RedriveOutcome[];
+  /** Matching messages left in the DLQ on purpose (cause still holds, arrived during the run, duplicate). */
+  skipped?: number;
+  /** Users this run moved whose message came back into the DLQ while it ran. */
+  failedAgain?: DlqMessage[];
   failed?: RedriveFailure[];
 }
 
 export async function runRedrive(options: RedriveOptions, deps?: CliDeps): Promise<CommandResult<RedriveResult>> {
+  // An empty filter must never widen into "everything": `--user "$SUB"` with an unset variable would move the whole DLQ.
+  for (const [flag, values] of [['--user', options.user], ['--error-code', options.errorCode]] as const) {
+    if (values !== undefined && values.filter((v) => v.trim() !== '').length === 0) {
+      throw new CliError(`${flag} is empty; give a value (e.g. ${flag === '--user' ? '--user 3f1c2a9e-...' : '--error-code TRAY_UNAVAILABLE'}), or leave ${flag} out to move every message`);
+    }
+  }
   return withContext(options, deps, async (ctx) => {
     const rate = positiveNumber(options.rate, '--rate', { max: MAX_MOVE_RATE, integer: true });
     const filtered = (options.user?.length ?? 0) > 0 || (options.errorCode?.length ?? 0) > 0;
     if (!filtered && !options.dryRun) {
       if (options.max !== undefined) throw new CliError('--max applies to selective moves (--user, --error-code) and --dry-run; a move task moves every message');
+      if (options.watch !== undefined) throw new CliError('--watch applies to selective moves (--user, --error-code); follow a move task with `redrive status`');
       return startMoveTask(ctx, options, rate);
     }
     return selectiveMove(ctx, options, rate);
@@ -77,10 +113,7 @@ async function startMoveTask(ctx: CliContext, options: RedriveOptions, rate: num
     const out = await ctx.sqs.send(new StartMessageMoveTaskCommand({ SourceArn: sourceArn, DestinationArn: destinationArn, MaxNumberOfMessagesPerSecond: rate }));
     taskHandle = out.TaskHandle;
   } catch (e) {
-    throw new CliError(
-      `StartMessageMoveTask failed: ${(e as Error).name}: ${(e as Error).message}. Only one move task may run per DLQ: see \`redrive status\`, or \`redrive cancel\` it`,
-      EXIT.failures,
-    );
+    throw await moveTaskError(ctx, sourceArn, e as Error);
   }
   const data: RedriveResult = { mode: 'move-task', dryRun: false, taskHandle, sourceArn, destinationArn };
   emit(ctx.io, ctx.json, data, () => [
@@ -91,25 +124,66 @@ async function startMoveTask(ctx: CliContext, options: RedriveOptions, rate: num
   return { exitCode: EXIT.ok, data };
 }
 
+/** Why StartMessageMoveTask failed: the "one task per DLQ" hint only when a task is in fact running. */
+async function moveTaskError(ctx: CliContext, sourceArn: string, e: Error): Promise<Error> {
+  const base = `StartMessageMoveTask failed: ${e.name}: ${e.message}`;
+  let running: MoveTask | undefined;
+  try {
+    running = (await listTasks(ctx, sourceArn)).find((t) => t.status === 'RUNNING');
+  } catch {
+    // Cannot tell; the plain error is all we know.
+  }
+  if (running) {
+    return new CliError(`${base}. A move task is already running for this DLQ (${running.moved ?? 0}/${running.toMove ?? '?'} moved, handle ${running.taskHandle ?? '?'}); only one may run at a time: wait for it (\`redrive status\`) or \`redrive cancel\` it`, EXIT.failures);
+  }
+  return classifyAwsError(e, base, 'check --dlq-arn / --queue-arn (the stack outputs DeadLetterQueueArn and QueueArn), --region, and your permissions sqs:StartMessageMoveTask');
+}
+
+/** Seconds a message stays hidden while a dry run looks at it (released at the end either way). */
+const DRY_RUN_HOLD_SECONDS = 30;
+
 async function selectiveMove(ctx: CliContext, options: RedriveOptions, rate: number | undefined): Promise<CommandResult<RedriveResult>> {
   const dlqUrl = await ctx.setting('DeadLetterQueueUrl', options.dlqUrl, '--dlq-url');
   const queueUrl = options.dryRun ? undefined : await ctx.setting('QueueUrl', options.queueUrl, '--queue-url');
-  const users = new Set(options.user ?? []);
-  const codes = new Set(options.errorCode ?? []);
+  const watchSeconds = options.watch === undefined || options.watch === 0 ? 0 : (positiveNumber(options.watch, '--watch', { max: 900 }) as number);
+  const users = new Set((options.user ?? []).filter((u) => u.trim() !== ''));
+  const codes = new Set((options.errorCode ?? []).filter((c) => c.trim() !== ''));
   const matches = (m: DlqMessage) =>
     (users.size === 0 || (m.sub !== undefined && users.has(m.sub)) || (m.username !== undefined && users.has(m.username))) &&
     (codes.size === 0 || (m.errorCode !== undefined && codes.has(m.errorCode)));
 
   const max = positiveNumber(options.max, '--max', { integer: true }) ?? 10_000;
-  const scanner = new DlqScanner(ctx.sqs, dlqUrl, { holdSeconds: MOVE_HOLD_SECONDS, waitSeconds: ctx.receiveWaitSeconds, max });
+  // The run's horizon: what the DLQ held when it started. Anything sent later (a message this run
+  // moved that failed again, a new failure) is reported, never moved: every run ends, and moves
+  // each message at most once.
+  const startedAt = ctx.now();
+  const expected = await queueDepth(ctx.sqs, dlqUrl);
+  const scanner = new DlqScanner(ctx.sqs, dlqUrl, {
+    holdSeconds: options.dryRun ? DRY_RUN_HOLD_SECONDS : MOVE_HOLD_SECONDS,
+    waitSeconds: ctx.receiveWaitSeconds,
+    max,
+    startedAt,
+    expected,
+  });
   const pacer = new Pacer(rate, ctx.now, ctx.sleep);
-  const bar = progress(ctx.io, options.dryRun ? 'scanning the DLQ' : 'redriving');
+  const bar = progress(ctx.io, options.dryRun ? 'scanning the DLQ' : 'redriving', expected);
   const matched: DlqMessage[] = [];
+  const outcomes: RedriveOutcome[] = [];
+  const failedAgain: DlqMessage[] = [];
   const failed: RedriveFailure[] = [];
+  const movedSubs = new Set<string>();
+  const movedBodies = new Set<string>();
   let scanned = 0;
   let moved = 0;
   let notReleased = 0;
   let ledger: Promise<Ledger | undefined> | undefined;
+
+  /** A message that entered the DLQ during this run: a moved user failing again, or someone else. */
+  const arrived = (held: HeldMessage) => {
+    if (held.info.sub !== undefined && movedSubs.has(held.info.sub)) failedAgain.push(held.info);
+    else if (matches(held.info)) outcomes.push({ message: held.info, outcome: 'sent during this run', note: 'entered the DLQ after this run started; run redrive again for it' });
+  };
+
   try {
     for await (const batch of scanner.batches()) {
       scanned += batch.length;
@@ -121,49 +195,89 @@ async function selectiveMove(ctx: CliContext, options: RedriveOptions, rate: num
       }
       for (const held of batch) {
         bar.increment();
+        if (held.newer) {
+          arrived(held);
+          continue;
+        }
         if (!matches(held.info)) continue;
         matched.push(held.info);
-        if (options.dryRun) continue;
+        if (movedBodies.has(held.body)) {
+          outcomes.push({ message: held.info, outcome: 'duplicate', note: 'the same message was moved by this run already' });
+          continue;
+        }
+        const cause = await checkCause(ctx, held.info, held.body);
+        if (cause?.holds && !options.force) {
+          outcomes.push({ message: held.info, outcome: 'cause still holds', note: `${cause.note}; left in the DLQ (--force moves it anyway)` });
+          continue;
+        }
+        const body = cause?.freshBody ?? held.body;
+        // Say so when nothing was checked: the operator vouches for the fix.
+        const causeNote = cause?.note ?? (held.info.errorCode ? `cause not checked for ${held.info.errorCode}: fixed as its reason says?` : undefined);
+        if (options.dryRun) {
+          outcomes.push({ message: held.info, outcome: cause?.freshBody ? 'would refresh' : 'would move', note: causeNote });
+          continue;
+        }
         await pacer.take(1);
-        if (await moveOne(ctx, held, queueUrl as string, dlqUrl, failed)) {
+        if (await moveOne(ctx, held, body, queueUrl as string, dlqUrl, failed)) {
           scanner.forget(held.info.messageId);
           moved++;
+          if (held.info.sub !== undefined) movedSubs.add(held.info.sub);
+          movedBodies.add(held.body);
+          outcomes.push({ message: held.info, outcome: cause?.freshBody ? 'refreshed' : 'moved', note: cause?.holds ? `forced: ${cause.note}` : causeNote });
+        } else {
+          outcomes.push({ message: held.info, outcome: 'failed', note: failed.at(-1)?.reason });
         }
       }
       if (ctx.aborted) break;
+    }
+    // Watching: the worker takes a moment to fail a moved message again. Stops early once every moved user came back.
+    if (watchSeconds > 0 && movedSubs.size > 0 && !ctx.aborted) {
+      const deadline = ctx.now() + watchSeconds * 1000;
+      const back = () => new Set(failedAgain.map((m) => m.sub)).size >= movedSubs.size;
+      while (!back() && !ctx.aborted && ctx.now() < deadline) {
+        const wait = Math.min(ctx.receiveWaitSeconds, Math.ceil((deadline - ctx.now()) / 1000));
+        const fresh = await scanner.receive(10, wait);
+        for (const held of fresh) if (held.newer) arrived(held);
+        if (fresh.length === 0 && wait === 0) await ctx.sleep(Math.min(500, Math.max(0, deadline - ctx.now())));
+      }
     }
   } finally {
     bar.stop();
     notReleased = await scanner.release();
   }
-  if (notReleased > 0) warn(ctx.io, `${notReleased} message(s) could not be made visible again; they reappear within ${MOVE_HOLD_SECONDS}s`);
+  if (notReleased > 0) warn(ctx.io, `${notReleased} message(s) could not be made visible again; they reappear within ${options.dryRun ? DRY_RUN_HOLD_SECONDS : MOVE_HOLD_SECONDS}s`);
   if (ctx.aborted) warn(ctx.io, 'interrupted: rerun to move the rest');
+  if (scanner.ended === 'max') warn(ctx.io, `stopped after --max ${max} message(s); rerun for the rest`);
 
-  const data: RedriveResult = { mode: 'selective', dryRun: options.dryRun === true, scanned, matched, moved, failed };
+  const complete = failed.length === 0 && failedAgain.length === 0 && !ctx.aborted && !outcomes.some((o) => o.outcome === 'cause still holds');
+  const skipped = outcomes.filter((o) => o.outcome === 'cause still holds' || o.outcome === 'sent during this run' || o.outcome === 'duplicate').length;
+  const data: RedriveResult = { mode: 'selective', dryRun: options.dryRun === true, expected, scanned, matched, moved, outcomes, skipped, failedAgain, failed };
   emit(ctx.io, ctx.json, data, () => [
-    matched.length > 0
-      ? table(matched, [
-          ['sub', (m) => m.sub],
-          ['username', (m) => m.username],
-          ['error', (m) => m.errorCode],
-          ['step', (m) => m.step],
-          ['failed at', (m) => m.failedAt],
-        ])
+    outcomes.length > 0
+      ? table(outcomes, [
+          ['sub', (o) => o.message.sub],
+          ['username', (o) => o.message.username],
+          ['error', (o) => o.message.errorCode],
+          ['failed at', (o) => o.message.failedAt],
+          ['outcome', (o) => o.outcome],
+          ['note', (o) => o.note],
+        ], 120)
       : 'no message matches',
     ...failed.map((f) => `FAILED (${f.stage}) ${f.message.sub ?? f.message.messageId}: ${f.reason}`),
+    ...failedAgain.map((m) => `FAILED AGAIN ${m.sub}: back in the DLQ with ${m.errorCode ?? 'no reason'}${m.reason ? `: ${m.reason}` : ''}`),
     '',
     options.dryRun
-      ? `dry run: ${matched.length} of ${scanned} message(s) would move to the import queue`
-      : `moved ${moved} of ${matched.length} matching message(s) (${scanned} scanned)${failed.length ? `; ${failed.length} failed` : ''}`,
-  ]);
-  const complete = failed.length === 0 && !ctx.aborted;
+      ? `dry run: ${outcomes.filter((o) => o.outcome.startsWith('would')).length} of ${matched.length} matching message(s) would move (${scanned} scanned${expected !== undefined ? ` of ${expected} in the DLQ` : ''}); nothing moved, every message is visible again`
+      : `moved ${moved} of ${matched.length} matching message(s) (${scanned} scanned${expected !== undefined ? ` of ${expected} in the DLQ at the start` : ''}); ${skipped} skipped; ${failedAgain.length} failed again${failed.length ? `; ${failed.length} could not be moved` : ''}`,
+    ...(moved > 0 && watchSeconds === 0 && failedAgain.length === 0 ? ['(pass --watch 60 to wait for moved users that fail again)'] : []),
+  ], complete);
   return { exitCode: complete ? EXIT.ok : EXIT.failures, data };
 }
 
 /** Send, then delete: never the other way round. True when the message left the DLQ. */
-async function moveOne(ctx: CliContext, held: HeldMessage, queueUrl: string, dlqUrl: string, failed: RedriveFailure[]): Promise<boolean> {
+async function moveOne(ctx: CliContext, held: HeldMessage, body: string, queueUrl: string, dlqUrl: string, failed: RedriveFailure[]): Promise<boolean> {
   try {
-    await ctx.sqs.send(new SendMessageCommand({ QueueUrl: queueUrl, MessageBody: held.body }));
+    await ctx.sqs.send(new SendMessageCommand({ QueueUrl: queueUrl, MessageBody: body }));
   } catch (e) {
     failed.push({ message: held.info, stage: 'send', reason: `${(e as Error).name}: ${(e as Error).message}; left in the DLQ` });
     return false;
@@ -203,6 +317,7 @@ export async function runRedriveStatus(options: MoveTaskOptions, deps?: CliDeps)
     const sourceArn = await ctx.setting('DeadLetterQueueArn', options.dlqArn, '--dlq-arn');
     const tasks = await listTasks(ctx, sourceArn);
     const data = { sourceArn, tasks };
+    const failedTask = tasks[0]?.status === 'FAILED';
     emit(ctx.io, ctx.json, data, () =>
       tasks.length === 0
         ? `no message move task for ${sourceArn}`
@@ -214,9 +329,10 @@ export async function runRedriveStatus(options: MoveTaskOptions, deps?: CliDeps)
             ['handle', (t) => t.taskHandle],
             ['failure', (t) => t.failureReason],
           ], 120),
+      !failedTask,
     );
     // The newest task comes first: if it failed, there is something to look at.
-    return { exitCode: tasks[0]?.status === 'FAILED' ? EXIT.failures : EXIT.ok, data };
+    return { exitCode: failedTask ? EXIT.failures : EXIT.ok, data };
   });
 }
 

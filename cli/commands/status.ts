@@ -46,6 +46,7 @@ export async function runStatus(sub: string, options: StatusOptions, deps?: CliD
       data.live = live;
     }
 
+    const ok = entry !== undefined && (data.live?.problems.length ?? 0) === 0;
     emit(ctx.io, ctx.json, data, () => {
       if (!entry) return `no ledger entry for sub ${sub} in ${userPoolId}: never enqueued, or not processed yet (see \`reconcile --dry-run\`, \`import-user\`)`;
       const lines = [
@@ -75,8 +76,7 @@ export async function runStatus(sub: string, options: StatusOptions, deps?: CliD
         lines.push(...(data.live.problems.length ? data.live.problems.map((p) => `MISMATCH: ${p}`) : ['ledger and Tray agree']));
       }
       return lines;
-    });
-    const ok = entry !== undefined && (data.live?.problems.length ?? 0) === 0;
+    }, ok);
     return { exitCode: ok ? EXIT.ok : EXIT.failures, data };
   });
 }

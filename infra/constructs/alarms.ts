@@ -1,22 +1,52 @@
 import { ArnFormat, Duration, RemovalPolicy, Stack } from 'aws-cdk-lib';
-import { Alarm, ComparisonOperator, Metric, TreatMissingData, type IMetric } from 'aws-cdk-lib/aws-cloudwatch';
+import { Alarm, ComparisonOperator, Dashboard, GraphWidget, Metric, SingleValueWidget, TextWidget, TreatMissingData, type IMetric } from 'aws-cdk-lib/aws-cloudwatch';
 import { SnsAction } from 'aws-cdk-lib/aws-cloudwatch-actions';
-import { PolicyStatement, ServicePrincipal } from 'aws-cdk-lib/aws-iam';
+import { AnyPrincipal, Effect, PolicyStatement, ServicePrincipal } from 'aws-cdk-lib/aws-iam';
 import { Key } from 'aws-cdk-lib/aws-kms';
 import type { IFunction } from 'aws-cdk-lib/aws-lambda';
+import { FilterPattern, MetricFilter, type ILogGroup } from 'aws-cdk-lib/aws-logs';
 import { Topic } from 'aws-cdk-lib/aws-sns';
 import { EmailSubscription } from 'aws-cdk-lib/aws-sns-subscriptions';
 import type { IQueue } from 'aws-cdk-lib/aws-sqs';
 import { Construct } from 'constructs';
 
+/**
+ * A key policy statement denying kms:CreateGrant to anyone but AWS services acting for an AWS
+ * resource (Control Tower CT.KMS.PR.3): nobody can hand out use of the key through a grant.
+ * Neither CloudWatch/SNS (GenerateDataKey/Decrypt) nor CloudWatch Logs need grants.
+ */
+export function limitGrantsToAwsServices(key: Key): void {
+  key.addToResourcePolicy(
+    new PolicyStatement({
+      sid: 'CreateGrantOnlyForAwsServices',
+      effect: Effect.DENY,
+      principals: [new AnyPrincipal()],
+      actions: ['kms:CreateGrant'],
+      resources: ['*'],
+      conditions: { BoolIfExists: { 'kms:GrantIsForAWSResource': 'false', 'aws:PrincipalIsAWSService': 'false' } },
+    }),
+  );
+}
+
 /** Namespace and dimension of the trigger's EMF metric (functions/post-confirmation/trigger.ts). */
 export const TRIGGER_METRIC = { namespace: 'TrayAuthImport', name: 'EnqueueFailed', dimensions: { component: 'post-confirmation' } } as const;
 
+/**
+ * The worker's EMF metrics (shared/import-worker.ts, Powertools Metrics): namespace
+ * TrayAuthImport, dimensions `service` (POWERTOOLS_SERVICE_NAME, which the stack sets to its own
+ * name, so that two stacks in one account and region never add up) and `component`.
+ */
+export const WORKER_METRICS = { namespace: 'TrayAuthImport', component: 'import-worker', names: ['Imported', 'AlreadyImported', 'Retried', 'DeadLettered'] } as const;
+
 export interface ImportAlarmsProps {
+  /** The stack's name: alarm and dashboard names, and the `service` dimension of the worker's metrics. */
+  stackName: string;
   queue: IQueue;
   deadLetterQueue: IQueue;
   worker: IFunction;
   postConfirmation: IFunction;
+  /** The trigger's log group: its EnqueueFailed records are counted per stack from here. */
+  postConfirmationLogs: ILogGroup;
   oldestMessageAlarmAge: Duration;
   alarmEmail?: string | undefined;
 }
@@ -37,6 +67,7 @@ export class ImportAlarms extends Construct {
   readonly topic: Topic;
   readonly key: Key;
   readonly alarms: Alarm[] = [];
+  readonly dashboard: Dashboard;
 
   constructor(scope: Construct, id: string, props: ImportAlarmsProps) {
     super(scope, id);
@@ -69,6 +100,8 @@ export class ImportAlarms extends Construct {
       }),
     );
 
+    limitGrantsToAwsServices(this.key);
+
     this.topic = new Topic(this, 'Topic', {
       displayName: 'tray-auth-import alarms',
       masterKey: this.key,
@@ -88,6 +121,8 @@ export class ImportAlarms extends Construct {
     const action = new SnsAction(this.topic);
     const alarm = (alarmId: string, description: string, metric: IMetric, threshold: number, comparison = ComparisonOperator.GREATER_THAN_THRESHOLD) => {
       const created = new Alarm(this, alarmId, {
+        // Named after the stack: two stacks in one account and region never share (or confuse) an alarm.
+        alarmName: `${props.stackName}-${alarmId}`,
         alarmDescription: description,
         metric,
         threshold,
@@ -101,12 +136,14 @@ export class ImportAlarms extends Construct {
       return created;
     };
 
-    alarm(
+    const dlqAlarm = alarm(
       'DeadLetterQueueNotEmpty',
-      'A user could not be imported: read the reason on the DLQ message (ErrorCode/ErrorReason attributes), fix the cause, redrive.',
+      'A user could not be imported: read the reason on the DLQ message (ErrorCode/ErrorReason attributes), fix the cause, redrive. An OK notification follows when the DLQ is empty again.',
       props.deadLetterQueue.metricApproximateNumberOfMessagesVisible({ period: Duration.minutes(1), statistic: 'Maximum' }),
       0,
     );
+    // Operators who handled the alarm learn that the DLQ is empty again without polling it.
+    dlqAlarm.addOkAction(action);
     alarm(
       'WorkerErrors',
       'The import worker failed as a whole (crash, timeout or invalid configuration at cold start); record failures are retried, this is not.',
@@ -125,11 +162,69 @@ export class ImportAlarms extends Construct {
       props.postConfirmation.metricErrors({ period: Duration.minutes(5), statistic: 'Sum' }),
       0,
     );
+    // The trigger's EMF metric has no per-stack dimension (namespace TrayAuthImport, component only):
+    // two stacks would add up. Counted instead from this stack's own trigger log group.
+    const enqueueFailed = new MetricFilter(this, 'EnqueueFailedFilter', {
+      logGroup: props.postConfirmationLogs,
+      filterPattern: FilterPattern.numberValue(`$.${TRIGGER_METRIC.name}`, '>=', 1),
+      metricNamespace: `${TRIGGER_METRIC.namespace}/${props.stackName}`,
+      metricName: TRIGGER_METRIC.name,
+      metricValue: `$.${TRIGGER_METRIC.name}`,
+      defaultValue: 0,
+    });
+    const enqueueFailedMetric = enqueueFailed.metric({ period: Duration.minutes(5), statistic: 'Sum' });
     alarm(
       'SignUpsNotEnqueued',
       'The post-confirmation trigger could not enqueue sign-ups (they are confirmed in Cognito but not queued): run `reconcile`.',
-      new Metric({ namespace: TRIGGER_METRIC.namespace, metricName: TRIGGER_METRIC.name, dimensionsMap: { ...TRIGGER_METRIC.dimensions }, period: Duration.minutes(5), statistic: 'Sum' }),
+      enqueueFailedMetric,
       0,
     );
+
+    this.dashboard = this.buildDashboard(props, enqueueFailedMetric);
+  }
+
+  private buildDashboard(props: ImportAlarmsProps, enqueueFailed: IMetric): Dashboard {
+    const workerMetric = (name: (typeof WORKER_METRICS.names)[number], label: string) =>
+      new Metric({
+        namespace: WORKER_METRICS.namespace,
+        metricName: name,
+        dimensionsMap: { service: props.stackName, component: WORKER_METRICS.component },
+        period: Duration.minutes(5),
+        statistic: 'Sum',
+        label,
+      });
+    const dashboard = new Dashboard(this, 'Dashboard', { dashboardName: `${props.stackName}-imports` });
+    dashboard.addWidgets(
+      new TextWidget({
+        markdown: `# ${props.stackName}: Cognito → Tray imports\nAlarms notify the SNS topic. Runbooks: docs/operators.md (\`dlq list\`, \`redrive\`, \`reconcile\`).`,
+        width: 24,
+        height: 2,
+      }),
+    );
+    dashboard.addWidgets(
+      new GraphWidget({ title: 'Imports', left: [workerMetric('Imported', 'imported'), workerMetric('AlreadyImported', 'already imported (no Tray call)')], width: 8 }),
+      new GraphWidget({ title: 'Retries and dead letters', left: [workerMetric('Retried', 'retried'), workerMetric('DeadLettered', 'dead-lettered by the worker')], right: [enqueueFailed], width: 8 }),
+      new SingleValueWidget({ title: 'Dead-letter queue', metrics: [props.deadLetterQueue.metricApproximateNumberOfMessagesVisible({ period: Duration.minutes(1), statistic: 'Maximum', label: 'messages in the DLQ' })], width: 8 }),
+    );
+    dashboard.addWidgets(
+      new GraphWidget({
+        title: 'Queue',
+        left: [props.queue.metricApproximateAgeOfOldestMessage({ period: Duration.minutes(5), statistic: 'Maximum', label: 'age of the oldest message (s)' })],
+        right: [props.queue.metricApproximateNumberOfMessagesVisible({ period: Duration.minutes(5), statistic: 'Maximum', label: 'messages waiting' })],
+        width: 12,
+      }),
+      // The worker emits no Tray-latency metric of its own: its duration per invocation (mostly
+      // Tray calls, batch size records each) is the closest signal, next to its errors and throttles.
+      new GraphWidget({
+        title: 'Worker duration (Tray calls) and errors',
+        left: [
+          props.worker.metricDuration({ period: Duration.minutes(5), statistic: 'p50', label: 'duration p50 (ms)' }),
+          props.worker.metricDuration({ period: Duration.minutes(5), statistic: 'p99', label: 'duration p99 (ms)' }),
+        ],
+        right: [props.worker.metricErrors({ period: Duration.minutes(5), statistic: 'Sum', label: 'errors' }), props.worker.metricThrottles({ period: Duration.minutes(5), statistic: 'Sum', label: 'throttles' })],
+        width: 12,
+      }),
+    );
+    return dashboard;
   }
 }

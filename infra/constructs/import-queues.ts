@@ -1,4 +1,4 @@
-import { ArnFormat, Duration, Stack } from 'aws-cdk-lib';
+import { ArnFormat, Duration, RemovalPolicy, Stack } from 'aws-cdk-lib';
 import { Queue, QueueEncryption, RedrivePermission } from 'aws-cdk-lib/aws-sqs';
 import { Construct } from 'constructs';
 
@@ -42,6 +42,9 @@ export class ImportQueues extends Construct {
       // Moves keep a message's original enqueue time, so the DLQ keeps messages longer than the
       // queue (4 days): the maximum, 14 days, to investigate and redrive.
       retentionPeriod: Duration.days(14),
+      // Its messages are the only record of users that could not be imported: `cdk destroy` keeps
+      // it (export it with `dlq export`, then delete it by hand when it is no longer needed).
+      removalPolicy: RemovalPolicy.RETAIN,
       redriveAllowPolicy: {
         redrivePermission: RedrivePermission.BY_QUEUE,
         sourceQueues: [Queue.fromQueueArn(this, 'ImportQueueByName', queueArn)],

@@ -1,5 +1,7 @@
-import { Duration, RemovalPolicy, Token } from 'aws-cdk-lib';
+import { Duration, RemovalPolicy, Token, Validations } from 'aws-cdk-lib';
+import { SecurityGroup, Subnet, Vpc } from 'aws-cdk-lib/aws-ec2';
 import { PolicyStatement, Role, ServicePrincipal } from 'aws-cdk-lib/aws-iam';
+import type { IKey } from 'aws-cdk-lib/aws-kms';
 import { Architecture, Runtime } from 'aws-cdk-lib/aws-lambda';
 import { LogLevel, NodejsFunction, OutputFormat } from 'aws-cdk-lib/aws-lambda-nodejs';
 import { LogGroup, type RetentionDays } from 'aws-cdk-lib/aws-logs';
@@ -25,6 +27,10 @@ export interface BundledFunctionProps {
   memorySize: number;
   environment: Record<string, string>;
   logRetention: RetentionDays;
+  /** Customer managed key for the log group (config `encryptLogs`). */
+  logKey?: IKey | undefined;
+  /** Run in these subnets with these security groups (config `vpc`). */
+  vpc?: { vpcId: string; subnetIds: string[]; securityGroupIds: string[] } | undefined;
 }
 
 /**
@@ -45,6 +51,7 @@ export class BundledFunction extends Construct {
 
     this.logGroup = new LogGroup(this, 'Logs', {
       retention: props.logRetention,
+      ...(props.logKey ? { encryptionKey: props.logKey } : {}),
       // Logs carry user identifiers (sub, pool id): they expire with the retention period, but are
       // kept when the stack is deleted so that an incident can still be investigated.
       removalPolicy: RemovalPolicy.RETAIN,
@@ -62,6 +69,8 @@ export class BundledFunction extends Construct {
       }),
     );
 
+    const network = props.vpc ? this.network(props.vpc) : {};
+
     const environment = { ...props.environment, NODE_OPTIONS: '--enable-source-maps' };
     checkEnvironmentSize(id, environment);
 
@@ -78,6 +87,7 @@ export class BundledFunction extends Construct {
       role: this.role,
       logGroup: this.logGroup,
       environment,
+      ...network,
       bundling: {
         format: OutputFormat.ESM,
         // Prefer packages' ES module builds: better tree shaking, and no CJS/ESM double copies.
@@ -95,6 +105,36 @@ export class BundledFunction extends Construct {
         logLevel: LogLevel.WARNING,
       },
     });
+  }
+
+  /**
+   * The function in the operator's VPC: imported subnets and security groups (nothing is looked
+   * up at synth). Lambda manages the network interfaces with the function's role, which gets the
+   * EC2 actions AWSLambdaVPCAccessExecutionRole has, inline (no managed policy on any role).
+   */
+  private network(vpc: NonNullable<BundledFunctionProps['vpc']>) {
+    const imported = Vpc.fromVpcAttributes(this, 'Vpc', {
+      vpcId: vpc.vpcId,
+      // Only the explicit subnets below are used; the zones are not read.
+      availabilityZones: vpc.subnetIds.map((_, i) => `zone-${i}`),
+    });
+    this.role.addToPrincipalPolicy(
+      new PolicyStatement({
+        sid: 'ManageVpcNetworkInterfaces',
+        actions: ['ec2:CreateNetworkInterface', 'ec2:DescribeNetworkInterfaces', 'ec2:DescribeSubnets', 'ec2:DeleteNetworkInterface', 'ec2:AssignPrivateIpAddresses', 'ec2:UnassignPrivateIpAddresses'],
+        resources: ['*'],
+      }),
+    );
+    Validations.of(this.role).acknowledge({
+      id: 'AwsSolutions-IAM5[Resource::*]',
+      reason:
+        'Lambda creates and deletes the function\'s network interfaces in the configured VPC with the execution role; these EC2 actions (those of AWSLambdaVPCAccessExecutionRole) do not support resource-level permissions.',
+    });
+    return {
+      vpc: imported,
+      vpcSubnets: { subnets: vpc.subnetIds.map((id, i) => Subnet.fromSubnetId(this, `Subnet${i}`, id)) },
+      securityGroups: vpc.securityGroupIds.map((id, i) => SecurityGroup.fromSecurityGroupId(this, `SecurityGroup${i}`, id, { mutable: false })),
+    };
   }
 }
 
