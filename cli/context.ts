@@ -10,7 +10,8 @@ import { ImportError } from '../shared/errors.js';
 import { Ledger } from '../shared/ledger.js';
 import { masterTokenFromSecret } from '../shared/master-token-secret.js';
 import { loadPlanFile, trayEndpoint, type ImportPlan } from '../shared/plan.js';
-import { registerSecret } from '../shared/redact.js';
+import { MIN_SECRET_LENGTH, registerSecret } from '../shared/redact.js';
+import { trayUrlProblem } from '../shared/security-policy.js';
 import { staticMasterToken, TrayClient, type MasterTokenSource } from '../shared/tray/client.js';
 import { processIo, warn, type Io } from './output.js';
 
@@ -277,6 +278,10 @@ export class CliContext {
       read = () => this.readTokenSecret(id, 'the stack output MasterTokenSecretId');
     }
     let first: string | undefined = await read();
+    if (first.length < MIN_SECRET_LENGTH) {
+      // Too short to redact safely from logs and errors: refused, as the worker refuses it.
+      throw new CliError(`the Tray master token from ${options.masterTokenFile ? `--master-token-file` : options.masterTokenSecret ? '--master-token-secret' : this.env.TRAY_MASTER_TOKEN?.trim() ? 'TRAY_MASTER_TOKEN' : 'the stack output MasterTokenSecretId'} is shorter than ${MIN_SECRET_LENGTH} characters; that is not a Tray master token (copy it again from Tray's Embedded settings)`);
+    }
     registerSecret(first);
     // The first read is handed over once; a refresh (after a 401) reads the source again.
     return staticMasterToken(async () => {
@@ -299,7 +304,11 @@ export class CliContext {
   trayUrl(plan: ImportPlan | undefined): string {
     const override = this.env.TRAY_GRAPHQL_URL;
     if (plan) return trayEndpoint(plan, override);
-    if (override) return override;
+    if (override) {
+      const problem = trayUrlProblem(override, 'TRAY_GRAPHQL_URL');
+      if (problem) throw new CliError(problem);
+      return override;
+    }
     throw new CliError('the Tray endpoint is unknown: pass --plan FILE (its "tray" region or graphqlUrl is used) or set TRAY_GRAPHQL_URL');
   }
 

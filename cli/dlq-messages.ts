@@ -1,4 +1,5 @@
 import { ChangeMessageVisibilityBatchCommand, GetQueueAttributesCommand, ReceiveMessageCommand, type Message, type SQSClient } from '@aws-sdk/client-sqs';
+import { TruncatedReferenceSchema, type TruncatedReference } from '../shared/dead-letter.js';
 import type { Ledger } from '../shared/ledger.js';
 import { DLQ_ATTRIBUTES, parseQueueMessage } from '../shared/message.js';
 
@@ -27,6 +28,8 @@ export interface DlqMessage {
   sentAt?: string | undefined;
   /** Set when the body is not a valid queue message (it will fail again if redriven). */
   bodyProblem?: string | undefined;
+  /** The worker could only dead-letter a reference to the message (it was too big): never moved back. */
+  truncatedReference?: boolean | undefined;
 }
 
 export interface HeldMessage {
@@ -216,8 +219,23 @@ export function describeDlqMessage(m: Message): DlqMessage {
     info.username = message.username;
   } catch (e) {
     info.bodyProblem = (e as Error).message;
+    const reference = readTruncatedReference(m.Body ?? '');
+    if (reference) {
+      info.truncatedReference = true;
+      info.sub ??= reference.sub;
+      info.userPoolId ??= reference.userPoolId;
+    }
   }
   return info;
+}
+
+function readTruncatedReference(body: string): TruncatedReference | undefined {
+  try {
+    const parsed = TruncatedReferenceSchema.safeParse(JSON.parse(body));
+    return parsed.success ? parsed.data : undefined;
+  } catch {
+    return undefined;
+  }
 }
 
 /** For messages without the worker's attributes: the ledger's lastError, if the user has one. */

@@ -8,7 +8,7 @@ import { SendMessageCommand, SQSClient, type MessageAttributeValue } from '@aws-
 import type { SQSBatchResponse, SQSEvent, SQSRecord } from 'aws-lambda';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { WorkerConfig } from './config.js';
-import { delayRedelivery, retryDelaySeconds, sendToDeadLetterQueue } from './dead-letter.js';
+import { DEAD_LETTER_FAILED_METRIC, delayRedelivery, retryDelaySeconds, sendToDeadLetterQueue } from './dead-letter.js';
 import { asImportError, ImportError } from './errors.js';
 import { importUser, TRAY_ENABLE_DELAY_MS, type ImportDeps } from './import-workflow.js';
 import { Ledger, type UserKey } from './ledger.js';
@@ -134,9 +134,17 @@ export function createImportWorker(deps: WorkerDeps) {
       const user = { sub: message?.sub, userPoolId: message?.userPoolId, messageId: record.messageId, receiveCount, attempt };
       if (error.kind === 'permanent' || lastAttempt) {
         const final = error.kind === 'permanent' ? error : new ImportError(error.code, error.step, `gave up after ${attempt} attempts: ${error.message}`);
-        await sendToDeadLetterQueue(sqs, config.DLQ_URL, record, final, user);
+        let sent: Awaited<ReturnType<typeof sendToDeadLetterQueue>>;
+        try {
+          sent = await sendToDeadLetterQueue(sqs, config.DLQ_URL, record, final, user);
+        } catch (dlqError) {
+          // Loud: the message stays on the queue (SQS's own redrive is the backstop, without a reason).
+          metrics.addMetric(DEAD_LETTER_FAILED_METRIC, MetricUnit.Count, 1);
+          logger.error('could not dead-letter; the message stays on the queue', { ...user, error: asImportError(dlqError, 'deadLetter').toJSON(), original: final.toJSON() });
+          throw dlqError;
+        }
         metrics.addMetric('DeadLettered', MetricUnit.Count, 1);
-        logger.error('import failed; message dead-lettered', { ...user, error: final.toJSON() });
+        logger.error(sent.sent === 'reference' ? 'import failed; dead-lettered as a reference (the body was too big to send with its reason)' : 'import failed; message dead-lettered', { ...user, bytes: sent.bytes, error: final.toJSON() });
         return;
       }
       const delay = retryDelaySeconds(attempt, config.RETRY_BASE_SECONDS, config.RETRY_MAX_SECONDS, deps.random);

@@ -4,7 +4,7 @@ import { z } from 'zod';
 import { classifyAwsFailure } from './aws-errors.js';
 import { ImportError, type ErrorCode, type Step } from './errors.js';
 import type { MessageSource } from './message.js';
-import { scrub } from './redact.js';
+import { scrubExcerpt } from './redact.js';
 
 /**
  * The ledger: one DynamoDB item per user (partition key `userPoolId`, sort key `sub`), holding
@@ -275,7 +275,7 @@ export class Ledger {
             ':username': info.username ?? key.sub,
             ':failed': 'failed',
             ':enabled': 'enabled',
-            ':error': { code: error.code, step: error.step, message: scrub(error.message), at },
+            ':error': { code: error.code, step: error.step, message: scrubExcerpt(error.message, 1_000), at },
             ':zero': 0,
             ':one': 1,
             ':empty': {},
@@ -311,7 +311,7 @@ export class Ledger {
       owner,
       'SET #status = :status, lastError = :error, updatedAt = :at REMOVE leaseOwner, leaseUntil',
       { '#status': 'status' },
-      { ':status': final ? 'failed' : 'retrying', ':error': { code: error.code, step: error.step, message: scrub(error.message), at: new Date(this.now()).toISOString() } },
+      { ':status': final ? 'failed' : 'retrying', ':error': { code: error.code, step: error.step, message: scrubExcerpt(error.message, 1_000), at: new Date(this.now()).toISOString() } },
     );
   }
 

@@ -58,6 +58,7 @@ export type RedriveOutcomeKind =
   | 'cause still holds'
   | 'sent during this run'
   | 'duplicate'
+  | 'reference only'
   | 'failed';
 
 export interface RedriveOutcome {
@@ -205,6 +206,11 @@ async function selectiveMove(ctx: CliContext, options: RedriveOptions, rate: num
           outcomes.push({ message: held.info, outcome: 'duplicate', note: 'the same message was moved by this run already' });
           continue;
         }
+        if (held.info.truncatedReference) {
+          // Too big to dead-letter whole: only a reference was kept, which the worker cannot import.
+          outcomes.push({ message: held.info, outcome: 'reference only', note: `dead-lettered as a reference (the message was too big); enqueue the user afresh: import-user ${held.info.sub ?? 'SUB'} --enqueue` });
+          continue;
+        }
         const cause = await checkCause(ctx, held.info, held.body);
         if (cause?.holds && !options.force) {
           outcomes.push({ message: held.info, outcome: 'cause still holds', note: `${cause.note}; left in the DLQ (--force moves it anyway)` });
@@ -250,7 +256,7 @@ async function selectiveMove(ctx: CliContext, options: RedriveOptions, rate: num
   if (scanner.ended === 'max') warn(ctx.io, `stopped after --max ${max} message(s); rerun for the rest`);
 
   const complete = failed.length === 0 && failedAgain.length === 0 && !ctx.aborted && !outcomes.some((o) => o.outcome === 'cause still holds');
-  const skipped = outcomes.filter((o) => o.outcome === 'cause still holds' || o.outcome === 'sent during this run' || o.outcome === 'duplicate').length;
+  const skipped = outcomes.filter((o) => o.outcome === 'cause still holds' || o.outcome === 'sent during this run' || o.outcome === 'duplicate' || o.outcome === 'reference only').length;
   const data: RedriveResult = { mode: 'selective', dryRun: options.dryRun === true, expected, scanned, matched, moved, outcomes, skipped, failedAgain, failed };
   emit(ctx.io, ctx.json, data, () => [
     outcomes.length > 0

@@ -342,17 +342,14 @@ export async function runLocalPipeline(options: LocalRunOptions = {}, output: Ru
 
     const counters = { signedUp: 0, retried: 0, invocationErrors: 0, enabled: 0, deadLettered: 0, invocations: 0 };
     const cpuAtStart = process.cpuUsage();
-    const cpuAtStartTime = Date.now();
     const enqueueFailed = new Set<string>();
     const problems: string[] = [];
     let lastInvocationError: string | undefined;
 
     const handlerFor = (worker: WorkerHandler): SqsHandler => async (event, context) => {
       counters.invocations += 1;
-      const t0 = Date.now();
       try {
         const response = await worker(event, context);
-        if (process.env.TRACE_INVOCATIONS) process.stderr.write(`invocation: ${event.Records.length} records, ${((Date.now() - t0) / 1000).toFixed(1)} s, ended at ${((Date.now() - cpuAtStartTime) / 1000).toFixed(1)} s\n`);
         const failures = response?.batchItemFailures?.length ?? 0;
         counters.retried += failures;
         if (serving) output.log(`worker: batch of ${event.Records.length}, ${event.Records.length - failures} done (imported or dead-lettered), ${failures} to retry`);
@@ -581,7 +578,8 @@ function throughputOf(enabled: number, calls: { rateLimited?: boolean }[] | unde
 function serveInfo(stack: LocalStack, plan: ImportPlan, sample: DemoUser | undefined): ServeInfo {
   let exampleMessage: string | undefined;
   if (sample) {
-    const sub = 'ada-from-the-command-line';
+    // A Cognito sub is a UUID; the worker refuses anything else.
+    const sub = '00000000-0000-4000-8000-00000000ada0';
     const attributes = { ...sample.attributes, sub, email: 'ada@example.com', name: 'Ada Lovelace' };
     exampleMessage = JSON.stringify(
       buildQueueMessage({ userPoolId: DEMO_USER_POOL_ID, username: 'ada', userAttributes: attributes, attributeNames: requiredAttributes(plan), source: 'manual' }),

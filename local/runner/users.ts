@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { z } from 'zod';
+import { COGNITO_SUB } from '../../shared/message.js';
 import { requiredAttributes, type ImportPlan } from '../../shared/plan.js';
 import { templateAttributes } from '../../shared/template.js';
 import { formatIssues } from '../../shared/validation.js';
@@ -105,7 +106,7 @@ const UsersFileSchema = z
   .array(
     z.strictObject({
       username: z.string({ error: 'the Cognito username' }).min(1),
-      sub: z.string().min(1).max(128).optional(),
+      sub: z.string().regex(COGNITO_SUB, { error: 'a Cognito sub is a UUID such as "3f1c2a9e-0b7d-4c55-9a53-2f0c8e6d1b7a"; leave it out to have one generated' }).optional(),
       attributes: z.record(z.string(), z.string(), { error: 'an object of Cognito attribute name to string value, e.g. {"email": "ada@example.com"}' }).default({}),
     }),
     { error: 'a JSON array of users: [{ "username": "ada", "attributes": { "email": "ada@example.com", "custom:tenant_id": "t-1" } }]' },

@@ -1,6 +1,6 @@
 import { ClientError } from 'graphql-request';
 import { ImportError, type Step } from '../errors.js';
-import { scrub } from '../redact.js';
+import { scrubExcerpt, truncateCodePoints } from '../redact.js';
 
 /**
  * Sorts a failed Tray call into transient (retry later) or permanent (dead-letter now).
@@ -38,21 +38,22 @@ export function classifyTrayFailure(error: unknown, step: Step, operation: strin
     }
     const code = (error.cause as { code?: string } | undefined)?.code ?? (error as { code?: string }).code;
     if (error.name === 'TypeError' || (code !== undefined && NETWORK_CODES.has(code))) {
-      return new ImportError('TRAY_NETWORK', step, `could not reach Tray for ${operation}: ${code ?? scrub(error.message)}`);
+      return new ImportError('TRAY_NETWORK', step, `could not reach Tray for ${operation}: ${code ?? scrubExcerpt(error.message, 300)}`);
     }
     // A 2xx answer that is not GraphQL JSON: a gateway or proxy page. Worth another try.
     if (/JSON|Unexpected token|Invalid execution result/i.test(error.message)) {
       return new ImportError('TRAY_UNAVAILABLE', step, `Tray answered ${operation} with a body that is not GraphQL JSON`);
     }
   }
-  return new ImportError('INTERNAL', step, `unexpected failure calling Tray ${operation}: ${scrub(String((error as Error)?.message ?? error))}`);
+  return new ImportError('INTERNAL', step, `unexpected failure calling Tray ${operation}: ${scrubExcerpt(String((error as Error)?.message ?? error), 300)}`);
 }
 
 function classifyResponse(error: ClientError, step: Step, operation: string): ImportError {
   // Never use error.message: graphql-request puts the request variables (credentials) in it.
   const status = error.response.status;
   const errors = (error.response.errors ?? []) as GraphQLErrorLike[];
-  const detail = errors.map((e) => scrub(e.message ?? 'unknown error')).join(' | ');
+  // Upstream text only after redaction, and only as much of it as explains the error.
+  const detail = truncateCodePoints(errors.map((e) => scrubExcerpt(e.message ?? 'unknown error', 300)).join(' | '), 600);
   const options = { httpStatus: status };
   if (status === 429 || isRateLimitError(errors)) {
     return new ImportError('TRAY_RATE_LIMITED', step, `Tray rate limit exceeded on ${operation}`, options);
