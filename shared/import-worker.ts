@@ -55,6 +55,8 @@ export interface WorkerDeps {
 const SAFETY_MARGIN_MS = 3_000;
 /** The lease outlasts the invocation by this much (clock skew between Lambda and DynamoDB). */
 const LEASE_MARGIN_MS = 2_000;
+/** Duration of each Tray call, in ms (the dashboard's Tray latency). */
+export const TRAY_CALL_METRIC = 'TrayCallMs';
 /** Message attribute carrying the attempts that earlier messages of this user already made. */
 export const PRIOR_ATTEMPTS_ATTRIBUTE = 'PriorAttempts';
 /** A user is started only while at least this many times its expected duration is left. */
@@ -104,7 +106,16 @@ export function createImportWorker(deps: WorkerDeps) {
     let message: QueueMessage | undefined;
     try {
       message = await parseMessageRecordingRejection(record.body, ledger);
-      const tray = new TrayClient({ url, masterToken: context.masterToken, timeoutMs: config.TRAY_TIMEOUT_MS, deadline, retry: { random: deps.random }, pacer });
+      const tray = new TrayClient({
+        url,
+        masterToken: context.masterToken,
+        timeoutMs: config.TRAY_TIMEOUT_MS,
+        deadline,
+        retry: { random: deps.random },
+        pacer,
+        // Tray's latency as the worker sees it: what the dashboard shows and the pacing adapts to.
+        onCall: ({ ms }) => metrics.addMetric(TRAY_CALL_METRIC, MetricUnit.Milliseconds, Math.round(ms)),
+      });
       const importDeps: ImportDeps = {
         plan: config.plan,
         tray,

@@ -33,6 +33,8 @@ export interface TrayClientOptions {
    * reserve (CLI_RATE_PER_SECOND), shared by every client of the process.
    */
   pacer?: Pacer;
+  /** Told of every call Tray answered or failed, with its duration (the worker's TrayCallMs metric). */
+  onCall?: (call: { operation: string; ms: number; code: string | undefined }) => void;
 }
 
 let cliPacer: Pacer | undefined;
@@ -250,14 +252,17 @@ export class TrayClient {
     // The slot must leave room for the call itself: a call that cannot finish is not started.
     await this.options.pacer.take(step, this.options.deadline - MIN_CALL_MS);
     const signal = AbortSignal.timeout(this.callTimeoutMs(step, operation));
+    const started = performance.now();
     let data: unknown;
     try {
       data = await this.gql.request({ document, variables: dropUndefined(variables), requestHeaders: { authorization: `Bearer ${bearer}` }, signal });
     } catch (e) {
       const error = classifyTrayFailure(e, step, operation);
+      this.options.onCall?.({ operation, ms: performance.now() - started, code: error.code });
       if (error.code === 'TRAY_RATE_LIMITED') this.options.pacer.onRateLimited();
       throw error;
     }
+    this.options.onCall?.({ operation, ms: performance.now() - started, code: undefined });
     const parsed = schema.safeParse(data);
     if (!parsed.success) {
       throw new ImportError('TRAY_BAD_RESPONSE', step, `Tray's answer to ${operation} does not have the documented shape: ${parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}`);
