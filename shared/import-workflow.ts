@@ -95,7 +95,7 @@ export async function importUser(message: QueueMessage, deps: ImportDeps): Promi
 
   // One Tray user per company: the company's entry holds the Tray objects and its lease makes
   // the company's sign-ups take turns; each member's own entry then points at them.
-  const companyKey: UserKey = { userPoolId: key.userPoolId, sub: companyLedgerKey(rendered.externalUserId) };
+  const companyKey = companyLedgerKey(key.userPoolId, rendered.externalUserId);
   try {
     const company = await importInto(companyKey, { username: rendered.externalUserId, source: message.source }, rendered, deps);
     if (company.outcome === 'deferred') return company;
@@ -107,9 +107,12 @@ export async function importUser(message: QueueMessage, deps: ImportDeps): Promi
   }
 }
 
-/** The ledger key of a company's shared Tray objects (per-company plans). */
-export function companyLedgerKey(externalUserId: string): string {
-  return `company#${externalUserId}`;
+/**
+ * The ledger key of a company's shared Tray objects (per-company plans): a partition of its own,
+ * so that listing a pool's users (status, backfill, reconcile) never mistakes a company for a user.
+ */
+export function companyLedgerKey(userPoolId: string, externalUserId: string): UserKey {
+  return { userPoolId: `${userPoolId}#company`, sub: externalUserId };
 }
 
 async function importInto(

@@ -5,6 +5,7 @@ import { classifyAwsFailure } from './aws-errors.js';
 import { ImportError, type ErrorCode, type Step } from './errors.js';
 import type { MessageSource } from './message.js';
 import { scrubExcerpt } from './redact.js';
+import { ServerClock } from './server-clock.js';
 
 /**
  * The ledger: one DynamoDB item per user (partition key `userPoolId`, sort key `sub`), holding
@@ -44,7 +45,7 @@ export const LedgerEntrySchema = z.object({
   pending: z.record(z.string(), z.union([z.string(), z.object({ at: z.string(), sent: z.string() })])).default({}),
   /** When createSolutionInstance completed (epoch ms): Tray wants ≥ 2 s before the enable. */
   instanceCreatedAt: z.number().optional(),
-  /** Per-company plans: the company entry whose Tray objects this user shares. */
+  /** Per-company plans: the company entry (`partition/sort key`) whose Tray objects this user shares. */
   company: z.string().optional(),
   lastError: z.object({ code: z.string(), step: z.string(), message: z.string(), at: z.string() }).optional(),
   leaseOwner: z.string().optional(),
@@ -77,13 +78,19 @@ export class Ledger {
   readonly tableName: string;
   private readonly doc: DynamoDBDocumentClient;
   private readonly now: () => number;
+  /** DynamoDB's clock: leases are decided against it, not against this machine's (see ServerClock). */
+  readonly clock: ServerClock;
 
+  /** `now`: this machine's clock (tests skew it); lease times are then corrected to DynamoDB's. */
   constructor(options: { tableName: string; client?: DynamoDBClient; now?: () => number }) {
     this.tableName = options.tableName;
-    this.doc = DynamoDBDocumentClient.from(options.client ?? new DynamoDBClient({}), {
+    const client = options.client ?? new DynamoDBClient({});
+    this.doc = DynamoDBDocumentClient.from(client, {
       marshallOptions: { removeUndefinedValues: true },
     });
-    this.now = options.now ?? Date.now;
+    this.clock = new ServerClock(options.now ?? Date.now);
+    this.clock.attach(client);
+    this.now = () => this.clock.now();
   }
 
   async get(key: UserKey): Promise<LedgerEntry | undefined> {
@@ -229,7 +236,7 @@ export class Ledger {
             ':source': info.source,
             ':enabled': 'enabled',
             ':true': true,
-            ':company': company.sub,
+            ':company': `${company.userPoolId}/${company.sub}`,
             ':user': company.trayUserId,
             ':auths': company.authIds,
             ':instance': company.instanceId,

@@ -148,7 +148,13 @@ describe("Tray's rules, followed", () => {
     expect(trayUsers).toHaveLength(1);
     expect(snap.authentications.filter((a) => a.userId === trayUsers[0]!.id)).toHaveLength(1);
     expect(snap.instances.filter((i) => i.owner === trayUsers[0]!.id)).toEqual([expect.objectContaining({ enabled: true, name: `CRM sync for ${company}` })]);
-    const [a, b, c] = await Promise.all([h.ledger.get(keyOf(alice.sub)), h.ledger.get(keyOf(bob.sub)), h.ledger.get(keyOf(companyLedgerKey(company)))]);
-    for (const member of [a, b]) expect(member).toMatchObject({ status: 'enabled', company: companyLedgerKey(company), trayUserId: c!.trayUserId, instanceId: c!.instanceId, authIds: c!.authIds });
+    const companyKey = companyLedgerKey(DEMO_USER_POOL_ID, company);
+    const [a, b, c] = await Promise.all([h.ledger.get(keyOf(alice.sub)), h.ledger.get(keyOf(bob.sub)), h.ledger.get(companyKey)]);
+    for (const member of [a, b]) expect(member).toMatchObject({ status: 'enabled', company: `${companyKey.userPoolId}/${company}`, trayUserId: c!.trayUserId, instanceId: c!.instanceId, authIds: c!.authIds });
+    // Listing the pool's users (status, backfill, reconcile) sees the members, not the company.
+    const subs: string[] = [];
+    for await (const e of h.ledger.entries(DEMO_USER_POOL_ID)) subs.push(e.sub);
+    expect(subs).toEqual(expect.arrayContaining([alice.sub, bob.sub]));
+    expect(subs).not.toContain(company);
   });
 });

@@ -40,6 +40,10 @@ export interface ImportUserResult {
 
 /** Time this run may hold the user's lease in the ledger. */
 const LEASE_MS = 5 * 60_000;
+/** The run stops starting calls this long before its lease ends. */
+const RUN_MARGIN_MS = 60_000;
+/** Beyond this, the host's clock is too far off to be trusted with leases at all. */
+const MAX_CLOCK_OFFSET_MS = 60_000;
 
 export async function runImportUser(sub: string, options: ImportUserOptions, deps?: CliDeps): Promise<CommandResult<ImportUserResult>> {
   if (!sub) throw new CliError('import-user needs the user\'s sub: `import-user SUB --user-pool-id ID --plan FILE`');
@@ -63,7 +67,16 @@ export async function runImportUser(sub: string, options: ImportUserOptions, dep
       result.outcome = 'enqueued';
     } else {
       const ledger = await ctx.ledger(options.table);
-      const { tray } = await ctx.trayClient(plan, options);
+      // Leases are compared on DynamoDB's clock; a host whose own clock is far off is refused
+      // outright rather than trusted to a correction (reading the user's entry measures it).
+      await ledger.get({ userPoolId, sub });
+      if (Math.abs(ledger.clock.offsetMs) > MAX_CLOCK_OFFSET_MS) {
+        throw new CliError(`this machine's clock is ${Math.round(ledger.clock.offsetMs / 1000)} s off AWS's: fix it (NTP) before importing, or enqueue instead (--enqueue)`, EXIT.failures);
+      }
+      const { tray: untimed } = await ctx.trayClient(plan, options);
+      // The run ends well before its lease does, so that no call of it outlives the lease.
+      const deadline = Date.now() + LEASE_MS - RUN_MARGIN_MS;
+      const tray = untimed.withDeadline(deadline);
       try {
         const out = await importUser(message, {
           plan,
@@ -71,6 +84,7 @@ export async function runImportUser(sub: string, options: ImportUserOptions, dep
           ledger,
           secrets: new SecretReader({ client: ctx.secretsManager }),
           leaseMs: LEASE_MS,
+          deadline,
           onEvent: (event) => {
             result.events.push(event);
             if (!ctx.json) note(ctx.io, `  ${event.type}${'object' in event ? ` ${event.object} ${event.id}${event.externalId ? ` (${event.externalId})` : ''}` : ''}`);
