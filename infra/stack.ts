@@ -238,7 +238,7 @@ export class TrayAuthImportStack extends Stack {
       oldestMessageAlarmAge: Duration.seconds(config.oldestMessageAlarmSeconds),
       alarmEmail: config.alarmEmail,
     });
-    new ImportGuards(this, 'Guards', { topic: this.alarms.topic, deadLetterQueue, maxImportsPerHour: config.maxImportsPerHour });
+    new ImportGuards(this, 'Guards', { stackName: config.stackName, topic: this.alarms.topic, deadLetterQueue, maxImportsPerHour: config.maxImportsPerHour });
     if (config.reconcileSchedule) {
       new ScheduledReconcile(this, 'ScheduledReconcile', {
         schedule: config.reconcileSchedule,
