@@ -23,6 +23,7 @@ import { ImportError } from '../shared/errors.js';
 import { LEDGER_KEY } from '../shared/ledger.js';
 import { loadPlanFile, parsePlan, requiredAttributes, type ImportPlan } from '../shared/plan.js';
 import { STACK_OUTPUT_KEYS } from '../cli/context.js';
+import { ASSUMED_QUEUE_RETENTION_SECONDS } from '../cli/commands/backfill.js';
 
 /**
  * Template assertions on the stack the app deploys. Bundling is skipped (`aws:cdk:bundling-stacks`:
@@ -248,6 +249,8 @@ describe('queues', () => {
       RedrivePolicy: { deadLetterTargetArn: { 'Fn::GetAtt': [ids.dlq, 'Arn'] }, maxReceiveCount: 5 },
       RedriveAllowPolicy: { redrivePermission: 'denyAll' },
     });
+    // `backfill` refuses runs that cannot drain within this retention; it assumes it when it cannot ask the queue.
+    expect(template.findResources('AWS::SQS::Queue')[ids.queue]!.Properties.MessageRetentionPeriod).toBe(ASSUMED_QUEUE_RETENTION_SECONDS);
   });
 
   it('DLQ: SSE, 14 days retention, only the import queue may use it (ARN built from the name: no cycle)', () => {
