@@ -1,6 +1,7 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { dirname, isAbsolute, resolve } from 'node:path';
 import { z } from 'zod';
+import { WorkerEnvSchema } from '../shared/config.js';
 import { TRAY_ENABLE_DELAY_MS } from '../shared/import-workflow.js';
 import { loadPlanFile, parsePlan, requiredAttributes, type ImportPlan } from '../shared/plan.js';
 import { CLI_RATE_PER_SECOND, DEFAULT_TRAY_BUDGET_PER_SECOND, TRAY_RATE_LIMIT_PER_SECOND, workerShare } from '../shared/tray/pacer.js';
@@ -159,6 +160,13 @@ export const DeployConfigSchema = z
         code: 'custom',
         path: ['maxConcurrency'],
         message: `${config.maxConcurrency} invocations sharing ${config.trayBudgetPerSecond - CLI_RATE_PER_SECOND}/s leave each less than 0.01 call/s: lower maxConcurrency or raise trayBudgetPerSecond`,
+      });
+    } else if (!WorkerEnvSchema.shape.TRAY_RATE_PER_SECOND.safeParse(String(workerRatePerSecond(config))).success) {
+      // The worker refuses such a share at cold start (shared/config.ts): better said at synth.
+      ctx.addIssue({
+        code: 'custom',
+        path: ['maxConcurrency'],
+        message: `each of ${config.maxConcurrency} invocations would get ${workerRatePerSecond(config)} Tray calls/s, more than the worker accepts (TRAY_RATE_PER_SECOND): raise maxConcurrency so that each share is smaller`,
       });
     }
     if (config.batchSize > 10 && config.maxBatchingWindowSeconds < 1) {

@@ -169,6 +169,9 @@ describe('configuration', () => {
     expect(() => build({ trayBudgetPerSecond: CLI_RATE_PER_SECOND })).toThrow(/\$\.trayBudgetPerSecond: must be above the CLI's reserve/);
     expect(() => build({ trayBudgetPerSecond: 30, batchSize: 100 })).not.toThrow();
     expect(() => build({ trayBudgetPerSecond: 0.51, maxConcurrency: 1000, batchSize: 1 })).toThrow(/\$\.maxConcurrency: .*less than 0\.01 call\/s/);
+    // A partner with a higher limit: a share above what the worker accepts (50/s) is refused at synth, not at cold start.
+    expect(() => build({ trayRateLimitPerSecond: 200, trayBudgetPerSecond: 150, batchSize: 100 })).toThrow(/\$\.maxConcurrency: each of 2 invocations would get 74\.75 Tray calls\/s.*raise maxConcurrency/);
+    expect(() => build({ trayRateLimitPerSecond: 200, trayBudgetPerSecond: 150, maxConcurrency: 4, batchSize: 100 })).not.toThrow();
   });
 
   it('batches above 10 need a batching window of at least 1 s (AWS rule); batch size up to 10000', () => {

@@ -1,7 +1,7 @@
 import { DescribeUserPoolCommand } from '@aws-sdk/client-cognito-identity-provider';
 import { GetQueueAttributesCommand } from '@aws-sdk/client-sqs';
 import type { QueueMessage } from '../../shared/message.js';
-import { CLI_RATE_PER_SECOND, DEFAULT_TRAY_BUDGET_PER_SECOND, TRAY_RATE_LIMIT_PER_SECOND } from '../../shared/tray/pacer.js';
+import { CLI_RATE_PER_SECOND, DEFAULT_TRAY_BUDGET_PER_SECOND } from '../../shared/tray/pacer.js';
 import { defaultStatePath, newState, readState, writeState, type BackfillState } from '../backfill-state.js';
 import { isConfirmed, listUsersPage, messageForUser } from '../cognito-users.js';
 import { CliError, EXIT, loadPlan, positiveNumber, withContext, type CliContext, type CliDeps, type CommandResult, type GlobalOptions } from '../context.js';
@@ -286,7 +286,7 @@ async function paceFor(ctx: CliContext, options: BackfillOptions, queueUrl: stri
     const value = Number(await ctx.optionalSetting(key, undefined));
     return Number.isFinite(value) && value > 0 ? value : undefined;
   };
-  let trayBudgetPerSecond = positiveNumber(options.trayBudget, '--tray-budget', { max: TRAY_RATE_LIMIT_PER_SECOND });
+  let trayBudgetPerSecond = positiveNumber(options.trayBudget, '--tray-budget');
   let budgetFrom: BackfillPace['budgetFrom'] = 'flag';
   if (trayBudgetPerSecond === undefined) {
     const output = await fromStack('TrayBudgetPerSecond');
