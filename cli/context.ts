@@ -106,6 +106,8 @@ export const STACK_OUTPUT_KEYS = [
   'AlarmTopicArn',
   'UserPoolId',
   'MasterTokenSecretId',
+  'TrayBudgetPerSecond',
+  'TrayCallsPerUser',
 ] as const;
 export type StackOutputKey = (typeof STACK_OUTPUT_KEYS)[number];
 

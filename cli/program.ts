@@ -132,7 +132,10 @@ export function buildProgram(deps: CliDeps, onResult: (code: ExitCode) => void):
             .option('--plan <file>', 'import plan: the message carries the attributes it needs')
             .option('--attributes <list>', 'instead of --plan: attributes to carry, e.g. email,name,custom:tenant_id')
             .option('--filter <expr>', 'Cognito ListUsers filter, e.g. \'email ^= "a"\'')
-            .option('--rate <n>', 'users per second', number)
+            .option('--rate <n>', 'users per second, at most what the workers drain (the default): (Tray budget − 0.5) / (4 + the plan\'s auths)', number)
+            .option('--tray-budget <n>', 'the deployment\'s trayBudgetPerSecond (default: the stack output TrayBudgetPerSecond, else 25)', number)
+            .option('--max-users <n>', 'enqueue at most this many users in this run; rerun the same command to go on', number)
+            .option('--max-queue-depth <n>', 'wait while the import queue holds more messages than this (default: ten minutes of draining)', number)
             .option('--state <file>', 'state file for resuming (default: .backfill-state-<poolId>.json)')
             .option('--restart', 'ignore the state file and start from the first page'),
         ),

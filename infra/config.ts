@@ -1,7 +1,10 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { dirname, isAbsolute, resolve } from 'node:path';
 import { z } from 'zod';
+import { WorkerEnvSchema } from '../shared/config.js';
+import { TRAY_ENABLE_DELAY_MS } from '../shared/import-workflow.js';
 import { loadPlanFile, parsePlan, requiredAttributes, type ImportPlan } from '../shared/plan.js';
+import { CLI_RATE_PER_SECOND, DEFAULT_TRAY_BUDGET_PER_SECOND, TRAY_RATE_LIMIT_PER_SECOND, workerShare } from '../shared/tray/pacer.js';
 import { formatIssues } from '../shared/validation.js';
 import { DEFAULT_CONFIG_FILE, EXAMPLE_CONFIG_FILE, repoPath } from './paths.js';
 
@@ -86,18 +89,30 @@ export const DeployConfigSchema = z
     userPool: UserPoolChoice,
     /** Deliveries before SQS moves a message to the DLQ; the worker dead-letters with a reason on the last one. */
     maxReceiveCount: int(2, 100, 5, 'AWS suggests 5 or more'),
-    workerTimeoutSeconds: int(10, 900, 120, 'the queue visibility timeout is 6 times this'),
+    /** Long enough for a full batch at the invocation's share of the budget (checked below). */
+    workerTimeoutSeconds: int(10, 900, 180, 'the queue visibility timeout is 6 times this'),
     workerMemoryMb: int(128, 10240, 512, 'Lambda memory; CPU grows with it'),
-    /** SQS records per invocation; with BATCH_CONCURRENCY=1 they are imported one after another. */
-    batchSize: int(1, 10, 5, 'records per worker invocation'),
+    /**
+     * SQS records per invocation. The worker paces each invocation to its share of the budget and
+     * starts records while its pacer has slots, so a batch is not imported one by one; but each
+     * batch ends with a tail (its last users' call chains) during which the invocation cannot use
+     * its share: bigger batches lose less to it.
+     */
+    batchSize: int(1, 10_000, 150, 'records per worker invocation'),
+    /** How long the event source gathers records before invoking (AWS requires ≥ 1 s when batchSize > 10). */
+    maxBatchingWindowSeconds: int(0, 300, 5, 'seconds the event source waits to fill a batch'),
     /** Concurrent worker invocations the SQS event source may run (AWS minimum: 2). */
     maxConcurrency: int(2, 1000, 2, 'concurrent worker invocations'),
-    /** Records of one batch imported at once (BATCH_CONCURRENCY). */
-    batchConcurrency: int(1, 10, 1, 'records imported at once per invocation'),
     /** Tray's documented sustained limit per partner. */
-    trayRateLimitPerSecond: int(1, 1000, 30, 'Tray requests per second for the whole partner account'),
-    /** The shortest a Tray call is assumed to take; the rate bound below rests on it. */
-    trayMinCallMs: int(10, 10_000, 100, 'lower bound of one Tray call\'s duration in ms'),
+    trayRateLimitPerSecond: int(1, 1000, TRAY_RATE_LIMIT_PER_SECOND, 'Tray requests per second for the whole partner account'),
+    /**
+     * Tray requests per second this deployment may use: the worker fleet plus the operators' CLI
+     * reserve (0.5/s). Environments sharing one partner account must split Tray's limit between them.
+     */
+    trayBudgetPerSecond: z
+      .number({ error: `Tray requests per second for this deployment (workers + the CLI's ${CLI_RATE_PER_SECOND}/s), e.g. ${DEFAULT_TRAY_BUDGET_PER_SECOND}` })
+      .gt(CLI_RATE_PER_SECOND, { error: `must be above the CLI's reserve of ${CLI_RATE_PER_SECOND}/s, or the workers get nothing: e.g. ${DEFAULT_TRAY_BUDGET_PER_SECOND}` })
+      .default(DEFAULT_TRAY_BUDGET_PER_SECOND),
     trayTimeoutMs: int(1000, 60_000, 10_000, 'timeout of one Tray call in ms'),
     retryBaseSeconds: int(1, 43_200, 30, 'first retry delay in seconds'),
     retryMaxSeconds: int(1, 43_200, 900, 'longest retry delay in seconds (SQS allows 12 hours)'),
@@ -132,14 +147,33 @@ export const DeployConfigSchema = z
     if ((config.planFile === undefined) === (config.plan === undefined)) {
       ctx.addIssue({ code: 'custom', message: 'set exactly one of "planFile" (a path relative to this file) or "plan" (the import plan itself)' });
     }
-    const bound = trayRateBound(config);
-    if (bound.requestsPerSecond > config.trayRateLimitPerSecond) {
+    if (config.trayBudgetPerSecond > config.trayRateLimitPerSecond) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['trayBudgetPerSecond'],
+        message:
+          `${config.trayBudgetPerSecond}/s is above Tray's limit of ${config.trayRateLimitPerSecond}/s per partner account: ` +
+          `use at most ${config.trayRateLimitPerSecond} (less if other environments share the account: their budgets must add up to the limit)`,
+      });
+    } else if (workerRatePerSecond(config) <= 0) {
       ctx.addIssue({
         code: 'custom',
         path: ['maxConcurrency'],
-        message:
-          `maxConcurrency (${config.maxConcurrency}) × batchConcurrency (${config.batchConcurrency}) = ${bound.inFlight} Tray calls in flight; ` +
-          `at ≥ ${config.trayMinCallMs} ms per call that is up to ${bound.requestsPerSecond} requests/s, above Tray's ${config.trayRateLimitPerSecond}/s: lower one of them`,
+        message: `${config.maxConcurrency} invocations sharing ${config.trayBudgetPerSecond - CLI_RATE_PER_SECOND}/s leave each less than 0.01 call/s: lower maxConcurrency or raise trayBudgetPerSecond`,
+      });
+    } else if (!WorkerEnvSchema.shape.TRAY_RATE_PER_SECOND.safeParse(String(workerRatePerSecond(config))).success) {
+      // The worker refuses such a share at cold start (shared/config.ts): better said at synth.
+      ctx.addIssue({
+        code: 'custom',
+        path: ['maxConcurrency'],
+        message: `each of ${config.maxConcurrency} invocations would get ${workerRatePerSecond(config)} Tray calls/s, more than the worker accepts (TRAY_RATE_PER_SECOND): raise maxConcurrency so that each share is smaller`,
+      });
+    }
+    if (config.batchSize > 10 && config.maxBatchingWindowSeconds < 1) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['maxBatchingWindowSeconds'],
+        message: `AWS requires a batching window of at least 1 s when batchSize (${config.batchSize}) is above 10: set it to 1 or more, or batchSize to 10 or less`,
       });
     }
     if (config.workerTimeoutSeconds * 1000 < config.trayTimeoutMs + 5000) {
@@ -158,26 +192,32 @@ export type DeployConfig = z.infer<typeof DeployConfigSchema>;
 export type DeployConfigInput = z.input<typeof DeployConfigSchema>;
 
 /**
- * Upper bound of the workers' request rate to Tray.
- *
- * - At most `maxConcurrency` worker invocations run at once (the SQS event source's cap).
- * - Each invocation imports at most `batchConcurrency` records at once (p-limit in the worker).
- * - One record's Tray calls are strictly sequential (each awaits the previous; retries too).
- *
- * So at most maxConcurrency × batchConcurrency calls are in flight at any instant, and each
- * slot can start a new call only after its previous one finished, i.e. at most
- * 1000 / trayMinCallMs calls per second per slot. Defaults: 2 × 1 = 2 slots × (1000 / 100 ms)
- * = 20 requests/s ≤ 30/s, leaving a third of Tray's budget for the operators' CLI and for the
- * burst allowance. Were Tray ever faster than the assumed floor, the worker's client still
- * backs off with jitter on Tray's "Rate limit exceeded" answers (TRAY_RATE_LIMITED is transient).
- * At ≤ 6 Tray calls per user that is ≥ 20 / 6 ≈ 3 users/s at the floor latency.
+ * The Tray calls per second one worker invocation may make (its env TRAY_RATE_PER_SECOND): the
+ * budget less the CLI's reserve, split evenly over the `maxConcurrency` invocations the event
+ * source may run at once. Rounded down to 2 decimals, so the fleet never exceeds the budget.
  */
-export function trayRateBound(config: Pick<DeployConfig, 'maxConcurrency' | 'batchConcurrency' | 'trayMinCallMs'>): {
-  inFlight: number;
-  requestsPerSecond: number;
-} {
-  const inFlight = config.maxConcurrency * config.batchConcurrency;
-  return { inFlight, requestsPerSecond: Math.round(((inFlight * 1000) / config.trayMinCallMs) * 100) / 100 };
+export function workerRatePerSecond(config: Pick<DeployConfig, 'trayBudgetPerSecond' | 'maxConcurrency'>): number {
+  return Math.floor(workerShare(config.trayBudgetPerSecond, config.maxConcurrency) * 100) / 100;
+}
+
+/** Tray calls a fresh user costs: 4, plus one per auth of the plan (see shared/import-workflow.ts). */
+export function trayCallsPerUser(plan: Pick<ImportPlan, 'auths'>): number {
+  return 4 + plan.auths.length;
+}
+
+/** The worker's margin before Lambda's deadline (SAFETY_MARGIN_MS in shared/import-worker.ts, not exported). */
+export const WORKER_SAFETY_MS = 3000;
+
+/**
+ * Seconds one invocation needs for a full batch: every call of every user at the invocation's
+ * paced rate, plus Tray's wait before enabling the last user, one Tray call's timeout (the last
+ * call may hang that long) and the worker's safety margin. The worker hands back records it
+ * cannot finish before its deadline (new messages, not counted as attempts), so a batch that
+ * does not fit is not lost — but every batch would then be cut short and re-sent: refused at synth.
+ */
+export function fullBatchSeconds(config: Pick<DeployConfig, 'batchSize' | 'trayBudgetPerSecond' | 'maxConcurrency' | 'trayTimeoutMs'>, plan: Pick<ImportPlan, 'auths'>): number {
+  const pacedSeconds = (config.batchSize * trayCallsPerUser(plan)) / workerRatePerSecond(config);
+  return pacedSeconds + (TRAY_ENABLE_DELAY_MS + config.trayTimeoutMs + WORKER_SAFETY_MS) / 1000;
 }
 
 export class DeployConfigError extends Error {
@@ -232,6 +272,7 @@ export function parseDeployConfig(raw: unknown, origin = 'deploy config', baseDi
       ? loadPlanFile(isAbsolute(config.planFile) ? config.planFile : resolve(baseDir, config.planFile))
       : parsePlan(config.plan, `${origin} → "plan"`);
   checkPlanAgainstConfig(config, plan, origin);
+  checkTiming(config, plan, origin);
   return { origin, isExample: false, config, plan };
 }
 
@@ -253,6 +294,31 @@ function checkPlanAgainstConfig(config: DeployConfig, plan: ImportPlan, origin: 
   if (region && poolRegion && region !== poolRegion) {
     throw new DeployConfigError(`${origin} is invalid: $.userPool.existingUserPoolId: the pool is in ${poolRegion} but the stack deploys to ${region}; Cognito triggers must be in the pool's region`);
   }
+}
+
+/**
+ * A full batch must fit one invocation (see fullBatchSeconds). Needs the plan (its auths), hence
+ * here and not in the schema. A Lambda payload is at most 6 MB and an SQS message 256 KB, so
+ * 10000 records could in theory exceed it; this pipeline's messages are a few hundred bytes
+ * (a sub and the plan's attributes), so 10000 of them stay far below: not checked.
+ */
+function checkTiming(config: DeployConfig, plan: ImportPlan, origin: string): void {
+  const needed = fullBatchSeconds(config, plan);
+  if (needed <= config.workerTimeoutSeconds) return;
+  const rate = workerRatePerSecond(config);
+  const calls = trayCallsPerUser(plan);
+  const fixedSeconds = (TRAY_ENABLE_DELAY_MS + config.trayTimeoutMs + WORKER_SAFETY_MS) / 1000;
+  const largestBatch = Math.floor(((config.workerTimeoutSeconds - fixedSeconds) * rate) / calls);
+  const fixes = [
+    largestBatch >= 1 ? `lower batchSize to ${largestBatch} or less` : undefined,
+    Math.ceil(needed) <= 900 ? `raise workerTimeoutSeconds to ${Math.ceil(needed)} or more` : undefined,
+    'or give each invocation a larger share (trayBudgetPerSecond up, maxConcurrency down)',
+  ].filter(Boolean);
+  throw new DeployConfigError(
+    `${origin} is invalid: $.workerTimeoutSeconds: a full batch of ${config.batchSize} users × ${calls} Tray calls at ${rate} calls/s ` +
+      `(the invocation's share: (trayBudgetPerSecond ${config.trayBudgetPerSecond} − ${CLI_RATE_PER_SECOND}) / maxConcurrency ${config.maxConcurrency}) ` +
+      `takes ${Math.ceil(needed)} s with the 2 s enable wait, one trayTimeoutMs and the 3 s safety margin, more than the ${config.workerTimeoutSeconds} s timeout: ${fixes.join(', ')}`,
+  );
 }
 
 /** The region encoded in a user pool id ("eu-west-1_AbC" → "eu-west-1"). */

@@ -7,7 +7,8 @@ import { SqsEventSource } from 'aws-cdk-lib/aws-lambda-event-sources';
 import type { Construct } from 'constructs';
 import { LEDGER_KEY } from '../shared/ledger.js';
 import { requiredAttributes, type ImportPlan } from '../shared/plan.js';
-import { DeployConfigError, trayRateBound, userPoolRegion, type DeployConfig } from './config.js';
+import { CLI_RATE_PER_SECOND } from '../shared/tray/pacer.js';
+import { DeployConfigError, fullBatchSeconds, trayCallsPerUser, userPoolRegion, workerRatePerSecond, type DeployConfig } from './config.js';
 import { ImportAlarms, limitGrantsToAwsServices } from './constructs/alarms.js';
 import { warnOnCredentialAttributes } from './constructs/attribute-trust.js';
 import { ImportGuards } from './constructs/import-guards.js';
@@ -17,6 +18,10 @@ import { BundledFunction } from './constructs/lambda-function.js';
 import { nagResourceString, secretResources } from './secret-grants.js';
 
 export const SERVICE_NAME = 'tray-auth-import';
+/** Calls one invocation may send at once after an idle spell (worker env TRAY_BURST). */
+export const WORKER_TRAY_BURST = 2;
+/** Users one invocation imports at once at most (worker env MAX_USERS_IN_FLIGHT); its pacer decides below it. */
+export const WORKER_MAX_USERS_IN_FLIGHT = 64;
 
 export interface TrayAuthImportStackProps extends StackProps {
   config: DeployConfig;
@@ -48,6 +53,10 @@ export class TrayAuthImportStack extends Stack {
     }
 
     const workerTimeout = Duration.seconds(config.workerTimeoutSeconds);
+    // Tray limits requests per second per partner account. Each worker invocation paces itself to
+    // an equal share of the budget left after the CLI's reserve (a token bucket in the worker), so
+    // maxConcurrency invocations at full pace stay within trayBudgetPerSecond whatever Tray's latency.
+    const workerRate = workerRatePerSecond(config);
 
     // ---- Queues -------------------------------------------------------------------------------
     this.queues = new ImportQueues(this, 'Queues', {
@@ -92,7 +101,11 @@ export class TrayAuthImportStack extends Stack {
         IMPORT_PLAN: JSON.stringify(plan),
         // Must equal the redrive policy's maxReceiveCount: on that delivery the worker dead-letters with a reason.
         MAX_RECEIVE_COUNT: String(config.maxReceiveCount),
-        BATCH_CONCURRENCY: String(config.batchConcurrency),
+        TRAY_RATE_PER_SECOND: String(workerRate),
+        // The worker's defaults, written out so that the template shows every setting it runs with:
+        // a burst of 2 per invocation stays far below Tray's burst allowance (50).
+        TRAY_BURST: String(WORKER_TRAY_BURST),
+        MAX_USERS_IN_FLIGHT: String(WORKER_MAX_USERS_IN_FLIGHT),
         TRAY_TIMEOUT_MS: String(config.trayTimeoutMs),
         RETRY_BASE_SECONDS: String(config.retryBaseSeconds),
         RETRY_MAX_SECONDS: String(config.retryMaxSeconds),
@@ -103,22 +116,25 @@ export class TrayAuthImportStack extends Stack {
       },
     });
 
-    // Tray rate limit (30 requests/s per partner). In-flight Tray calls are bounded by
-    // maxConcurrency (invocations) × BATCH_CONCURRENCY (records per invocation), each record's
-    // calls being sequential; with every call taking ≥ trayMinCallMs, the rate is at most
-    // in-flight × 1000 / trayMinCallMs. Defaults: 2 × 1 × 1000 / 100 = 20/s ≤ 30/s. The config
-    // schema refuses settings above the limit; see trayRateBound() and docs/deploy.md.
-    const bound = trayRateBound(config);
     this.worker.fn.addEventSource(
       new SqsEventSource(queue, {
         batchSize: config.batchSize,
+        maxBatchingWindow: config.maxBatchingWindowSeconds > 0 ? Duration.seconds(config.maxBatchingWindowSeconds) : undefined,
         maxConcurrency: config.maxConcurrency,
         reportBatchItemFailures: true,
       }),
     );
     this.templateOptions.metadata = {
       ...this.templateOptions.metadata,
-      TrayRateBound: { inFlightCalls: bound.inFlight, maxRequestsPerSecond: bound.requestsPerSecond, trayLimitPerSecond: config.trayRateLimitPerSecond },
+      TrayBudget: {
+        budgetPerSecond: config.trayBudgetPerSecond,
+        cliReservePerSecond: CLI_RATE_PER_SECOND,
+        maxConcurrency: config.maxConcurrency,
+        workerRatePerSecond: workerRate,
+        trayLimitPerSecond: config.trayRateLimitPerSecond,
+        callsPerUser: trayCallsPerUser(plan),
+        fullBatchSeconds: Math.ceil(fullBatchSeconds(config, plan)),
+      },
     };
 
     const workerRole = this.worker.role;
@@ -238,7 +254,7 @@ export class TrayAuthImportStack extends Stack {
       oldestMessageAlarmAge: Duration.seconds(config.oldestMessageAlarmSeconds),
       alarmEmail: config.alarmEmail,
     });
-    new ImportGuards(this, 'Guards', { topic: this.alarms.topic, deadLetterQueue, maxImportsPerHour: config.maxImportsPerHour });
+    new ImportGuards(this, 'Guards', { stackName: config.stackName, topic: this.alarms.topic, deadLetterQueue, maxImportsPerHour: config.maxImportsPerHour });
     if (config.reconcileSchedule) {
       new ScheduledReconcile(this, 'ScheduledReconcile', {
         schedule: config.reconcileSchedule,
@@ -266,6 +282,9 @@ export class TrayAuthImportStack extends Stack {
     output('UserPoolId', userPoolId, create ? 'User pool created by this stack' : 'Existing user pool (attach the trigger with the CLI)');
     if (logKey) output('LogsKeyArn', logKey.keyArn, 'KMS key encrypting the functions\' log groups (retained: the retained logs need it)');
     output('MasterTokenSecretId', masterTokenSecretId, 'Secret holding the Tray master token (put the value after deploy)');
+    // Read by `backfill` to pace its enqueueing to what the fleet drains.
+    output('TrayBudgetPerSecond', String(config.trayBudgetPerSecond), 'Tray requests/s this deployment may use (workers + CLI reserve)');
+    output('TrayCallsPerUser', String(trayCallsPerUser(plan)), 'Tray calls one fresh user costs (4 + the plan\'s auths)');
     output('DashboardName', this.alarms.dashboard.dashboardName, 'CloudWatch dashboard: imports, retries, dead letters, queue age, worker duration');
     if (!create) {
       // The trigger was set outside CloudFormation (attach-trigger): `cdk destroy` deletes the

@@ -7,7 +7,7 @@ import { DeleteMessageCommand, PurgeQueueCommand, ReceiveMessageCommand, SQSClie
 import { mockClient } from 'aws-sdk-client-mock';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { readState } from '../cli/backfill-state.js';
-import { runBackfill, type BackfillSummary } from '../cli/commands/backfill.js';
+import { DEPTH_CHECK_MS, runBackfill, type BackfillSummary } from '../cli/commands/backfill.js';
 import { runReconcile, type ReconcileSummary } from '../cli/commands/reconcile.js';
 import { main } from '../cli/main.js';
 import { bufferIo } from '../cli/output.js';
@@ -318,6 +318,155 @@ describe('backfill', () => {
     const messages = await queued();
     expect(messages.at(-1)?.attributes).toEqual({ email: 'user1@example.com' });
     expect(JSON.parse(readFileSync(join(dir, 'state.json'), 'utf8'))).toMatchObject({ userPoolId: POOL, completed: true });
+  });
+});
+
+/**
+ * A fake clock: sleeping advances it. `sends` records each SendMessageBatch (clock, entries), so
+ * pacing is checked by counting messages per window of the fake clock, never by wall time.
+ */
+function pacedDeps(onSleep?: (ms: number) => Promise<void> | void) {
+  let t = 1_000_000;
+  const sends: { at: number; entries: number }[] = [];
+  const sqs = new SQSClient({});
+  sqs.middlewareStack.add(
+    (next, context) => async (args) => {
+      if (context.commandName === 'SendMessageBatchCommand') sends.push({ at: t, entries: (args.input as { Entries: unknown[] }).Entries.length });
+      return next(args);
+    },
+    { step: 'initialize', name: 'recordSends' },
+  );
+  const { io, deps } = backfillDeps({ sqs });
+  const sleep = async (ms: number) => {
+    t += ms;
+    await onSleep?.(ms);
+  };
+  return { io, sends, sqs, elapsed: () => (t - 1_000_000) / 1000, deps: { ...deps, now: () => t, sleep } };
+}
+
+/** The most messages sent within any window of `seconds` (fake clock) starting at a send. */
+function mostInWindow(sends: { at: number; entries: number }[], seconds: number): number {
+  return Math.max(...sends.map((s) => sends.filter((o) => o.at >= s.at && o.at < s.at + seconds * 1000).reduce((n, o) => n + o.entries, 0)));
+}
+
+describe('backfill pacing: never faster than the workers drain', () => {
+  it('enqueues at (budget − 0.5) / (4 + auths) users/s: 4.9/s by default with the demo plan (1 auth), 2/s with --tray-budget 10.5', async () => {
+    servePool(Array.from({ length: 200 }, (_, i) => cognitoUser(i + 1)), 60);
+    const run = pacedDeps();
+    const result = await runBackfill({ ...baseOptions(), json: true }, run.deps);
+    expect(result.exitCode).toBe(0);
+    expect(result.data.enqueued).toBe(200);
+    expect(result.data.pace).toMatchObject({ trayBudgetPerSecond: 25, budgetFrom: 'default', callsPerUser: 5, callsFrom: 'plan', usersPerSecond: 4.9, retentionSeconds: 4 * 24 * 3600, retentionFrom: 'queue' });
+    // At most one batch of ten ahead of the pace in any minute, and the whole run takes as long as draining it.
+    expect(mostInWindow(run.sends, 60)).toBeLessThanOrEqual(Math.ceil(4.9 * 60) + 10);
+    expect(run.elapsed()).toBeGreaterThanOrEqual((200 - 10) / 4.9);
+    run.sqs.destroy();
+    await queued();
+
+    POOL = `${POOL}b`;
+    servePool(Array.from({ length: 100 }, (_, i) => cognitoUser(i + 1)), 60);
+    const slow = pacedDeps();
+    const slower = await runBackfill({ ...baseOptions(), state: join(dir, 'b.json'), trayBudget: 10.5 }, slow.deps);
+    expect(slower.data.pace).toMatchObject({ budgetFrom: 'flag', usersPerSecond: 2 });
+    expect(mostInWindow(slow.sends, 30)).toBeLessThanOrEqual(2 * 30 + 10);
+    expect(slow.elapsed()).toBeGreaterThanOrEqual((100 - 10) / 2);
+    expect(slow.io.stderr).toMatch(/enqueueing at 2 users\/s, what the workers drain at budget 10\.5\/s \(flag\), 5 Tray calls per user \(plan\)/);
+    slow.sqs.destroy();
+  });
+
+  it('--rate can only go slower than the drain rate', async () => {
+    servePool(Array.from({ length: 40 }, (_, i) => cognitoUser(i + 1)), 60);
+    const fast = pacedDeps();
+    const result = await runBackfill({ ...baseOptions(), rate: 100 }, fast.deps);
+    expect(result.data.pace.usersPerSecond).toBe(4.9);
+    expect(fast.io.stderr).toContain('--rate 100 is faster than the fleet drains (4.9 users/s)');
+    fast.sqs.destroy();
+    await queued();
+
+    POOL = `${POOL}b`;
+    servePool(Array.from({ length: 40 }, (_, i) => cognitoUser(i + 1)), 60);
+    const slow = pacedDeps();
+    expect((await runBackfill({ ...baseOptions(), state: join(dir, 'b.json'), rate: 1 }, slow.deps)).data.pace.usersPerSecond).toBe(1);
+    expect(slow.elapsed()).toBeGreaterThanOrEqual(30);
+    slow.sqs.destroy();
+  });
+
+  it('waits while the queue is deeper than --max-queue-depth, then goes on', async () => {
+    servePool(Array.from({ length: 60 }, (_, i) => cognitoUser(i + 1)), 60);
+    let drains = 0;
+    // The "workers" drain the queue only while the backfill waits for them.
+    const run = pacedDeps(async (ms) => {
+      if (ms === DEPTH_CHECK_MS) {
+        drains++;
+        await stack.sqs.send(new PurgeQueueCommand({ QueueUrl: stack.queueUrl }));
+      }
+    });
+    // Budget 3/s → 0.5 users/s: a batch of ten every 20 s, the depth read every 30 s.
+    const result = await runBackfill({ ...baseOptions(), trayBudget: 3, maxQueueDepth: 15 }, run.deps);
+    expect(result.exitCode).toBe(0);
+    expect(result.data.enqueued).toBe(60);
+    expect(result.data.pace.depthWaits).toBeGreaterThan(0);
+    expect(drains).toBe(result.data.pace.depthWaits);
+    expect(run.io.stderr).toMatch(/the import queue holds \d+ messages \(> --max-queue-depth 15\): waiting/);
+    run.sqs.destroy();
+  });
+
+  it('refuses (exit 1, nothing sent) a backfill the workers cannot drain within 80 % of the queue\'s retention, with the numbers and the way out', async () => {
+    servePool(Array.from({ length: 30 }, (_, i) => cognitoUser(i + 1)), 60);
+    // 2,000,000 users at 4.9 users/s is 4.7 days; 80 % of 4 days at 4.9/s is 1,354,752 users.
+    cognitoMock.on(DescribeUserPoolCommand).resolves({ UserPool: { Id: POOL, EstimatedNumberOfUsers: 2_000_000 } });
+    const run = pacedDeps();
+    const args = ['backfill', '--user-pool-id', POOL, '--queue-url', stack.queueUrl, '--table', stack.tableName, '--plan', PLAN, '--state', join(dir, 'state.json')];
+    expect(await main(args, run.deps)).toBe(1);
+    expect(run.io.stderr).toMatch(/refusing to backfill about 2000000 users: at 4\.9 users\/s/);
+    expect(run.io.stderr).toMatch(/need 4 d 17 h, more than 80 % of the queue's 4 d retention \(1354752 users\)/);
+    expect(run.io.stderr).toMatch(/--max-users 1354752.*--tray-budget/);
+    expect(run.sends).toEqual([]);
+    expect(existsSync(join(dir, 'state.json'))).toBe(false);
+
+    // Split: --max-users within the bound runs.
+    const split = pacedDeps();
+    expect(await main([...args, '--max-users', '1000000'], split.deps)).toBe(0);
+    expect(split.io.stderr).toMatch(/about 1000000 users, ETA 2 d 8 h/);
+    split.sqs.destroy();
+    run.sqs.destroy();
+  });
+
+  it('--max-users stops mid-page and a rerun goes on without enqueueing anyone twice', async () => {
+    servePool(Array.from({ length: 25 }, (_, i) => cognitoUser(i + 1)), 60);
+    const first = pacedDeps();
+    const r1 = await runBackfill({ ...baseOptions(), maxUsers: 15 }, first.deps);
+    expect(r1.exitCode).toBe(0);
+    expect(r1.data).toMatchObject({ enqueued: 15, limitReached: 'max-users', completed: false });
+    const second = pacedDeps();
+    const r2 = await runBackfill(baseOptions(), second.deps);
+    expect(r2.data).toMatchObject({ enqueued: 10, alreadyEnqueued: 15, completed: true });
+    const subs = (await queued()).map((m) => m.sub);
+    expect(subs).toHaveLength(25);
+    expect(new Set(subs).size).toBe(25);
+    first.sqs.destroy();
+    second.sqs.destroy();
+  });
+
+  it('--dry-run counts exactly and prints the ETA, and says (exit 1) when the real run would be refused', async () => {
+    servePool(Array.from({ length: 120 }, (_, i) => cognitoUser(i + 1)), 60);
+    const run = pacedDeps();
+    const result = await runBackfill({ ...baseOptions(), dryRun: true }, run.deps);
+    expect(result.exitCode).toBe(0);
+    expect(result.data.pace).toMatchObject({ expectedUsers: 120 });
+    expect(result.data.pace.etaSeconds).toBeCloseTo(120 / 4.9, 6);
+    expect(run.io.stdout).toMatch(/ETA:\s+24 s for 120 users \(queue retention 4 d\)/);
+
+    // Budget 0.51/s: 0.002 users/s, 552 users within 80 % of 4 days.
+    POOL = `${POOL}b`;
+    servePool(Array.from({ length: 600 }, (_, i) => cognitoUser(i + 1)), 60);
+    const tiny = pacedDeps();
+    const refused = await runBackfill({ ...baseOptions(), dryRun: true, trayBudget: 0.51 }, tiny.deps);
+    expect(refused.exitCode).toBe(1);
+    expect(refused.data.wouldRefuse).toMatch(/refusing to backfill 600 users: at 0\.002 users\/s.*\(552 users\)/);
+    expect(tiny.io.stdout).toContain('the backfill would be refused');
+    run.sqs.destroy();
+    tiny.sqs.destroy();
   });
 });
 

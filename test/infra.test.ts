@@ -12,15 +12,18 @@ import type { IConstruct } from 'constructs';
 import { afterAll, describe, expect, it } from 'vitest';
 import { METRIC_NAMESPACE } from '../functions/post-confirmation/trigger.js';
 import { buildApp, type BuiltApp } from '../infra/build.js';
-import { DeployConfigError, loadConfigFile, trayRateBound } from '../infra/config.js';
+import { DeployConfigError, fullBatchSeconds, loadConfigFile, trayCallsPerUser, workerRatePerSecond } from '../infra/config.js';
+import { VISIBILITY_TIMEOUT_FACTOR } from '../infra/constructs/import-queues.js';
 import { TRIGGER_METRIC, WORKER_METRICS } from '../infra/constructs/alarms.js';
 import { REPO_ROOT, repoPath } from '../infra/paths.js';
 import { secretResources } from '../infra/secret-grants.js';
 import { loadWorkerConfig, WorkerEnvSchema } from '../shared/config.js';
+import { CLI_RATE_PER_SECOND, DEFAULT_TRAY_BUDGET_PER_SECOND, workerShare } from '../shared/tray/pacer.js';
 import { ImportError } from '../shared/errors.js';
 import { LEDGER_KEY } from '../shared/ledger.js';
 import { loadPlanFile, parsePlan, requiredAttributes, type ImportPlan } from '../shared/plan.js';
 import { STACK_OUTPUT_KEYS } from '../cli/context.js';
+import { ASSUMED_QUEUE_RETENTION_SECONDS } from '../cli/commands/backfill.js';
 
 /**
  * Template assertions on the stack the app deploys. Bundling is skipped (`aws:cdk:bundling-stacks`:
@@ -149,7 +152,50 @@ describe('configuration', () => {
   });
 
   it('a worker timeout that cannot hold one Tray call is refused', () => {
-    expect(() => build({ workerTimeoutSeconds: 12, trayTimeoutMs: 10_000 })).toThrow(/\$\.workerTimeoutSeconds/);
+    expect(() => build({ batchSize: 1, workerTimeoutSeconds: 12, trayTimeoutMs: 10_000 })).toThrow(/\$\.workerTimeoutSeconds/);
+  });
+
+  it('defaults: budget 25/s, batches of 150 gathered for up to 5 s, 180 s timeout', () => {
+    const { trayBudgetPerSecond: _b, batchSize: _s, maxBatchingWindowSeconds: _w, workerTimeoutSeconds: _t, ...rest } = EXAMPLE;
+    const { config } = build(rest).loaded;
+    expect(config).toMatchObject({ trayBudgetPerSecond: DEFAULT_TRAY_BUDGET_PER_SECOND, batchSize: 150, maxBatchingWindowSeconds: 5, workerTimeoutSeconds: 180, maxConcurrency: 2 });
+    expect(() => build({ batchConcurrency: 1 })).toThrow(/unknown field "batchConcurrency"/);
+    expect(() => build({ trayMinCallMs: 100 })).toThrow(/unknown field "trayMinCallMs"/);
+  });
+
+  it('the budget must exceed the CLI reserve and stay within Tray\'s limit', () => {
+    expect(() => build({ trayBudgetPerSecond: 31 })).toThrow(/\$\.trayBudgetPerSecond: 31\/s is above Tray's limit of 30\/s.*use at most 30/);
+    expect(() => build({ trayBudgetPerSecond: 25, trayRateLimitPerSecond: 20 })).toThrow(/\$\.trayBudgetPerSecond/);
+    expect(() => build({ trayBudgetPerSecond: CLI_RATE_PER_SECOND })).toThrow(/\$\.trayBudgetPerSecond: must be above the CLI's reserve/);
+    expect(() => build({ trayBudgetPerSecond: 30, batchSize: 100 })).not.toThrow();
+    expect(() => build({ trayBudgetPerSecond: 0.51, maxConcurrency: 1000, batchSize: 1 })).toThrow(/\$\.maxConcurrency: .*less than 0\.01 call\/s/);
+    // A partner with a higher limit: a share above what the worker accepts (50/s) is refused at synth, not at cold start.
+    expect(() => build({ trayRateLimitPerSecond: 200, trayBudgetPerSecond: 150, batchSize: 100 })).toThrow(/\$\.maxConcurrency: each of 2 invocations would get 74\.75 Tray calls\/s.*raise maxConcurrency/);
+    expect(() => build({ trayRateLimitPerSecond: 200, trayBudgetPerSecond: 150, maxConcurrency: 4, batchSize: 100 })).not.toThrow();
+  });
+
+  it('batches above 10 need a batching window of at least 1 s (AWS rule); batch size up to 10000', () => {
+    expect(() => build({ batchSize: 11, maxBatchingWindowSeconds: 0 })).toThrow(/\$\.maxBatchingWindowSeconds: AWS requires .* at least 1 s/);
+    expect(() => build({ batchSize: 10, maxBatchingWindowSeconds: 0 })).not.toThrow();
+    expect(() => build({ batchSize: 10_001 })).toThrow(/\$\.batchSize: must be at most 10000/);
+    expect(() => build({ maxBatchingWindowSeconds: 301 })).toThrow(/\$\.maxBatchingWindowSeconds/);
+  });
+
+  it('a full batch must fit one invocation at its share of the budget: the error says the largest batch and the timeout that fit', () => {
+    // Demo plan: 1 auth → 5 calls per user; share (25 − 0.5) / 2 = 12.25/s.
+    const plan = { auths: [{}] } as never;
+    expect(trayCallsPerUser(plan)).toBe(5);
+    const base = { batchSize: 150, trayBudgetPerSecond: 25, maxConcurrency: 2, trayTimeoutMs: 10_000 };
+    expect(fullBatchSeconds(base, plan)).toBeCloseTo((150 * 5) / 12.25 + 2 + 10 + 3, 6); // ≈ 76.2 s ≤ 180
+    // 400 users × 5 / 12.25 + 15 = 178.3 s fits 180; 420 → 186.4 s does not. Largest: floor((180 − 15) × 12.25 / 5) = 404.
+    expect(() => build({ batchSize: 400 })).not.toThrow();
+    const error = errorOf(() => build({ batchSize: 420 }));
+    expect(error).toBeInstanceOf(DeployConfigError);
+    expect(error.message).toMatch(/\$\.workerTimeoutSeconds: a full batch of 420 users × 5 Tray calls at 12\.25 calls\/s/);
+    expect(error.message).toMatch(/lower batchSize to 404 or less, raise workerTimeoutSeconds to 187 or more/);
+    // A smaller share (more invocations) needs smaller batches for the same timeout.
+    expect(() => build({ maxConcurrency: 8 })).toThrow(/lower batchSize to 100 or less/);
+    expect(() => build({ maxConcurrency: 8, batchSize: 100 })).not.toThrow();
   });
 });
 
@@ -202,10 +248,12 @@ describe('queues', () => {
     template.hasResourceProperties('AWS::SQS::Queue', {
       QueueName: 'TrayAuthImport-imports',
       SqsManagedSseEnabled: true,
-      VisibilityTimeout: 6 * 120,
+      VisibilityTimeout: VISIBILITY_TIMEOUT_FACTOR * 180,
       RedrivePolicy: { deadLetterTargetArn: { 'Fn::GetAtt': [ids.dlq, 'Arn'] }, maxReceiveCount: 5 },
       RedriveAllowPolicy: { redrivePermission: 'denyAll' },
     });
+    // `backfill` refuses runs that cannot drain within this retention; it assumes it when it cannot ask the queue.
+    expect(template.findResources('AWS::SQS::Queue')[ids.queue]!.Properties.MessageRetentionPeriod).toBe(ASSUMED_QUEUE_RETENTION_SECONDS);
   });
 
   it('DLQ: SSE, 14 days retention, only the import queue may use it (ARN built from the name: no cycle)', () => {
@@ -232,8 +280,15 @@ describe('queues', () => {
     }
   });
 
+  it('the visibility timeout is 6× the worker timeout (AWS guidance): a batch cut off by the timeout is not redelivered while it may still run', () => {
+    expect(VISIBILITY_TIMEOUT_FACTOR).toBe(6);
+    const queue = template.findResources('AWS::SQS::Queue')[ids.queue]!;
+    const worker = template.findResources('AWS::Lambda::Function')[ids.worker]!;
+    expect(queue.Properties.VisibilityTimeout).toBe(6 * worker.Properties.Timeout);
+  });
+
   it('maxReceiveCount and the worker timeout are configurable, and the worker reads the same maxReceiveCount', () => {
-    const custom = synth({ maxReceiveCount: 8, workerTimeoutSeconds: 90, stackName: 'Imports-Prod' });
+    const custom = synth({ maxReceiveCount: 8, workerTimeoutSeconds: 90, batchSize: 50, stackName: 'Imports-Prod' });
     custom.template.hasResourceProperties('AWS::SQS::Queue', {
       QueueName: 'Imports-Prod-imports',
       VisibilityTimeout: 540,
@@ -260,31 +315,43 @@ describe('worker', () => {
   const env = worker.Properties.Environment.Variables as Record<string, unknown>;
 
   it('Node.js 24 on arm64, its own log group with retention, timeout from config', () => {
-    expect(worker.Properties).toMatchObject({ Runtime: 'nodejs24.x', Architectures: ['arm64'], Timeout: 120, MemorySize: 512, Handler: 'index.handler' });
+    expect(worker.Properties).toMatchObject({ Runtime: 'nodejs24.x', Architectures: ['arm64'], Timeout: 180, MemorySize: 512, Handler: 'index.handler' });
     expect(worker.Properties.LoggingConfig).toEqual({ LogGroup: { Ref: ids.workerLogs } });
     template.hasResourceProperties('AWS::Logs::LogGroup', { RetentionInDays: 90 });
     expect(template.findResources('AWS::Logs::LogGroup')[ids.workerLogs]!.Properties.RetentionInDays).toBe(90);
   });
 
-  it('SQS event source: partial batch responses, batch size and max concurrency from config', () => {
+  it('SQS event source: partial batch responses, batch size, batching window and max concurrency from config', () => {
     template.hasResourceProperties('AWS::Lambda::EventSourceMapping', {
       FunctionName: { Ref: ids.worker },
       EventSourceArn: { 'Fn::GetAtt': [ids.queue, 'Arn'] },
       FunctionResponseTypes: ['ReportBatchItemFailures'],
-      BatchSize: 5,
+      BatchSize: 150,
+      MaximumBatchingWindowInSeconds: 5,
       ScalingConfig: { MaximumConcurrency: 2 },
     });
     template.resourceCountIs('AWS::Lambda::EventSourceMapping', 1);
+    const small = synth({ batchSize: 10, maxBatchingWindowSeconds: 0 });
+    const mapping = Object.values(small.template.findResources('AWS::Lambda::EventSourceMapping'))[0]!;
+    expect(mapping.Properties.BatchSize).toBe(10);
+    expect(mapping.Properties.MaximumBatchingWindowInSeconds).toBeUndefined();
   });
 
-  it('the deployed concurrency cannot exceed Tray\'s 30 requests/s (at ≥ 100 ms per call)', () => {
+  it('the fleet cannot exceed the budget: each invocation is paced to (budget − CLI reserve) / maxConcurrency', () => {
     const mapping = Object.values(template.findResources('AWS::Lambda::EventSourceMapping'))[0]!;
-    const inFlight = mapping.Properties.ScalingConfig.MaximumConcurrency * Number(env.BATCH_CONCURRENCY);
-    expect((inFlight * 1000) / 100).toBeLessThanOrEqual(30);
-    expect(trayRateBound({ maxConcurrency: 2, batchConcurrency: 1, trayMinCallMs: 100 })).toEqual({ inFlight: 2, requestsPerSecond: 20 });
-    expect(() => build({ maxConcurrency: 4, batchConcurrency: 1 })).toThrow(/40 requests\/s, above Tray's 30\/s/);
-    expect(() => build({ maxConcurrency: 2, batchConcurrency: 2 })).toThrow(/maxConcurrency/);
-    expect(() => build({ maxConcurrency: 3, batchConcurrency: 1 })).not.toThrow();
+    const invocations = mapping.Properties.ScalingConfig.MaximumConcurrency as number;
+    // Defaults: 2 invocations × 12.25/s + the CLI's 0.5/s = 25/s ≤ Tray's 30/s.
+    expect(env.TRAY_RATE_PER_SECOND).toBe('12.25');
+    expect(invocations * Number(env.TRAY_RATE_PER_SECOND) + CLI_RATE_PER_SECOND).toBeLessThanOrEqual(DEFAULT_TRAY_BUDGET_PER_SECOND);
+    // Rounded down to 2 decimals, never above the exact share: 24.5 / 3 = 8.1666… → 8.16.
+    expect(workerRatePerSecond({ trayBudgetPerSecond: 25, maxConcurrency: 3 })).toBe(8.16);
+    expect(workerRatePerSecond({ trayBudgetPerSecond: 25, maxConcurrency: 3 })).toBeLessThanOrEqual(workerShare(25, 3));
+    const prod = synth({ trayBudgetPerSecond: 20, maxConcurrency: 3, batchSize: 100 });
+    const prodEnv = prod.template.findResources('AWS::Lambda::Function')[prod.ids.worker]!.Properties.Environment.Variables;
+    expect(prodEnv.TRAY_RATE_PER_SECOND).toBe('6.5');
+    expect(prod.template.toJSON().Metadata.TrayBudget).toMatchObject({ budgetPerSecond: 20, cliReservePerSecond: 0.5, maxConcurrency: 3, workerRatePerSecond: 6.5, callsPerUser: 5 });
+    prod.template.hasOutput('TrayBudgetPerSecond', { Value: '20' });
+    prod.template.hasOutput('TrayCallsPerUser', { Value: '5' });
   });
 
   it('environment: every setting WorkerEnvSchema reads, and it validates with the plan', () => {
@@ -297,7 +364,9 @@ describe('worker', () => {
       MASTER_TOKEN_SECRET_ID: 'tray-auth-import/master-token',
       MASTER_TOKEN_CACHE_MS: '300000',
       MAX_RECEIVE_COUNT: '5',
-      BATCH_CONCURRENCY: '1',
+      TRAY_RATE_PER_SECOND: '12.25',
+      TRAY_BURST: '2',
+      MAX_USERS_IN_FLIGHT: '64',
       TRAY_TIMEOUT_MS: '10000',
       RETRY_BASE_SECONDS: '30',
       RETRY_MAX_SECONDS: '900',
@@ -718,7 +787,15 @@ describe('stack', () => {
     const { stack, template, ids } = synth({ stackName: 'TrayImportStaging' });
     expect(stack.stackName).toBe('TrayImportStaging');
     expect(template.findResources('AWS::SQS::Queue')[ids.queue]!.Properties.Tags).toEqual([{ Key: 'project', Value: 'tray-auth-import' }]);
-    expect(template.toJSON().Metadata.TrayRateBound).toEqual({ inFlightCalls: 2, maxRequestsPerSecond: 20, trayLimitPerSecond: 30 });
+    expect(template.toJSON().Metadata.TrayBudget).toEqual({
+      budgetPerSecond: 25,
+      cliReservePerSecond: 0.5,
+      maxConcurrency: 2,
+      workerRatePerSecond: 12.25,
+      trayLimitPerSecond: 30,
+      callsPerUser: 5,
+      fullBatchSeconds: 77,
+    });
   });
 });
 

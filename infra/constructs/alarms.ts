@@ -36,7 +36,7 @@ export const TRIGGER_METRIC = { namespace: 'TrayAuthImport', name: 'EnqueueFaile
  * TrayAuthImport, dimensions `service` (POWERTOOLS_SERVICE_NAME, which the stack sets to its own
  * name, so that two stacks in one account and region never add up) and `component`.
  */
-export const WORKER_METRICS = { namespace: 'TrayAuthImport', component: 'import-worker', names: ['Imported', 'AlreadyImported', 'Retried', 'DeadLettered'] } as const;
+export const WORKER_METRICS = { namespace: 'TrayAuthImport', component: 'import-worker', names: ['Imported', 'AlreadyImported', 'Retried', 'DeadLettered', 'Deferred'] } as const;
 
 export interface ImportAlarmsProps {
   /** The stack's name: alarm and dashboard names, and the `service` dimension of the worker's metrics. */
@@ -203,7 +203,13 @@ export class ImportAlarms extends Construct {
     );
     dashboard.addWidgets(
       new GraphWidget({ title: 'Imports', left: [workerMetric('Imported', 'imported'), workerMetric('AlreadyImported', 'already imported (no Tray call)')], width: 8 }),
-      new GraphWidget({ title: 'Retries and dead letters', left: [workerMetric('Retried', 'retried'), workerMetric('DeadLettered', 'dead-lettered by the worker')], right: [enqueueFailed], width: 8 }),
+      new GraphWidget({ title: 'Retries and dead letters', left: [
+          workerMetric('Retried', 'retried'),
+          workerMetric('DeadLettered', 'dead-lettered by the worker'),
+          // Records an invocation could not finish before its deadline, handed back unstarted (not an attempt):
+          // many of them mean the batch does not fit the timeout at the invocation's share of the budget.
+          workerMetric('Deferred', 'handed back unstarted'),
+        ], right: [enqueueFailed], width: 8 }),
       new SingleValueWidget({ title: 'Dead-letter queue', metrics: [props.deadLetterQueue.metricApproximateNumberOfMessagesVisible({ period: Duration.minutes(1), statistic: 'Maximum', label: 'messages in the DLQ' })], width: 8 }),
     );
     dashboard.addWidgets(

@@ -5,7 +5,7 @@ import type { ITopic } from 'aws-cdk-lib/aws-sns';
 import type { Queue } from 'aws-cdk-lib/aws-sqs';
 import { Construct } from 'constructs';
 import { DEAD_LETTER_FAILED_METRIC } from '../../shared/dead-letter.js';
-import { METRICS_NAMESPACE, SERVICE_NAME } from '../../shared/logging.js';
+import { METRICS_NAMESPACE } from '../../shared/logging.js';
 
 /**
  * Guards that make abnormal volume and lost reasons visible, on the alarm topic:
@@ -18,13 +18,19 @@ import { METRICS_NAMESPACE, SERVICE_NAME } from '../../shared/logging.js';
  * The DLQ is kept when the stack is deleted: it may hold the only record of users not imported.
  */
 export interface ImportGuardsProps {
+  /** The stack's name: the worker's `service` metric dimension (its POWERTOOLS_SERVICE_NAME) and the alarm names' prefix. */
+  stackName: string;
   topic: ITopic;
   deadLetterQueue: Queue;
   maxImportsPerHour?: number | undefined;
 }
 
-/** The worker's Powertools metrics: namespace, plus the service and component dimensions. */
-export const WORKER_METRIC_DIMENSIONS = { service: SERVICE_NAME, component: 'import-worker' } as const;
+/**
+ * The fixed dimension of the worker's Powertools metrics. The other, `service`, is the stack's name
+ * (the worker's POWERTOOLS_SERVICE_NAME), so that two stacks in one account never share a metric:
+ * an alarm on `service: tray-auth-import` would watch a metric no worker emits.
+ */
+export const WORKER_METRIC_DIMENSIONS = { component: 'import-worker' } as const;
 
 export class ImportGuards extends Construct {
   readonly alarms: Alarm[] = [];
@@ -35,9 +41,11 @@ export class ImportGuards extends Construct {
 
     const action = new SnsAction(props.topic);
     const workerMetric = (metricName: string, period: Duration) =>
-      new Metric({ namespace: METRICS_NAMESPACE, metricName, dimensionsMap: { ...WORKER_METRIC_DIMENSIONS }, period, statistic: 'Sum' });
+      new Metric({ namespace: METRICS_NAMESPACE, metricName, dimensionsMap: { service: props.stackName, ...WORKER_METRIC_DIMENSIONS }, period, statistic: 'Sum' });
     const alarm = (alarmId: string, description: string, metric: Metric, threshold: number) => {
       const created = new Alarm(this, alarmId, {
+        // Named per stack like the other alarms: two stacks in one account must not share an alarm name.
+        alarmName: `${props.stackName}-${alarmId}`,
         alarmDescription: description,
         metric,
         threshold,

@@ -56,6 +56,7 @@ export class ImportQueues extends Construct {
       encryption: QueueEncryption.SQS_MANAGED,
       enforceSSL: true,
       visibilityTimeout: Duration.seconds(props.workerTimeout.toSeconds() * VISIBILITY_TIMEOUT_FACTOR),
+      // `backfill` reads this (GetQueueAttributes) and refuses a run the workers cannot drain within 80 % of it.
       retentionPeriod: Duration.days(4),
       deadLetterQueue: { queue: this.deadLetterQueue, maxReceiveCount: props.maxReceiveCount },
       redriveAllowPolicy: { redrivePermission: RedrivePermission.DENY_ALL },
