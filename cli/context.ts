@@ -13,6 +13,7 @@ import { loadPlanFile, trayEndpoint, type ImportPlan } from '../shared/plan.js';
 import { MIN_SECRET_LENGTH, registerSecret } from '../shared/redact.js';
 import { trayUrlProblem } from '../shared/security-policy.js';
 import { staticMasterToken, TrayClient, type MasterTokenSource } from '../shared/tray/client.js';
+import type { Pacer } from '../shared/tray/pacer.js';
 import { processIo, warn, type Io } from './output.js';
 
 /**
@@ -146,6 +147,8 @@ export interface CliDeps extends Partial<AwsClients> {
   /** Long-poll seconds when scanning a queue (1 makes an empty answer trustworthy). */
   receiveWaitSeconds?: number;
   fetch?: typeof fetch;
+  /** The CLI's share of the Tray budget (default: CLI_RATE_PER_SECOND for the whole process); tests pass a faster one. */
+  pacer?: Pacer;
 }
 
 type Outputs = Partial<Record<StackOutputKey, string>>;
@@ -300,7 +303,7 @@ export class CliContext {
   async trayClient(plan: ImportPlan | undefined, tokenOptions: MasterTokenOptions): Promise<{ tray: TrayClient; url: string }> {
     const url = this.trayUrl(plan);
     const masterToken = await this.masterToken(tokenOptions);
-    return { tray: new TrayClient({ url, masterToken, timeoutMs: 15_000, fetch: this.deps.fetch }), url };
+    return { tray: new TrayClient({ url, masterToken, timeoutMs: 15_000, fetch: this.deps.fetch, pacer: this.deps.pacer }), url };
   }
 
   trayUrl(plan: ImportPlan | undefined): string {

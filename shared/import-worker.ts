@@ -176,6 +176,13 @@ export function createImportWorker(deps: WorkerDeps) {
   const handler = async (event: SQSEvent, context: MasterTokenContext) => {
     const deadline = Date.now() + context.getRemainingTimeInMillis() - SAFETY_MARGIN_MS;
     const results: Promise<void>[] = [];
+    // Observed at once: a record that fails while later ones are still being admitted must not
+    // be an unhandled rejection (Lambda's runtime would fail the whole invocation); its outcome
+    // is read from `results` below, in the order of the records.
+    const track = (p: Promise<void>) => {
+      p.catch(() => undefined);
+      results.push(p);
+    };
     let inFlight = 0;
     for (const record of event.Records) {
       // Admit the next user only when the ones in flight leave slots unused: a pacer with a
@@ -184,11 +191,11 @@ export function createImportWorker(deps: WorkerDeps) {
       while (inFlight > 0 && (pacer.queued > 0 || inFlight >= config.MAX_USERS_IN_FLIGHT)) await sleep(pacer.intervalMs());
       if (Date.now() + duration.expectedMs() * START_MARGIN > deadline) {
         const reason = new ImportError('OUT_OF_TIME', 'ledger', 'not enough time left in this invocation to start the import; handed back without counting as an attempt');
-        results.push(handBack(record, reason, 0));
+        track(handBack(record, reason, 0));
         continue;
       }
       inFlight += 1;
-      results.push(processRecord(record, context, deadline).finally(() => (inFlight -= 1)));
+      track(processRecord(record, context, deadline).finally(() => (inFlight -= 1)));
       await sleep(pacer.intervalMs());
     }
     return Promise.allSettled(results);

@@ -1,3 +1,4 @@
+import { nameOfSub, readableSub } from './support/subs.js';
 import { existsSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -29,10 +30,11 @@ beforeEach(async () => {
 });
 afterEach(() => rmSync(dir, { recursive: true, force: true }));
 
-async function deadLetter(sub: string, code: ErrorCode) {
+async function deadLetter(name: string, code: ErrorCode) {
+  const sub = readableSub(name);
   const body = JSON.stringify(buildQueueMessage({ userPoolId: POOL, username: `user-${sub}`, userAttributes: { sub, email: `${sub}@example.com` }, attributeNames: ['email'], source: 'signup' }));
   const record = { messageId: `m-${sub}`, body, attributes: { ApproximateReceiveCount: '1' } } as unknown as SQSRecord;
-  await sendToDeadLetterQueue(stack.sqs, stack.dlqUrl, record, new ImportError(code, 'plan', `${code} for ${sub}`), { sub, userPoolId: POOL });
+  await sendToDeadLetterQueue(stack.sqs, stack.dlqUrl, record, new ImportError(code, 'plan', `${code} for ${name}`), { sub, userPoolId: POOL });
 }
 
 async function drain(): Promise<Message[]> {
@@ -45,7 +47,7 @@ async function drain(): Promise<Message[]> {
     for (const m of got) await stack.sqs.send(new DeleteMessageCommand({ QueueUrl: stack.dlqUrl, ReceiptHandle: m.ReceiptHandle }));
   }
 }
-const subs = (messages: Message[]) => messages.map((m) => (JSON.parse(m.Body ?? '{}') as { sub: string }).sub).sort();
+const subs = (messages: Message[]) => messages.map((m) => nameOfSub((JSON.parse(m.Body ?? '{}') as { sub: string }).sub)).sort();
 const readLines = (file: string) => readFileSync(file, 'utf8').trim().split('\n').map((l) => JSON.parse(l) as ExportLine);
 const deps = (extra: { sqs?: SQSClient; now?: () => number } = {}) => {
   const io = bufferIo();
@@ -85,10 +87,10 @@ describe('dlq export', () => {
     expect(result.exitCode).toBe(0);
     expect(io.stdout).toContain(`exported 2 message(s) to ${out}`);
     const lines = readLines(out);
-    expect(lines.map((l) => l.sub).sort()).toEqual(['e1', 'e2']);
-    const e2 = lines.find((l) => l.sub === 'e2');
-    expect(e2?.attributes).toMatchObject({ ErrorCode: 'MISSING_ATTRIBUTE', UserSub: 'e2', ErrorReason: 'MISSING_ATTRIBUTE for e2' });
-    expect(JSON.parse(e2?.body ?? '')).toMatchObject({ sub: 'e2', userPoolId: POOL });
+    expect(lines.map((l) => nameOfSub(l.sub)).sort()).toEqual(['e1', 'e2']);
+    const e2 = lines.find((l) => l.sub === readableSub('e2'));
+    expect(e2?.attributes).toMatchObject({ ErrorCode: 'MISSING_ATTRIBUTE', UserSub: readableSub('e2'), ErrorReason: 'MISSING_ATTRIBUTE for e2' });
+    expect(JSON.parse(e2?.body ?? '')).toMatchObject({ sub: readableSub('e2'), userPoolId: POOL });
     expect(e2?.sentAt).toMatch(/^\d{4}-/);
     expect(statSync(out).mode & 0o077).toBe(0);
     expect(subs(await drain())).toEqual(['e1', 'e2']); // still there, visible at once
@@ -103,10 +105,10 @@ describe('dlq delete', () => {
     for (const sub of ['d1', 'd2', 'd3']) await deadLetter(sub, 'TRAY_REJECTED');
     const file = join(dir, 'deleted.jsonl');
     const { io, deps: d } = deps();
-    const result = await runDlqDelete({ dlqUrl: stack.dlqUrl, user: ['d2'], export: file, json: true }, d);
+    const result = await runDlqDelete({ dlqUrl: stack.dlqUrl, user: [readableSub('d2')], export: file, json: true }, d);
     expect(result.exitCode).toBe(0);
     expect(io.json<DlqDeleteResult>()).toMatchObject({ deleted: 1, exportFile: file, failed: [] });
-    expect(readLines(file).map((l) => l.sub)).toEqual(['d2']);
+    expect(readLines(file).map((l) => nameOfSub(l.sub))).toEqual(['d2']);
     expect(subs(await drain())).toEqual(['d1', 'd3']);
   });
 
@@ -131,7 +133,7 @@ describe('dlq delete', () => {
     await deadLetter('old-b', 'TRAY_REJECTED');
     const twoHoursLater = () => Date.now() + 2 * 3_600_000;
     const dry = await runDlqDelete({ dlqUrl: stack.dlqUrl, code: ['MISSING_ATTRIBUTE'], olderThan: '1h', dryRun: true, export: join(dir, 'never.jsonl') }, deps({ now: twoHoursLater }).deps);
-    expect(dry.data.matched.map((m) => m.sub)).toEqual(['old-a']);
+    expect(dry.data.matched.map((m) => nameOfSub(m.sub))).toEqual(['old-a']);
     expect(existsSync(join(dir, 'never.jsonl'))).toBe(false);
     expect(subs(await drain())).toEqual(['old-a', 'old-b']);
 
@@ -148,7 +150,7 @@ describe('dlq delete', () => {
     await deadLetter('safe', 'TRAY_REJECTED');
     const file = join(dir, 'taken.jsonl');
     writeFileSync(file, 'someone else\'s file\n');
-    await expect(runDlqDelete({ dlqUrl: stack.dlqUrl, user: ['safe'], export: file }, deps().deps)).rejects.toMatchObject({ exitCode: 2 });
+    await expect(runDlqDelete({ dlqUrl: stack.dlqUrl, user: [readableSub('safe')], export: file }, deps().deps)).rejects.toMatchObject({ exitCode: 2 });
     expect(readFileSync(file, 'utf8')).toBe('someone else\'s file\n');
     expect(subs(await drain())).toEqual(['safe']);
   });

@@ -1,3 +1,4 @@
+import { readableSub } from './support/subs.js';
 import {
   CancelMessageMoveTaskCommand,
   ListMessageMoveTasksCommand,
@@ -40,11 +41,7 @@ beforeEach(async () => {
   await stack.sqs.send(new PurgeQueueCommand({ QueueUrl: stack.dlqUrl }));
 });
 
-/** A Cognito-shaped sub (a UUID) spelling a readable name in hex: order-preserving, so sorted lists compare as before. */
-const S = (name: string) => {
-  const hex = Buffer.from(name).toString('hex').padEnd(32, '0');
-  return `${hex.slice(0, 8)}-${hex.slice(8, 12)}-${hex.slice(12, 16)}-${hex.slice(16, 20)}-${hex.slice(20)}`;
-};
+const S = readableSub;
 
 const body = (sub: string) =>
   JSON.stringify(buildQueueMessage({ userPoolId: POOL, username: `user-${sub}`, userAttributes: { sub, email: `${sub}@example.com` }, attributeNames: ['email'], source: 'signup' }));
@@ -226,9 +223,9 @@ function failingWorker(failing: Set<string>): { sqs: SQSClient; sentToQueue: () 
 
 describe('redrive terminates', () => {
   it('moves a message that fails again exactly once, reports it as failed again and exits 1', async () => {
-    await deadLetter('loop', 'TRAY_REJECTED');
-    for (const sub of ['ok-1', 'ok-2']) await deadLetter(sub, 'TRAY_REJECTED');
-    const worker = failingWorker(new Set(['loop']));
+    await deadLetter(S('loop'), 'TRAY_REJECTED');
+    for (const name of ['ok-1', 'ok-2']) await deadLetter(S(name), 'TRAY_REJECTED');
+    const worker = failingWorker(new Set([S('loop')]));
     const { io, deps: d } = deps({ sqs: worker.sqs });
     const started = Date.now();
     const result = await runRedrive({ dlqUrl: stack.dlqUrl, queueUrl: stack.queueUrl, errorCode: ['TRAY_REJECTED'], watch: 1, json: true }, d);
@@ -236,19 +233,19 @@ describe('redrive terminates', () => {
 
     expect(Date.now() - started).toBeLessThan(5_000); // it ends: the scan at the count it started with, the watch after 1 s
     expect(result.exitCode).toBe(1);
-    expect(worker.sentToQueue().sort()).toEqual(['loop', 'ok-1', 'ok-2']); // each once, the returned copy never
+    expect(worker.sentToQueue().sort()).toEqual([S('loop'), S('ok-1'), S('ok-2')]); // each once, the returned copy never
     const out = io.json<RedriveResult>();
     expect(out).toMatchObject({ moved: 3, expected: 3 });
-    expect(out.failedAgain?.map((m) => m.sub)).toEqual(['loop']);
+    expect(out.failedAgain?.map((m) => m.sub)).toEqual([S('loop')]);
     // The returned message stays in the DLQ, visible, for the operator to look at.
-    expect(subsOf(await drain(stack.dlqUrl))).toEqual(['loop']);
-    expect(subsOf(await drain(stack.queueUrl))).toEqual(['loop', 'ok-1', 'ok-2']);
+    expect(subsOf(await drain(stack.dlqUrl))).toEqual([S('loop')]);
+    expect(subsOf(await drain(stack.queueUrl))).toEqual([S('loop'), S('ok-1'), S('ok-2')]);
   });
 
   it('never moves messages that entered the DLQ after the run started, and stops at the count it started with', async () => {
-    for (let i = 0; i < 12; i++) await deadLetter(`s-${String(i).padStart(2, '0')}`, 'TRAY_UNAVAILABLE');
+    for (let i = 0; i < 12; i++) await deadLetter(S(`s-${String(i).padStart(2, '0')}`), 'TRAY_UNAVAILABLE');
     // Every moved user fails again: a scanner without a horizon would chase them for ever (issue #10: "moved 9730 of 9730").
-    const worker = failingWorker(new Set(Array.from({ length: 12 }, (_, i) => `s-${String(i).padStart(2, '0')}`)));
+    const worker = failingWorker(new Set(Array.from({ length: 12 }, (_, i) => S(`s-${String(i).padStart(2, '0')}`))));
     const { io, deps: d } = deps({ sqs: worker.sqs });
     const result = await runRedrive({ dlqUrl: stack.dlqUrl, queueUrl: stack.queueUrl, errorCode: ['TRAY_UNAVAILABLE'], json: true }, d);
     worker.sqs.destroy();
@@ -262,20 +259,20 @@ describe('redrive terminates', () => {
   });
 
   it('refuses an empty --user instead of moving the whole DLQ (usage error, exit 2)', async () => {
-    await deadLetter('keep-me', 'TRAY_REJECTED');
+    await deadLetter(S('keep-me'), 'TRAY_REJECTED');
     const io = bufferIo();
     expect(await main(['redrive', '--user', '', '--dlq-url', stack.dlqUrl, '--queue-url', stack.queueUrl], { io, sqs: stack.sqs, receiveWaitSeconds: 0 })).toBe(2);
     expect(io.stderr).toContain('--user is empty');
     await expect(runRedrive({ dlqUrl: stack.dlqUrl, queueUrl: stack.queueUrl, errorCode: [' '] }, { io: bufferIo(), sqs: stack.sqs })).rejects.toMatchObject({ exitCode: 2 });
-    expect(subsOf(await drain(stack.dlqUrl))).toEqual(['keep-me']);
+    expect(subsOf(await drain(stack.dlqUrl))).toEqual([S('keep-me')]);
     expect(await drain(stack.queueUrl)).toEqual([]);
   });
 
   it('a dry run leaves every message visible at once', async () => {
-    await deadLetter('v1', 'TRAY_REJECTED');
-    await deadLetter('v2', 'TRAY_UNAVAILABLE');
+    await deadLetter(S('v1'), 'TRAY_REJECTED');
+    await deadLetter(S('v2'), 'TRAY_UNAVAILABLE');
     const { deps: d } = deps();
-    await runRedrive({ dlqUrl: stack.dlqUrl, user: ['v1'], dryRun: true }, d);
+    await runRedrive({ dlqUrl: stack.dlqUrl, user: [S('v1')], dryRun: true }, d);
     const visible = await stack.sqs.send(new ReceiveMessageCommand({ QueueUrl: stack.dlqUrl, MaxNumberOfMessages: 10, VisibilityTimeout: 0 }));
     expect(visible.Messages ?? []).toHaveLength(2);
   });

@@ -11,6 +11,7 @@ import { runStatus, type StatusResult } from '../cli/commands/status.js';
 import { bufferIo, type BufferIo } from '../cli/output.js';
 import type { CliDeps } from '../cli/context.js';
 import { parseQueueMessage } from '../shared/message.js';
+import { Pacer } from '../shared/tray/pacer.js';
 import { DEMO_PLAN_PATH, DEMO_SOLUTION, DEMO_USER_POOL_ID, demoSecrets, demoUsers } from '../local/demo.js';
 import { startLocalStack, type LocalStack } from '../local/local-stack.js';
 import type { SeedSolution } from '../local/tray-standin/index.js';
@@ -86,7 +87,8 @@ function planWith(change: (plan: PlanJson) => void): string {
 
 function deps(env: NodeJS.ProcessEnv = process.env): { io: BufferIo; deps: CliDeps } {
   const io = bufferIo();
-  return { io, deps: { io, env, sqs: stack.sqs, dynamodb: stack.dynamodb, secretsManager: stack.secretsManager, cognito: new CognitoIdentityProviderClient({}) } };
+  // A pacer of its own: the CLI's default share (0.5 calls/s) would only slow the test down.
+  return { io, deps: { io, env, sqs: stack.sqs, dynamodb: stack.dynamodb, secretsManager: stack.secretsManager, cognito: new CognitoIdentityProviderClient({}), pacer: new Pacer({ ratePerSecond: 50, burst: 10 }) } };
 }
 
 function expectNoSecrets(io: BufferIo) {
@@ -209,7 +211,7 @@ describe('import-user and status', () => {
     expect(result.exitCode).toBe(0);
     const out = imported.io.json<ImportUserResult>();
     expect(out).toMatchObject({ outcome: 'enabled', message: { source: 'manual', sub: user.sub, username: user.username } });
-    expect(out.events.map((e) => `${e.type} ${'object' in e ? e.object : ''}`)).toEqual(['created user', 'created auth', 'created instance']);
+    expect(out.events.map((e) => `${e.type} ${'object' in e ? e.object : ''}`)).toEqual(['created user', 'created auth', 'created instance', 'waitedBeforeEnable ']);
     // The import authorized the new Tray user: its token is among the canaries.
     expect(userTokens.length).toBeGreaterThan(0);
     expectNoSecrets(imported.io);

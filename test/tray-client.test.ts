@@ -1,8 +1,11 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { staticMasterToken, TrayClient } from '../shared/tray/client.js';
+import { Pacer } from '../shared/tray/pacer.js';
 import { startScriptedServer, type ScriptedServer } from './support/scripted-server.js';
 
 let server: ScriptedServer | undefined;
+/** Pacing is tested on its own (pacer.test.ts); here it would only slow the calls down. */
+const fastPacer = () => new Pacer({ ratePerSecond: 1_000, burst: 100 });
 afterEach(async () => {
   await server?.close();
   server = undefined;
@@ -15,7 +18,7 @@ const badGateway = { status: 502, body: 'Bad Gateway' };
 function client(url: string, tokens = ['old-master-token', 'new-master-token'], deadline?: number) {
   let reads = 0;
   const master = staticMasterToken(() => tokens[Math.min(reads++, tokens.length - 1)]!);
-  return new TrayClient({ url, masterToken: master, timeoutMs: 2_000, retry: { baseDelayMs: 1, maxDelayMs: 2 }, ...(deadline ? { deadline } : {}) });
+  return new TrayClient({ url, masterToken: master, timeoutMs: 2_000, retry: { baseDelayMs: 1, maxDelayMs: 2 }, pacer: fastPacer(), ...(deadline ? { deadline } : {}) });
 }
 
 describe('TrayClient', () => {
@@ -80,7 +83,7 @@ describe('TrayClient', () => {
   it('cuts a call to the time left before the deadline', async () => {
     server = await startScriptedServer([{ status: 0, body: '' }]);
     const started = Date.now();
-    const soon = new TrayClient({ url: server.url, masterToken: staticMasterToken(() => 'master-token-x'), timeoutMs: 10_000, deadline: Date.now() + 1_500 });
+    const soon = new TrayClient({ url: server.url, masterToken: staticMasterToken(() => 'master-token-x'), timeoutMs: 10_000, deadline: Date.now() + 1_500, pacer: fastPacer() });
     await expect(soon.createExternalUser({ name: 'a', externalUserId: 's', isTestUser: false })).rejects.toMatchObject({ code: 'TRAY_TIMEOUT', ambiguous: true });
     expect(Date.now() - started).toBeLessThan(5_000); // the call timeout alone would be 10 s
   });

@@ -4,6 +4,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { importUser } from '../shared/import-workflow.js';
 import { SecretReader } from '../shared/secrets.js';
 import { staticMasterToken, TrayClient } from '../shared/tray/client.js';
+import { Pacer } from '../shared/tray/pacer.js';
 import { expectImportedExactlyOnce } from './support/assertions.js';
 import { demoUsers, startHarness, type Harness } from './support/worker-harness.js';
 
@@ -23,7 +24,7 @@ describe('edges of the import workflow', () => {
     secrets: new SecretReader({ client: h.stack.secretsManager }),
     leaseMs: 10_000,
   });
-  const trayClient = () => new TrayClient({ url: h.stack.tray!.url, masterToken: staticMasterToken(() => h.secrets.masterToken) });
+  const trayClient = () => new TrayClient({ url: h.stack.tray!.url, masterToken: staticMasterToken(() => h.secrets.masterToken), pacer: new Pacer({ ratePerSecond: 25, burst: 5 }) });
 
   it('does not record an instance as enabled when Tray answers the enable without enabling it: not ready at first, final later', async () => {
     class StubbornTray extends TrayClient {
@@ -32,7 +33,7 @@ describe('edges of the import workflow', () => {
         return { id, enabled: false };
       }
     }
-    const tray = new StubbornTray({ url: h.stack.tray!.url, masterToken: staticMasterToken(() => h.secrets.masterToken) });
+    const tray = new StubbornTray({ url: h.stack.tray!.url, masterToken: staticMasterToken(() => h.secrets.masterToken), pacer: new Pacer({ ratePerSecond: 25, burst: 5 }) });
     const user = users[0]!;
     const key = { userPoolId: h.messageFor(user).userPoolId, sub: user.sub };
     // Moments after the create, an instance that is not enabled is Tray not being ready: retried.

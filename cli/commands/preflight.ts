@@ -107,7 +107,8 @@ function checkSolution(plan: ImportPlan, solutions: TraySolution[], findings: Fi
   const planned = new Set(plan.configValues.map((c) => c.externalId));
   for (const slot of solution.configSlots) {
     if (planned.has(slot.externalId)) continue;
-    if (slot.defaultValue === undefined || slot.defaultValue === null) {
+    // Tray's schema makes defaultValue a non-null Json: a slot without a default says "null".
+    if (slot.defaultValue === undefined || slot.defaultValue === null || slot.defaultValue === 'null') {
       findings.push({
         level: 'warning',
         check: 'config',
