@@ -2,6 +2,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { AdminConfirmSignUpCommand, CognitoIdentityProviderClient, ListUsersCommand, SignUpCommand } from '@aws-sdk/client-cognito-identity-provider';
 import { SendMessageCommand, SQSClient } from '@aws-sdk/client-sqs';
 import { CommanderError } from 'commander';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -88,6 +89,18 @@ describe('npm start pipeline against the Tray stand-in', () => {
     expect(broken).toMatchObject({ username: 'broken-user', deadLettered: true, enabled: false, trayUserId: undefined, problems: [] });
     expect(result.broken).toEqual({ username: 'broken-user', attribute: 'custom:tenant_id', usedAt: ['auths[0].data.account_id'] });
 
+    // The users signed up through cognito-local: 5 + the broken one in its pool, all confirmed, and
+    // each confirmation reached the trigger through the Lambda stand-in, exactly once.
+    expect(result.cognito).toMatchObject({ users: 6, confirmed: 6, triggerInvocations: 6 });
+    expect(result.cognito?.userPoolId).toMatch(/^local_/);
+    // Subs are Cognito's (random UUIDs), not the demo's fixed ones, and they are what the DLQ and ledger hold.
+    const subs = result.users.map((u) => u.sub);
+    for (const sub of subs) expect(sub).toMatch(/^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/);
+    expect(subs.some((sub) => sub.startsWith('00000000-0000-4000-8000-'))).toBe(false);
+    expect(new Set(subs).size).toBe(6);
+    expect(result.deadLettered[0]?.sub).toBe(broken?.sub);
+    expect(out.lines.some((l) => /^Cognito \(cognito-local at http:\/\/127\.0\.0\.1:\d+\): pool local_\w+ holds 6 users \(6 CONFIRMED\); it invoked the post-confirmation trigger 6 times\.$/.test(l))).toBe(true);
+
     expect(out.lines).toContain('Dead-letter queue: 1 message');
     expect(out.lines.some((l) => l.includes('ErrorReason: user broken-user lacks attribute "custom:tenant_id"'))).toBe(true);
     expect(out.lines.some((l) => /^broken-user\s+-\s+-\s+-\s+no \(in DLQ, expected\)$/.test(l))).toBe(true);
@@ -126,6 +139,11 @@ describe('npm start --serve', () => {
       const text = out.lines.join('\n');
       expect(text).toContain(`curl -s http://127.0.0.1:${basePort + 3}/_standin/state`);
       expect(text).toContain(`--endpoint-url http://127.0.0.1:${basePort} sqs receive-message --queue-url ${result.serve?.dlqUrl}`);
+      const cognitoInfo = result.serve?.cognito;
+      expect(cognitoInfo?.userPoolId).toBe(result.cognito?.userPoolId);
+      expect(text).toContain(`--endpoint-url ${cognitoInfo?.endpoint} cognito-idp sign-up --client-id ${cognitoInfo?.clientId} --username grace`);
+      expect(text).toContain(`'Name=custom:tenant_id,Value=tenant-001'`);
+      expect(text).toContain(`cognito-idp admin-confirm-sign-up --user-pool-id ${cognitoInfo?.userPoolId} --username grace`);
 
       // The printed example message, sent by hand, is imported by the worker that keeps polling.
       const sqs = new SQSClient({ endpoint: result.serve?.sqs, region: 'us-east-1', credentials: { accessKeyId: 'local', secretAccessKey: 'local' } });
@@ -136,6 +154,21 @@ describe('npm start --serve', () => {
       while ((await state()).instances.filter((i) => i.enabled).length < 2 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
       expect((await state()).users).toHaveLength(2);
       expect(out.lines.some((l) => l.startsWith('worker: batch of 1'))).toBe(true);
+
+      // The printed sign-up, done by hand against cognito-local: Cognito invokes the trigger, the worker imports the user.
+      const cognito = new CognitoIdentityProviderClient({ endpoint: cognitoInfo?.endpoint, region: 'us-east-1', credentials: { accessKeyId: 'local', secretAccessKey: 'local' } });
+      try {
+        const attributes = Object.entries(cognitoInfo?.exampleAttributes ?? {}).map(([Name, Value]) => ({ Name, Value }));
+        await cognito.send(new SignUpCommand({ ClientId: cognitoInfo?.clientId, Username: 'grace', Password: cognitoInfo?.password, UserAttributes: attributes }));
+        await cognito.send(new AdminConfirmSignUpCommand({ UserPoolId: cognitoInfo?.userPoolId, Username: 'grace' }));
+        expect((await cognito.send(new ListUsersCommand({ UserPoolId: cognitoInfo?.userPoolId }))).Users).toHaveLength(2);
+      } finally {
+        cognito.destroy();
+      }
+      const byHand = Date.now() + 15_000;
+      while ((await state()).instances.filter((i) => i.enabled).length < 3 && Date.now() < byHand) await new Promise((r) => setTimeout(r, 100));
+      expect((await state()).users).toHaveLength(3);
+      expect(out.lines.some((l) => /^post-confirmation: Cognito confirmed grace \(sub [0-9a-f-]{36}\)/.test(l))).toBe(true);
     } finally {
       await result.stop?.();
     }

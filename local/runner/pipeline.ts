@@ -1,5 +1,13 @@
 import { relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import {
+  AdminConfirmSignUpCommand,
+  CreateUserPoolClientCommand,
+  CreateUserPoolCommand,
+  ListUsersCommand,
+  SignUpCommand,
+  type CognitoIdentityProviderClient,
+} from '@aws-sdk/client-cognito-identity-provider';
 import { ChangeMessageVisibilityBatchCommand, GetQueueAttributesCommand, ReceiveMessageCommand, type Message, type SQSClient } from '@aws-sdk/client-sqs';
 import { clearCache } from '@middy/util';
 import type { Context, PostConfirmationTriggerEvent, SQSBatchResponse, SQSEvent } from 'aws-lambda';
@@ -9,21 +17,24 @@ import { Ledger, type LedgerEntry } from '../../shared/ledger.js';
 import { MASTER_TOKEN_CACHE_KEY } from '../../shared/master-token.js';
 import { buildQueueMessage, DLQ_ATTRIBUTES } from '../../shared/message.js';
 import { loadPlanFile, referencedSecrets, requiredAttributes, type ImportPlan } from '../../shared/plan.js';
-import { renderTemplate } from '../../shared/template.js';
-import { DEMO_PLAN_PATH, DEMO_SOLUTION, DEMO_USER_POOL_ID, demoSecrets, postConfirmationEvent, type DemoUser } from '../demo.js';
+import { renderTemplate, templateAttributes } from '../../shared/template.js';
+import { DEMO_PLAN_PATH, DEMO_SOLUTION, demoSecrets, type DemoUser } from '../demo.js';
+import { startCognitoEmulator, type CognitoEmulator } from '../emulators/cognito.js';
+import { startLambdaStandIn } from '../emulators/lambda.js';
 import { EventSourcePoller, type SqsHandler } from '../event-source-poller.js';
 import { startLocalStack, type LocalStack } from '../local-stack.js';
 import { DEFAULT_TRAY_BUDGET_PER_SECOND, workerShare } from '../../shared/tray/pacer.js';
 import { DEFAULT_TRAY_LATENCY_MS, type SeedSolution, type Snapshot } from '../tray-standin/index.js';
 import { createProgress, type ProgressCounts } from './progress.js';
 import { renderReport, renderServeHelp } from './report.js';
-import { UsageError, type DeadLetterResult, type LocalRunOptions, type LocalRunResult, type RunCounts, type RunOutput, type ServeInfo, type UserResult } from './types.js';
+import { UsageError, type CognitoSummary, type DeadLetterResult, type LocalRunOptions, type LocalRunResult, type RunCounts, type RunOutput, type ServeInfo, type UserResult } from './types.js';
 import { breakableAttribute, brokenUser, generateUsers, usersMissingAttributes } from './users.js';
 
 /**
  * `npm start`: the whole pipeline on one machine, with the code that runs in AWS.
  *
- *   demo users ──(Cognito-shaped events)──▶ functions/post-confirmation/handler.ts ──▶ SQS emulator
+ *   demo users ──(SignUp + AdminConfirmSignUp)──▶ cognito-local ──(Lambda Invoke, Cognito's own event)──▶ Lambda stand-in
+ *   Lambda stand-in ──▶ functions/post-confirmation/handler.ts ──▶ SQS emulator
  *   SQS emulator ──(EventSourcePoller: Lambda's SQS semantics)──▶ functions/import-worker/handler.ts
  *   import worker ──▶ Tray (stand-in, or yours) + DynamoDB ledger; failures ──▶ DLQ with their reason
  *
@@ -55,6 +66,9 @@ export const LOCAL_SETTINGS = {
   retryBaseSeconds: 1,
   retryMaxSeconds: 2,
   signUpConcurrency: 4,
+  /** The post-confirmation function's name, as cognito-local's TriggerFunctions and the Lambda stand-in know it. */
+  triggerFunctionName: 'tray-auth-import-post-confirmation',
+  userPoolName: 'tray-auth-import-local',
   sampleIntervalMs: 250,
 } as const;
 
@@ -125,7 +139,8 @@ function unseededSecrets(plan: ImportPlan, users: readonly DemoUser[], secrets: 
   for (const auth of plan.auths) {
     for (const source of Object.values(auth.data)) {
       const template = source.secret?.secretIdTemplate;
-      if (!template) continue;
+      // Cognito assigns the sub at sign-up: a template reading it names secrets unknown until then.
+      if (!template || templateAttributes(template).includes('sub')) continue;
       for (const user of users) {
         const rendered = renderTemplate(template, attributesOf(user));
         if (rendered.ok) ids.add(rendered.value);
@@ -146,10 +161,38 @@ async function queueDepth(sqs: SQSClient, queueUrl: string): Promise<number> {
   return Number(a.ApproximateNumberOfMessages ?? 0) + Number(a.ApproximateNumberOfMessagesNotVisible ?? 0) + Number(a.ApproximateNumberOfMessagesDelayed ?? 0);
 }
 
-async function ledgerEntries(ledger: Ledger): Promise<LedgerEntry[]> {
+async function ledgerEntries(ledger: Ledger, userPoolId: string): Promise<LedgerEntry[]> {
   const entries: LedgerEntry[] = [];
-  for await (const entry of ledger.entries(DEMO_USER_POOL_ID)) entries.push(entry);
+  for await (const entry of ledger.entries(userPoolId)) entries.push(entry);
   return entries;
+}
+
+/** Every user of the pool with its status. Follows PaginationToken, which real Cognito needs (cognito-local answers in one page). */
+async function listCognitoUsers(client: CognitoIdentityProviderClient, userPoolId: string): Promise<{ username: string; status: string | undefined }[]> {
+  const users: { username: string; status: string | undefined }[] = [];
+  let token: string | undefined;
+  do {
+    const page = await client.send(new ListUsersCommand({ UserPoolId: userPoolId, PaginationToken: token }));
+    for (const u of page.Users ?? []) users.push({ username: u.Username as string, status: u.UserStatus });
+    token = page.PaginationToken;
+  } while (token);
+  return users;
+}
+
+/** The `custom:` attributes the users carry or the plan reads: Cognito refuses any not declared in the pool's schema. */
+function customAttributes(plan: ImportPlan, users: readonly DemoUser[]): string[] {
+  const names = new Set([...requiredAttributes(plan), ...users.flatMap((u) => Object.keys(u.attributes))]);
+  return [...names].filter((n) => n.startsWith('custom:')).sort();
+}
+
+/** A throwaway password meeting Cognito's default policy: these users never sign in. */
+const LOCAL_PASSWORD = 'Local-only-Passw0rd!';
+
+/** A user's attributes as SignUp takes them. Never `sub`: Cognito assigns it (real Cognito refuses one sent in). */
+function signUpAttributes(user: DemoUser): { Name: string; Value: string }[] {
+  return Object.entries(user.attributes)
+    .filter(([name]) => name !== 'sub')
+    .map(([Name, Value]) => ({ Name, Value }));
 }
 
 /**
@@ -256,7 +299,11 @@ export async function runLocalPipeline(options: LocalRunOptions = {}, output: Ru
   const breakable = options.brokenUser === false ? undefined : breakableAttribute(plan);
   if (options.brokenUser !== false && !breakable) notes.push('no broken user this run: the plan reads no attribute that a user could lack.');
   const broken = breakable ? brokenUser(plan, breakable.attribute, { randomSubs: byo }) : undefined;
-  if (broken && users.some((u) => u.sub === broken.sub)) throw new UsageError(`a user has the broken user's sub ${broken.sub}; pick another sub or pass --no-broken-user`);
+  // Cognito refuses a second sign-up under a username it holds.
+  const taken = duplicates([...users.map((u) => u.username), ...(broken ? [broken.username] : [])]);
+  if (taken.length > 0) {
+    throw new UsageError(`username${taken.length > 1 ? 's' : ''} ${taken.map((u) => `"${u}"`).join(', ')} appear${taken.length > 1 ? '' : 's'} more than once${broken && taken.includes(broken.username) ? ' (the broken user is named that way; pass --no-broken-user)' : ''}: Cognito signs up a username once`);
+  }
   for (const { user, missing } of usersMissingAttributes(plan, users)) {
     notes.push(`${user.username} lacks ${missing.map((m) => `"${m}"`).join(', ')}, which the plan reads: it will be dead-lettered, and the run will fail.`);
   }
@@ -291,20 +338,38 @@ export async function runLocalPipeline(options: LocalRunOptions = {}, output: Ru
   }
 
   const base = options.basePort ?? 4710;
-  let stack: LocalStack;
-  try {
-    stack = await startLocalStack({
+  // cognito-local invokes the trigger through this stand-in; the trigger itself is loaded below,
+  // once the functions' settings are in process.env (as Lambda loads it).
+  let onPostConfirmation: (event: unknown) => Promise<unknown> = () => Promise.reject(new Error('the post-confirmation function is not loaded yet'));
+  const lambda = await startLambdaStandIn({ [LOCAL_SETTINGS.triggerFunctionName]: (event) => onPostConfirmation(event) });
+  const [stackStarted, cognitoStarted] = await Promise.allSettled([
+    startLocalStack({
       masterToken,
       secrets,
       maxReceiveCount: LOCAL_SETTINGS.maxReceiveCount,
       visibilityTimeoutSeconds: LOCAL_SETTINGS.visibilityTimeoutSeconds,
       tray: byo ? false : { solutions: [standInSolution(plan)], randomTransientFaultRate: faultRate, latencyMs: options.trayLatencyMs ?? DEFAULT_TRAY_LATENCY_MS },
       ports: options.serve ? { sqs: base, dynamodb: base + 1, secretsManager: base + 2, tray: base + 3 } : undefined,
-    });
-  } catch (e) {
-    if ((e as { code?: string }).code === 'EADDRINUSE') throw new UsageError(`${(e as Error).message}: another program uses one of the ports ${base}–${base + 3}; pass --base-port`);
-    throw e;
+    }),
+    startCognitoEmulator({ lambdaEndpoint: lambda.endpoint, triggers: { PostConfirmation: LOCAL_SETTINGS.triggerFunctionName } }),
+  ]);
+  if (stackStarted.status === 'rejected' || cognitoStarted.status === 'rejected') {
+    await Promise.all([
+      lambda.close(),
+      stackStarted.status === 'fulfilled' ? stackStarted.value.close() : undefined,
+      cognitoStarted.status === 'fulfilled' ? cognitoStarted.value.stop() : undefined,
+    ]);
+    if (stackStarted.status === 'rejected') {
+      const e = stackStarted.reason as Error & { code?: string };
+      if (e.code === 'EADDRINUSE') throw new UsageError(`${e.message}: another program uses one of the ports ${base}–${base + 3}; pass --base-port`);
+      throw e;
+    }
+    // No fallback to calling the trigger directly: the run would no longer show Cognito's own event.
+    const reason = cognitoStarted.status === 'rejected' ? (cognitoStarted.reason as Error).message : 'unknown';
+    throw new Error(`cognito-local (the local Cognito API the demo users sign up through) could not start: ${reason}`);
   }
+  const stack: LocalStack = stackStarted.value;
+  const cognito: CognitoEmulator = cognitoStarted.value;
   const trayUrl = byo ? (options.tray?.url as string) : (stack.tray?.url as string);
 
   // The functions' settings, as the CDK stack sets them (scaled down for a local run).
@@ -328,7 +393,7 @@ export async function runLocalPipeline(options: LocalRunOptions = {}, output: Ru
 
   let serving = false;
   const cleanUp = async () => {
-    await stack.close();
+    await Promise.all([stack.close(), cognito.stop(), lambda.close()]);
     restoreEnv();
     clearCache([MASTER_TOKEN_CACHE_KEY]);
   };
@@ -339,6 +404,17 @@ export async function runLocalPipeline(options: LocalRunOptions = {}, output: Ru
       Array.from({ length: LOCAL_SETTINGS.pollers }, async () => (await importEntry<{ handler: WorkerHandler }>('../../functions/import-worker/handler.js')).handler),
     );
     const ledger = new Ledger({ tableName: stack.tableName, client: stack.dynamodb });
+
+    // The pool the users sign up to, with the plan's custom attributes declared, and an app client for SignUp.
+    const pool = await cognito.client.send(
+      new CreateUserPoolCommand({
+        PoolName: LOCAL_SETTINGS.userPoolName,
+        Schema: customAttributes(plan, signUps).map((name) => ({ Name: name.slice('custom:'.length), AttributeDataType: 'String', Mutable: true })),
+      }),
+    );
+    const userPoolId = pool.UserPool?.Id as string;
+    const appClient = await cognito.client.send(new CreateUserPoolClientCommand({ UserPoolId: userPoolId, ClientName: 'npm-start' }));
+    const clientId = appClient.UserPoolClient?.ClientId as string;
 
     const counters = { signedUp: 0, retried: 0, invocationErrors: 0, enabled: 0, deadLettered: 0, invocations: 0 };
     const cpuAtStart = process.cpuUsage();
@@ -385,7 +461,7 @@ export async function runLocalPipeline(options: LocalRunOptions = {}, output: Ru
       deadLettered: counters.deadLettered,
     });
     const sample = async () => {
-      const entries = await ledgerEntries(ledger);
+      const entries = await ledgerEntries(ledger, userPoolId);
       counters.enabled = entries.filter((e) => e.status === 'enabled').length;
       const dlq = await stack.sqs.send(new GetQueueAttributesCommand({ QueueUrl: stack.dlqUrl, AttributeNames: ['ApproximateNumberOfMessages', 'ApproximateNumberOfMessagesNotVisible'] }));
       counters.deadLettered = Number(dlq.Attributes?.ApproximateNumberOfMessages ?? 0) + Number(dlq.Attributes?.ApproximateNumberOfMessagesNotVisible ?? 0);
@@ -399,8 +475,28 @@ export async function runLocalPipeline(options: LocalRunOptions = {}, output: Ru
       }
     })();
 
-    // Sign-ups: the real trigger, with Cognito's event, a few at a time.
+    // Sign-ups: SignUp + AdminConfirmSignUp against cognito-local, a few at a time. Cognito then
+    // invokes the post-confirmation function through the Lambda stand-in with the event it built.
     let signUpsDone = false;
+    const cognitoSubs = new Map<DemoUser, string>();
+    /** Subs of the users whose confirmation reached the trigger (from Cognito's event). */
+    const triggeredSubs = new Map<string, number>();
+    onPostConfirmation = async (payload) => {
+      const event = payload as PostConfirmationTriggerEvent;
+      const sub = event.request?.userAttributes?.sub;
+      if (sub) triggeredSubs.set(sub, (triggeredSubs.get(sub) ?? 0) + 1);
+      if (event.userPoolId !== userPoolId) problems.push(`the trigger received an event for pool ${event.userPoolId}, not ${userPoolId}`);
+      if (serving) output.log(`post-confirmation: Cognito confirmed ${event.userName} (sub ${sub ?? '?'}), invoking the trigger`);
+      try {
+        const returned = await trigger(event);
+        if (returned !== event) problems.push(`the trigger did not return the event for ${event.userName}: Cognito would fail the sign-up`);
+        return returned;
+      } catch (e) {
+        // cognito-local logs a post-confirmation error and carries on; real Cognito would fail the call.
+        problems.push(`the trigger threw for ${event.userName} (Cognito would fail the sign-up): ${(e as Error).message}`);
+        throw e;
+      }
+    };
     const onTriggerLine = (line: string) => {
       let parsed: { level?: string; sub?: string } = {};
       try {
@@ -416,12 +512,15 @@ export async function runLocalPipeline(options: LocalRunOptions = {}, output: Ru
       await Promise.all(
         signUps.map((user) =>
           limit(async () => {
-            const event = postConfirmationEvent(user) as unknown as PostConfirmationTriggerEvent;
             try {
-              const returned = await trigger(event);
-              if (returned !== event) problems.push(`the trigger did not return the event for ${user.username}: Cognito would fail the sign-up`);
+              const out = await cognito.client.send(
+                new SignUpCommand({ ClientId: clientId, Username: user.username, Password: LOCAL_PASSWORD, UserAttributes: signUpAttributes(user) }),
+              );
+              if (!out.UserSub) throw new Error('SignUp returned no UserSub');
+              cognitoSubs.set(user, out.UserSub);
+              await cognito.client.send(new AdminConfirmSignUpCommand({ UserPoolId: userPoolId, Username: user.username }));
             } catch (e) {
-              problems.push(`the trigger threw for ${user.username} (Cognito would fail the sign-up): ${(e as Error).message}`);
+              problems.push(`Cognito refused the sign-up of ${user.username}: ${(e as Error).name}: ${(e as Error).message}`);
             }
             counters.signedUp += 1;
           }),
@@ -449,21 +548,36 @@ export async function runLocalPipeline(options: LocalRunOptions = {}, output: Ru
     await sample().catch(() => undefined);
     progress.stop(counts());
 
-    // Collect: the ledger, the Tray stand-in, the DLQ, the queue.
-    const entries = new Map((await ledgerEntries(ledger)).map((e) => [e.sub, e]));
+    // Collect: Cognito's users, the ledger, the Tray stand-in, the DLQ, the queue.
+    const cognitoUsers = await listCognitoUsers(cognito.client, userPoolId);
+    const cognitoSummary: CognitoSummary = {
+      endpoint: cognito.endpoint,
+      userPoolId,
+      clientId,
+      users: cognitoUsers.length,
+      confirmed: cognitoUsers.filter((u) => u.status === 'CONFIRMED').length,
+      triggerInvocations: lambda.invocations[LOCAL_SETTINGS.triggerFunctionName] ?? 0,
+    };
+    if (cognitoSummary.users !== signUps.length) problems.push(`cognito-local holds ${cognitoSummary.users} users, expected exactly ${signUps.length}`);
+    if (cognitoSummary.confirmed !== cognitoSummary.users) problems.push(`${cognitoSummary.users - cognitoSummary.confirmed} user(s) in cognito-local are not CONFIRMED`);
+    if (cognitoSummary.triggerInvocations !== cognitoSubs.size) problems.push(`Cognito invoked the post-confirmation function ${cognitoSummary.triggerInvocations} times for ${cognitoSubs.size} confirmed sign-ups`);
+    const entries = new Map((await ledgerEntries(ledger, userPoolId)).map((e) => [e.sub, e]));
     const snapshot = stack.tray?.snapshot();
-    const deadLettered = (await readDeadLetters(stack.sqs, stack.dlqUrl)).map((m) => toDeadLetterResult(m, broken?.sub));
+    const deadLettered = (await readDeadLetters(stack.sqs, stack.dlqUrl)).map((m) => toDeadLetterResult(m, broken && cognitoSubs.get(broken)));
     const queueRemaining = await queueDepth(stack.sqs, stack.queueUrl);
 
-    const results: UserResult[] = signUps.map((user) => {
-      const expected = user === broken ? 'deadLettered' : 'enabled';
-      const entry = entries.get(user.sub);
-      const dead = deadLettered.filter((d) => d.sub === user.sub);
+    const results: UserResult[] = signUps.map((signUp) => {
+      const expected = signUp === broken ? 'deadLettered' : 'enabled';
+      // From here on the user is who Cognito made of it: its sub is the one Cognito assigned.
+      const sub = cognitoSubs.get(signUp);
+      const user: DemoUser = { ...signUp, sub: sub ?? '', attributes: { ...signUp.attributes, ...(sub ? { sub } : {}) } };
+      const entry = sub ? entries.get(sub) : undefined;
+      const dead = sub ? deadLettered.filter((d) => d.sub === sub) : [];
       const r: UserResult = {
         username: user.username,
         sub: user.sub,
         expected,
-        enqueued: !enqueueFailed.has(user.sub),
+        enqueued: sub !== undefined && triggeredSubs.has(sub) && !enqueueFailed.has(sub),
         ledgerStatus: entry?.status,
         trayUserId: entry?.trayUserId,
         authIds: entry?.authIds ?? {},
@@ -472,7 +586,12 @@ export async function runLocalPipeline(options: LocalRunOptions = {}, output: Ru
         deadLettered: dead.length > 0,
         problems: [],
       };
-      if (!r.enqueued) r.problems.push('the trigger could not enqueue the sign-up (its ERROR line shows with --verbose)');
+      if (!sub) {
+        r.problems.push('not signed up: Cognito refused it (see above)');
+        return r;
+      }
+      if (!triggeredSubs.has(sub)) r.problems.push('Cognito never invoked the post-confirmation trigger for it');
+      else if (!r.enqueued) r.problems.push('the trigger could not enqueue the sign-up (its ERROR line shows with --verbose)');
       if (expected === 'enabled') {
         if (!entry) r.problems.push('no ledger entry: the worker never took this user');
         else if (!r.enabled) r.problems.push(`ledger status "${entry.status}"${entry.lastError ? ` (${entry.lastError.code} at ${entry.lastError.step}: ${entry.lastError.message})` : ''}`);
@@ -492,7 +611,7 @@ export async function runLocalPipeline(options: LocalRunOptions = {}, output: Ru
       return r;
     });
 
-    const known = new Set(signUps.map((u) => u.sub));
+    const known = new Set(cognitoSubs.values());
     for (const d of deadLettered) if (!d.sub || !known.has(d.sub)) problems.push(`the dead-letter queue holds a message for an unknown user (${d.sub ?? 'no sub'}): ${d.errorCode ?? 'no reason'}`);
     if (drained && queueRemaining > 0) problems.push(`${queueRemaining} message(s) still in the import queue`);
     if (counters.invocationErrors > 0) output.warn(`note: ${counters.invocationErrors} invocation(s) failed as a whole (last: ${lastInvocationError}); their records were retried.`);
@@ -547,12 +666,13 @@ export async function runLocalPipeline(options: LocalRunOptions = {}, output: Ru
       problems,
       broken: broken && breakable ? { username: broken.username, attribute: breakable.attribute, usedAt: breakable.usedAt } : undefined,
       durationMs: Date.now() - started,
+      cognito: cognitoSummary,
     };
     result.ok = problems.length === 0 && results.every((r) => r.problems.length === 0);
     for (const line of renderReport(result)) output.log(line);
 
     if (options.serve) {
-      result.serve = serveInfo(stack, plan, users[0]);
+      result.serve = serveInfo(stack, cognitoSummary, plan, users[0]);
       result.stop = await serve(poller, output, cleanUp);
       serving = true;
       for (const line of renderServeHelp(result.serve)) output.log(line);
@@ -575,14 +695,16 @@ function throughputOf(enabled: number, calls: { rateLimited?: boolean }[] | unde
   };
 }
 
-function serveInfo(stack: LocalStack, plan: ImportPlan, sample: DemoUser | undefined): ServeInfo {
+function serveInfo(stack: LocalStack, cognito: CognitoSummary, plan: ImportPlan, sample: DemoUser | undefined): ServeInfo {
   let exampleMessage: string | undefined;
+  let exampleAttributes: Record<string, string> = {};
   if (sample) {
+    exampleAttributes = Object.fromEntries(Object.entries({ ...sample.attributes, email: 'grace@example.com', name: 'Grace Hopper' }).filter(([name]) => name !== 'sub'));
     // A Cognito sub is a UUID; the worker refuses anything else.
     const sub = '00000000-0000-4000-8000-00000000ada0';
     const attributes = { ...sample.attributes, sub, email: 'ada@example.com', name: 'Ada Lovelace' };
     exampleMessage = JSON.stringify(
-      buildQueueMessage({ userPoolId: DEMO_USER_POOL_ID, username: 'ada', userAttributes: attributes, attributeNames: requiredAttributes(plan), source: 'manual' }),
+      buildQueueMessage({ userPoolId: cognito.userPoolId, username: 'ada', userAttributes: attributes, attributeNames: requiredAttributes(plan), source: 'manual' }),
     );
   }
   return {
@@ -594,6 +716,7 @@ function serveInfo(stack: LocalStack, plan: ImportPlan, sample: DemoUser | undef
     dlqUrl: stack.dlqUrl,
     tableName: stack.tableName,
     exampleMessage,
+    cognito: { endpoint: cognito.endpoint, userPoolId: cognito.userPoolId, clientId: cognito.clientId, password: LOCAL_PASSWORD, exampleAttributes },
   };
 }
 

@@ -84,6 +84,12 @@ export function renderReport(result: LocalRunResult): string[] {
     ...renderUsersTable(result),
     '',
     `Signed up ${counts.signedUp}/${counts.users}${counts.enqueueFailed ? ` (${counts.enqueueFailed} could not be enqueued)` : ''}, enabled ${counts.enabled}, dead-lettered ${counts.deadLettered}.`,
+    ...(result.cognito
+      ? [
+          `Cognito (cognito-local at ${result.cognito.endpoint}): pool ${result.cognito.userPoolId} holds ${result.cognito.users} users (${result.cognito.confirmed} CONFIRMED); ` +
+            `it invoked the post-confirmation trigger ${result.cognito.triggerInvocations} time${result.cognito.triggerInvocations === 1 ? '' : 's'}.`,
+        ]
+      : []),
     `Retries: ${counts.trayFaults === undefined ? '' : `${counts.trayFaults} Tray call${counts.trayFaults === 1 ? '' : 's'} failed (faults the stand-in injected: HTTP 500, rate limit, answer lost after a create; and its 30 calls/s rate limit), retried by the worker; `}` +
       `${counts.retried} deliver${counts.retried === 1 ? 'y' : 'ies'} went back to the queue for a later retry.`,
     ...(counts.throughput
@@ -116,6 +122,7 @@ export function renderServeHelp(info: ServeInfo): string[] {
     `  Secrets Manager  ${info.secretsManager}`,
   ];
   if (info.tray) lines.push(`  Tray stand-in    ${info.tray}`);
+  if (info.cognito) lines.push(`  Cognito          ${info.cognito.endpoint}    pool ${info.cognito.userPoolId}, app client ${info.cognito.clientId} (cognito-local; the trigger is wired to it)`);
   lines.push('', 'Try:');
   if (info.tray) {
     const base = info.tray.replace(/\/graphql$/, '');
@@ -129,6 +136,16 @@ export function renderServeHelp(info: ServeInfo): string[] {
     `  ${aws(info.sqs)} sqs receive-message --queue-url ${info.dlqUrl} --message-attribute-names All`,
     `  ${aws(info.dynamodb)} dynamodb scan --table-name ${info.tableName}`,
   );
+  if (info.cognito) {
+    // The shell quotes each Name=…,Value=… pair (values hold spaces); the CLI's shorthand takes the rest.
+    const quote = (text: string) => `'${text.replace(/'/g, `'\\''`)}'`;
+    const attributes = Object.entries(info.cognito.exampleAttributes).map(([name, value]) => quote(`Name=${name},Value=${value}`));
+    const cognito = aws(info.cognito.endpoint);
+    lines.push(
+      `  ${cognito} cognito-idp sign-up --client-id ${info.cognito.clientId} --username grace --password ${quote(info.cognito.password)} --user-attributes ${attributes.join(' ')}`,
+      `  ${cognito} cognito-idp admin-confirm-sign-up --user-pool-id ${info.cognito.userPoolId} --username grace   # Cognito invokes the trigger: one more user, imported by the worker`,
+    );
+  }
   if (info.exampleMessage) {
     lines.push(`  ${aws(info.sqs)} sqs send-message --queue-url ${info.queueUrl} --message-body '${info.exampleMessage}'   # one more user, imported by the worker`);
   }

@@ -107,6 +107,21 @@ export interface ServeInfo {
   tableName: string;
   /** A queue message for a user of this plan, to send by hand. */
   exampleMessage?: string | undefined;
+  /** cognito-local, to sign up one more user by hand: Cognito then calls the trigger. */
+  cognito?: { endpoint: string; userPoolId: string; clientId: string; password: string; exampleAttributes: Record<string, string> } | undefined;
+}
+
+/** The Cognito API the users signed up through (cognito-local), and what it holds at the end. */
+export interface CognitoSummary {
+  endpoint: string;
+  /** cognito-local's id for the pool this run created: the ledger is keyed by it. */
+  userPoolId: string;
+  clientId: string;
+  /** Users ListUsers returns at the end, and how many of them are CONFIRMED. */
+  users: number;
+  confirmed: number;
+  /** Invoke calls cognito-local made to the post-confirmation function (through the Lambda stand-in). */
+  triggerInvocations: number;
 }
 
 export interface LocalRunResult {
@@ -122,6 +137,8 @@ export interface LocalRunResult {
   /** The attribute the broken user lacks, and where the plan reads it. */
   broken?: { username: string; attribute: string; usedAt: string[] } | undefined;
   durationMs: number;
+  /** Where the users signed up (undefined if the run stopped before the pool existed). */
+  cognito?: CognitoSummary | undefined;
   /** With `serve`: the endpoints, and how to stop. */
   serve?: ServeInfo | undefined;
   stop?: (() => Promise<void>) | undefined;
