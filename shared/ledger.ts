@@ -81,16 +81,20 @@ export class Ledger {
   /** DynamoDB's clock: leases are decided against it, not against this machine's (see ServerClock). */
   readonly clock: ServerClock;
 
-  /** `now`: this machine's clock (tests skew it); lease times are then corrected to DynamoDB's. */
-  constructor(options: { tableName: string; client?: DynamoDBClient; now?: () => number }) {
+  /**
+   * `localClock`: this machine's clock (default Date.now), corrected to DynamoDB's.
+   * `now`: the time to use as it is, uncorrected (tests writing entries "as if an hour ago").
+   */
+  constructor(options: { tableName: string; client?: DynamoDBClient; localClock?: () => number; now?: () => number }) {
     this.tableName = options.tableName;
     const client = options.client ?? new DynamoDBClient({});
     this.doc = DynamoDBDocumentClient.from(client, {
       marshallOptions: { removeUndefinedValues: true },
     });
-    this.clock = new ServerClock(options.now ?? Date.now);
+    this.clock = new ServerClock(options.localClock ?? Date.now);
     this.clock.attach(client);
-    this.now = () => this.clock.now();
+    const fixed = options.now;
+    this.now = fixed ?? (() => this.clock.now());
   }
 
   async get(key: UserKey): Promise<LedgerEntry | undefined> {

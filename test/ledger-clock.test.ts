@@ -19,7 +19,7 @@ describe("leases on DynamoDB's clock", () => {
   });
   afterAll(async () => stack?.close());
 
-  const ledgerWithClock = (now: () => number) => new Ledger({ tableName: LOCAL_TABLE_NAME, client: new DynamoDBClient({}), now });
+  const ledgerWithClock = (localClock: () => number) => new Ledger({ tableName: LOCAL_TABLE_NAME, client: new DynamoDBClient({}), localClock });
   const info = { username: 'ada', source: 'manual' as const };
 
   it("a host whose clock is 10 minutes slow holds its lease as long as it said, by the server's clock", async () => {

@@ -53,7 +53,7 @@ function classifyResponse(error: ClientError, step: Step, operation: string): Im
   const status = error.response.status;
   const errors = (error.response.errors ?? []) as GraphQLErrorLike[];
   // Upstream text only after redaction, and only as much of it as explains the error.
-  const detail = truncateCodePoints(errors.map((e) => scrubExcerpt(e.message ?? 'unknown error', 300)).join(' | '), 600);
+  const detail = truncateCodePoints(errors.map((e) => scrubExcerpt(e.message ?? 'unknown error', 1_000)).join(' | '), 1_000);
   const options = { httpStatus: status };
   if (status === 429 || isRateLimitError(errors)) {
     return new ImportError('TRAY_RATE_LIMITED', step, `Tray rate limit exceeded on ${operation}`, options);
