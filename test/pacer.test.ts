@@ -64,16 +64,16 @@ describe('the Tray pacer', () => {
     const pacer = new Pacer({ ratePerSecond: 10, burst: 1, recoveryMs: 10_000, ...clock });
     expect(pacer.intervalMs()).toBe(100);
     pacer.onRateLimited();
-    expect(pacer.intervalMs()).toBe(200);
+    expect(pacer.intervalMs()).toBeCloseTo(100 / 0.75);
     pacer.onRateLimited();
-    expect(pacer.intervalMs()).toBe(400);
-    for (let i = 0; i < 5; i++) pacer.onRateLimited();
+    expect(pacer.intervalMs()).toBeCloseTo(100 / 0.5625);
+    for (let i = 0; i < 10; i++) pacer.onRateLimited();
     expect(pacer.intervalMs()).toBe(400); // never below a quarter of the rate
     clock.advance(5_000);
     expect(pacer.intervalMs()).toBeCloseTo(1000 / (10 * 0.625));
     clock.advance(5_000);
     expect(pacer.intervalMs()).toBe(100);
-    expect(pacer.rateLimited).toBe(7);
+    expect(pacer.rateLimited).toBe(12);
   });
 
   it('refuses a slot that would come after the deadline, sending nothing', async () => {

@@ -29,8 +29,12 @@ export interface PacerOptions {
 
 /** Lowest share of the configured rate a run of rate-limit answers can cut it to. */
 const MIN_FACTOR = 0.25;
-/** Each rate-limit answer multiplies the rate by this. */
-const CUT = 0.5;
+/**
+ * Each rate-limit answer multiplies the rate by this. Gentle, because the call that was refused
+ * is retried with its own backoff anyway: the cut is for a budget set too high (or shared with
+ * another environment), which keeps drawing refusals; a lone refusal should cost little.
+ */
+const CUT = 0.75;
 
 export class Pacer {
   readonly ratePerSecond: number;
@@ -51,7 +55,7 @@ export class Pacer {
     if (!(options.ratePerSecond > 0)) throw new Error('Pacer: ratePerSecond must be > 0');
     this.ratePerSecond = options.ratePerSecond;
     this.burst = Math.max(1, Math.floor(options.burst ?? 1));
-    this.recoveryMs = options.recoveryMs ?? 10_000;
+    this.recoveryMs = options.recoveryMs ?? 5_000;
     this.now = options.now ?? Date.now;
     this.wait = options.sleep ?? sleep;
   }
