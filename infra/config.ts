@@ -121,7 +121,8 @@ export const DeployConfigSchema = z
     alarmEmail: z.email({ error: 'an e-mail address for alarm notifications' }).optional(),
     oldestMessageAlarmSeconds: int(60, 1_209_600, 3600, 'age of the oldest queued message that raises the alarm'),
     /** Alarm when more users than this are imported within one hour (none when unset); nothing is dropped. */
-    maxImportsPerHour: z.number({ error: 'a whole number of imports per hour above which the ImportVolume alarm fires' }).int().positive().optional(),
+    /** Hard ceiling of new Tray users per pool and hour (MAX_IMPORTS_PER_HOUR): beyond it users wait in the queue; the ImportVolume alarm fires. */
+    maxImportsPerHour: z.number({ error: 'a whole number: the most new Tray users per hour; beyond it users wait in the queue and the ImportVolume alarm fires' }).int().positive().optional(),
     /** Runs `reconcile` on this EventBridge schedule ("rate(1 hour)", "cron(...)"); off when unset. */
     reconcileSchedule: z.string().regex(/^(rate|cron)\(.+\)$/, { error: 'an EventBridge schedule expression such as "rate(1 hour)" or "cron(0 3 * * ? *)"' }).optional(),
     logRetentionDays: z

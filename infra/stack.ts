@@ -101,6 +101,8 @@ export class TrayAuthImportStack extends Stack {
         IMPORT_PLAN: JSON.stringify(plan),
         // Must equal the redrive policy's maxReceiveCount: on that delivery the worker dead-letters with a reason.
         MAX_RECEIVE_COUNT: String(config.maxReceiveCount),
+        // The hard ceiling behind the ImportVolume alarm: beyond it, users wait in the queue.
+        ...(config.maxImportsPerHour === undefined ? {} : { MAX_IMPORTS_PER_HOUR: String(config.maxImportsPerHour) }),
         TRAY_RATE_PER_SECOND: String(workerRate),
         // The worker's defaults, written out so that the template shows every setting it runs with:
         // a burst of 2 per invocation stays far below Tray's burst allowance (50).

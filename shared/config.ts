@@ -30,6 +30,8 @@ export const WorkerEnvSchema = z.object({
   TRAY_RATE_PER_SECOND: z.coerce.number().positive().max(50).default(12),
   /** Calls one container may send at once after an idle spell. */
   TRAY_BURST: positiveInt(2),
+  /** Ceiling of new Tray users per hour and pool (unset: none); beyond it users wait in the queue. */
+  MAX_IMPORTS_PER_HOUR: z.coerce.number().int().positive().optional(),
   /** Upper bound on users imported at once in one invocation (the pacer decides below it). */
   MAX_USERS_IN_FLIGHT: positiveInt(64),
   TRAY_TIMEOUT_MS: positiveInt(10_000),

@@ -32,6 +32,8 @@ export const ERROR_CODES = {
   TRAY_NETWORK: 'transient',
   AWS_UNAVAILABLE: 'transient',
   USER_BUSY: 'transient',
+  /** The hour's ceiling of new Tray users (MAX_IMPORTS_PER_HOUR) is reached: the message waits. */
+  IMPORT_CEILING: 'transient',
   OUT_OF_TIME: 'transient',
   INTERNAL: 'transient',
   /** Sending to the DLQ failed: the message stays on the queue (SQS's redrive is the backstop). */

@@ -126,6 +126,7 @@ export function createImportWorker(deps: WorkerDeps) {
         leaseMs: context.getRemainingTimeInMillis() + LEASE_MARGIN_MS,
         deadline,
         callTimeoutMs: config.TRAY_TIMEOUT_MS,
+        maxImportsPerHour: config.MAX_IMPORTS_PER_HOUR,
         lastAttempt,
         onEvent: (event) => logger.debug('import step', { sub: message?.sub, ...event }),
       };

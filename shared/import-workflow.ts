@@ -37,6 +37,8 @@ export interface ImportDeps {
   callTimeoutMs?: number;
   /** Tray's wait between createSolutionInstance and the enable (default TRAY_ENABLE_DELAY_MS). */
   enableDelayMs?: number;
+  /** Ceiling of new Tray users per hour and pool; beyond it, users wait in the queue. */
+  maxImportsPerHour?: number | undefined;
   onEvent?: (event: ImportEvent) => void;
 }
 
@@ -141,6 +143,18 @@ async function importInto(
     return { outcome: 'deferred', error, retryInMs: Math.min(MAX_BUSY_RETRY_MS, Math.max(1_000, leaseLeft)) };
   }
   if (lease.kind === 'done') return { outcome: 'alreadyEnabled', entry: lease.entry };
+
+  // A user not yet begun in Tray takes one of the hour's slots first; beyond the ceiling it waits
+  // in the queue (deferred, not an attempt), so a sign-up flood cannot mint billable users unseen.
+  const fresh = !lease.entry.trayUserId && !lease.entry.pending[pendingKey.user];
+  if (fresh && deps.maxImportsPerHour !== undefined) {
+    const slot = await deps.ledger.takeImportSlot(key.userPoolId.split('#')[0] as string, deps.maxImportsPerHour);
+    if (!slot.taken) {
+      await deps.ledger.release(key, owner).catch(() => undefined);
+      const error = new ImportError('IMPORT_CEILING', 'ledger', `this hour's ceiling of ${deps.maxImportsPerHour} new Tray users (MAX_IMPORTS_PER_HOUR) is reached; the user waits in the queue`);
+      return { outcome: 'deferred', error, retryInMs: slot.retryInMs };
+    }
+  }
 
   const run = new UserImport(deps, key, owner, rendered, lease.entry);
   try {

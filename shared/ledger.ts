@@ -326,6 +326,32 @@ export class Ledger {
     );
   }
 
+  /**
+   * Takes one of the hour's slots for a new Tray user (a sign-up flood must not silently create
+   * thousands of billable users): an atomic counter per pool and hour, in a partition of its
+   * own. Refused once `maxPerHour` were taken; the caller then leaves the user for later.
+   */
+  async takeImportSlot(userPoolId: string, maxPerHour: number): Promise<{ taken: true } | { taken: false; retryInMs: number }> {
+    const now = this.now();
+    const hour = new Date(now).toISOString().slice(0, 13);
+    const nextHour = Date.parse(`${hour}:00:00.000Z`) + 3_600_000;
+    try {
+      await this.doc.send(
+        new UpdateCommand({
+          TableName: this.tableName,
+          Key: { userPoolId: `${userPoolId}#volume`, sub: hour },
+          UpdateExpression: 'ADD imports :one SET updatedAt = :at',
+          ConditionExpression: 'attribute_not_exists(imports) OR imports < :max',
+          ExpressionAttributeValues: { ':one': 1, ':max': maxPerHour, ':at': new Date(now).toISOString() },
+        }),
+      );
+      return { taken: true };
+    } catch (e) {
+      if (e instanceof ConditionalCheckFailedException) return { taken: false, retryInMs: nextHour - now };
+      throw classifyAwsFailure(e, 'ledger', 'counting the hour\'s imports', 'INTERNAL');
+    }
+  }
+
   /** Lets go of the lease without changing anything else (e.g. an invocation ending early). */
   async release(key: UserKey, owner: string): Promise<void> {
     await this.update(key, owner, 'SET updatedAt = :at REMOVE leaseOwner, leaseUntil', {}, {});

@@ -98,3 +98,28 @@ describe('the worker near its deadline', () => {
     expect(await h.ledger.get({ userPoolId: h.messageFor(user).userPoolId, sub: user.sub })).toBeUndefined();
   });
 });
+
+describe('the hourly ceiling of new Tray users', () => {
+  let h: Harness;
+  beforeAll(async () => {
+    h = await startHarness({ env: { MAX_IMPORTS_PER_HOUR: '2' } });
+  });
+  afterAll(async () => h?.close());
+
+  it('imports up to the ceiling; beyond it users wait in the queue, never dead-lettered, and cost no Tray call', async () => {
+    const [a, b, c] = [users[6]!, users[7]!, users[8]!];
+    for (const user of [a, b]) await h.send(h.messageFor(user));
+    await h.drain();
+    const calls = h.stack.tray!.calls.length;
+    await h.send(h.messageFor(c));
+    // One poll: the third user is handed back (delayed to the next hour, at most SQS's 15 min).
+    const result = await h.poller.pollOnce();
+    expect(result).toMatchObject({ received: 1, deleted: 1, failed: 0 });
+    expect(h.stack.tray!.calls.length).toBe(calls);
+    expect(await h.queueDepth()).toBe(1);
+    expect(await h.dlqMessages()).toEqual([]);
+    expect(h.stack.tray!.snapshot().users.map((u) => u.externalUserId)).not.toContain(c.sub);
+    // Its ledger entry holds no lease: another delivery may take it once a slot is free.
+    expect((await h.ledger.get({ userPoolId: h.messageFor(c).userPoolId, sub: c.sub }))?.leaseOwner).toBeUndefined();
+  });
+});
