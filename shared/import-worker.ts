@@ -95,7 +95,7 @@ export function createImportWorker(deps: WorkerDeps) {
     } catch (e) {
       // Could not put it back: leave it to SQS (it then counts as an attempt, but nothing is lost).
       logger.warn('could not hand a record back to the queue; SQS will redeliver it', { sub, messageId: record.messageId, error: (e as Error).name });
-      throw reason;
+      throw new NotHandedBack(reason);
     }
     metrics.addMetric('Deferred', MetricUnit.Count, 1);
     logger.info('record not started; handed back to the queue', { sub, messageId: record.messageId, retryInSeconds: Math.ceil(retryInMs / 1000), reason: reason.toJSON() });
@@ -142,6 +142,8 @@ export function createImportWorker(deps: WorkerDeps) {
         instanceId: result.entry.instanceId,
       });
     } catch (e) {
+      // A record that was never started is never dead-lettered, even on the last delivery.
+      if (e instanceof NotHandedBack) throw e.reason;
       const error = asImportError(e, 'ledger');
       const user = { sub: message?.sub, userPoolId: message?.userPoolId, messageId: record.messageId, receiveCount, attempt };
       if (error.kind === 'permanent' || lastAttempt) {
@@ -209,6 +211,14 @@ export function createImportWorker(deps: WorkerDeps) {
     // Each record logs its own outcome above; the middleware would log errors (and bodies) again.
     .use(sqsPartialBatchFailure({ logger: () => undefined }))
     .handler(handler as never);
+}
+
+/** A record that was not started and could not be put back on the queue: SQS redelivers it. */
+class NotHandedBack extends Error {
+  constructor(readonly reason: ImportError) {
+    super(reason.message);
+    this.name = 'NotHandedBack';
+  }
 }
 
 /**

@@ -68,12 +68,14 @@ describe('guards', () => {
     expect(alarm?.AlarmActions).toEqual([{ Ref: expect.stringMatching(/^AlarmsTopic/) }]);
   });
 
-  it('alarms on more imports in one hour than maxImportsPerHour, and only when it is set', () => {
+  it('passes maxImportsPerHour to the worker as its hard ceiling, and alarms when an hour reaches it, only when it is set', () => {
     const volume = (template: Template) =>
       Object.values(template.findResources('AWS::CloudWatch::Alarm'))
         .map((a) => a.Properties as Record<string, unknown>)
         .filter((a) => a.MetricName === 'Imported');
-    expect(volume(exampleTemplate)).toEqual([expect.objectContaining({ Period: 3600, Statistic: 'Sum', Threshold: EXAMPLE.maxImportsPerHour, ComparisonOperator: 'GreaterThanThreshold' })]);
+    expect(volume(exampleTemplate)).toEqual([expect.objectContaining({ Period: 3600, Statistic: 'Sum', Threshold: (EXAMPLE.maxImportsPerHour as number) - 1, ComparisonOperator: 'GreaterThanThreshold' })]);
+    const workerEnv = Object.values(exampleTemplate.findResources('AWS::Lambda::Function')).map((f) => (f as { Properties: { Environment?: { Variables?: Record<string, unknown> } } }).Properties.Environment?.Variables ?? {});
+    expect(workerEnv.some((v) => v.MAX_IMPORTS_PER_HOUR === String(EXAMPLE.maxImportsPerHour))).toBe(true);
     expect(volume(Template.fromStack(build({ maxImportsPerHour: undefined })))).toEqual([]);
     expect(() => build({ maxImportsPerHour: 0 })).toThrow(/maxImportsPerHour/);
   });

@@ -67,9 +67,10 @@ export class ImportGuards extends Construct {
     if (props.maxImportsPerHour !== undefined) {
       alarm(
         'ImportVolume',
-        `More than ${props.maxImportsPerHour} users were imported into Tray within one hour (maxImportsPerHour). Each is a Tray user and may be billed: check the sign-ups are genuine; to pause imports, disable the worker's SQS event source mapping (messages wait on the queue).`,
+        `${props.maxImportsPerHour} users were imported into Tray within one hour: the ceiling (maxImportsPerHour) is reached and further users wait in the queue until the next hour. Each is a Tray user and may be billed: check the sign-ups are genuine; raise maxImportsPerHour if they are.`,
         workerMetric('Imported', Duration.hours(1)),
-        props.maxImportsPerHour,
+        // The worker never imports more than the ceiling: the alarm fires on reaching it.
+        props.maxImportsPerHour - 1,
       );
     }
   }
