@@ -3,10 +3,13 @@ import { buildQueueMessage, type MessageSource, type QueueMessage } from '../sha
 import { CliError, EXIT } from './context.js';
 
 /**
- * The pool's users, page by page (Cognito's ListUsers, at most 60 a page). Only CONFIRMED users
- * are imported: that covers users who confirmed a sign-up (the trigger's case) and users an
- * administrator created (AdminCreateUser, which never fires the trigger) once they set their
- * password. UNCONFIRMED / FORCE_CHANGE_PASSWORD users are not users of the app yet.
+ * The pool's users, page by page (Cognito's ListUsers, at most 60 a page). Imported: CONFIRMED
+ * users (a confirmed sign-up — the trigger's case — or an administrator-created user once they
+ * set their password), RESET_REQUIRED users (confirmed earlier, e.g. migrated, and only asked to
+ * choose a new password) and, unless `federated: false`, EXTERNAL_PROVIDER users (signed in
+ * through a SAML/OIDC/social provider; backfill and reconcile are how they reach Tray when no
+ * sign-up confirmation ever ran for them). UNCONFIRMED / FORCE_CHANGE_PASSWORD users are not
+ * users of the app yet; ARCHIVED, COMPROMISED and UNKNOWN ones are not imported.
  */
 export const LIST_USERS_PAGE_SIZE = 60;
 
@@ -42,6 +45,12 @@ export function userAttributes(attributes: readonly AttributeType[] | undefined)
 }
 
 export const isConfirmed = (user: Pick<UserType, 'UserStatus'>): boolean => user.UserStatus === 'CONFIRMED';
+
+/** Whether backfill and reconcile import this user (see above); `federated: false` skips IdP users. */
+export function isImportable(user: Pick<UserType, 'UserStatus'>, options: { federated?: boolean | undefined } = {}): boolean {
+  if (user.UserStatus === 'CONFIRMED' || user.UserStatus === 'RESET_REQUIRED') return true;
+  return user.UserStatus === 'EXTERNAL_PROVIDER' && options.federated !== false;
+}
 
 /** The queue message for a listed user, or why none can be built (no `sub`). */
 export function messageForUser(

@@ -132,6 +132,7 @@ export function buildProgram(deps: CliDeps, onResult: (code: ExitCode) => void):
             .option('--plan <file>', 'import plan: the message carries the attributes it needs')
             .option('--attributes <list>', 'instead of --plan: attributes to carry, e.g. email,name,custom:tenant_id')
             .option('--filter <expr>', 'Cognito ListUsers filter, e.g. \'email ^= "a"\'')
+            .option('--no-federated', 'skip users who sign in through an identity provider (EXTERNAL_PROVIDER); by default they are imported like CONFIRMED and RESET_REQUIRED users')
             .option('--rate <n>', 'users per second, at most what the workers drain (the default): (Tray budget − 0.5) / (4 + the plan\'s auths)', number)
             .option('--tray-budget <n>', 'the deployment\'s trayBudgetPerSecond (default: the stack output TrayBudgetPerSecond, else 25)', number)
             .option('--max-users <n>', 'enqueue at most this many users in this run; rerun the same command to go on', number)
@@ -160,6 +161,7 @@ export function buildProgram(deps: CliDeps, onResult: (code: ExitCode) => void):
             )
             .option('--include-failed', 'also re-enqueue users whose import failed permanently (ledger status failed), with fresh attributes from Cognito: after fixing their cause')
             .option('--filter <expr>', 'Cognito ListUsers filter')
+            .option('--no-federated', 'skip users who sign in through an identity provider (EXTERNAL_PROVIDER)')
             .option('--rate <n>', 'users per second', number),
         ),
       ),

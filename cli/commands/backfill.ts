@@ -3,7 +3,7 @@ import { GetQueueAttributesCommand } from '@aws-sdk/client-sqs';
 import type { QueueMessage } from '../../shared/message.js';
 import { CLI_RATE_PER_SECOND, DEFAULT_TRAY_BUDGET_PER_SECOND } from '../../shared/tray/pacer.js';
 import { defaultStatePath, newState, readState, writeState, type BackfillState } from '../backfill-state.js';
-import { isConfirmed, listUsersPage, messageForUser } from '../cognito-users.js';
+import { isImportable, listUsersPage, messageForUser } from '../cognito-users.js';
 import { CliError, EXIT, loadPlan, positiveNumber, withContext, type CliContext, type CliDeps, type CommandResult, type GlobalOptions } from '../context.js';
 import { chunks, Pacer, SendInterrupted, sendBatch, SQS_BATCH_SIZE, type EnqueueFailure } from '../enqueue.js';
 import { emit, keyValues, note, progress, warn } from '../output.js';
@@ -20,6 +20,8 @@ export interface BackfillOptions extends GlobalOptions, AttributeOptions {
   queueUrl?: string;
   table?: string;
   filter?: string;
+  /** Import users who signed in through an identity provider (EXTERNAL_PROVIDER); default true. */
+  federated?: boolean;
   /** Users per second; at most what the fleet drains (the default). */
   rate?: number;
   /** The deployment's trayBudgetPerSecond (default: the stack output TrayBudgetPerSecond, else 25). */
@@ -163,7 +165,7 @@ export async function runBackfill(options: BackfillOptions, deps?: CliDeps): Pro
         const toSend: QueueMessage[] = [];
         const now = new Date(ctx.now());
         for (const user of page.users) {
-          if (!isConfirmed(user)) {
+          if (!isImportable(user, { federated: options.federated })) {
             summary.notConfirmed++;
             continue;
           }
@@ -406,7 +408,7 @@ function finish(ctx: CliContext, summary: BackfillSummary): CommandResult<Backfi
       'user pool': summary.userPoolId,
       'pages listed': summary.pages,
       'users listed': summary.listed,
-      'not confirmed (skipped)': summary.notConfirmed,
+      'skipped by status (unconfirmed, or --no-federated)': summary.notConfirmed,
       'already imported (skipped)': summary.alreadyEnabled,
       'already enqueued (skipped)': summary.alreadyEnqueued,
       'invalid (skipped)': summary.invalid.length,

@@ -1,6 +1,6 @@
 import type { LedgerStatusSummary } from '../../shared/ledger.js';
 import type { QueueMessage } from '../../shared/message.js';
-import { isConfirmed, listUsersPage, messageForUser } from '../cognito-users.js';
+import { isImportable, listUsersPage, messageForUser } from '../cognito-users.js';
 import { CliError, EXIT, positiveNumber, withContext, type CliDeps, type CommandResult, type GlobalOptions } from '../context.js';
 import { chunks, Pacer, SendInterrupted, sendBatch, SQS_BATCH_SIZE, type EnqueueFailure } from '../enqueue.js';
 import { emit, progress, table, warn } from '../output.js';
@@ -25,6 +25,8 @@ export interface ReconcileOptions extends GlobalOptions, AttributeOptions {
   queueUrl?: string;
   table?: string;
   filter?: string;
+  /** Import users who signed in through an identity provider (EXTERNAL_PROVIDER); default true. */
+  federated?: boolean;
   olderThan?: number;
   rate?: number;
   dryRun?: boolean;
@@ -95,7 +97,7 @@ export async function runReconcile(options: ReconcileOptions, deps?: CliDeps): P
         bar.increment(page.users.length);
         const toSend: QueueMessage[] = [];
         for (const user of page.users) {
-          if (!isConfirmed(user)) continue;
+          if (!isImportable(user, { federated: options.federated })) continue;
           summary.confirmed++;
           const built = messageForUser(userPoolId, user, attributeNames, 'reconcile', new Date(ctx.now()));
           if ('problem' in built) {
