@@ -134,11 +134,7 @@ export function createAppView(options: AppViewOptions): AppView {
 
     async authDialogUrl(sub, slot) {
       // The slot is checked first: a typo costs neither a ledger read nor a code.
-      const auth = options.plan.auths.find((a) => a.externalId === slot);
-      if (!auth) {
-        const valid = options.plan.auths.map((a) => JSON.stringify(a.externalId)).join(', ');
-        throw new AppViewError('UNKNOWN_SLOT', `auth slot ${JSON.stringify(slot)} is not in the plan (ids are case-sensitive); valid slots: ${valid}`);
-      }
+      const auth = planAuth(options.plan, slot);
       const trayUserId = requireTrayUser(sub, await entryOf(sub));
       const code = await options.tray.generateAuthorizationCode(trayUserId);
       const expiresAt = new Date(now() + AUTHORIZATION_CODE_TTL_MS).toISOString();
@@ -146,6 +142,16 @@ export function createAppView(options: AppViewOptions): AppView {
       return { url, expiresAt, trayUserId, slot };
     },
   };
+}
+
+/** The plan's auth whose `externalId` is `slot` (exact: Tray's slot ids are case-sensitive); UNKNOWN_SLOT naming the valid ones otherwise. */
+export function planAuth(plan: ImportPlan, slot: string): ImportPlan['auths'][number] {
+  const auth = plan.auths.find((a) => a.externalId === slot);
+  if (!auth) {
+    const valid = plan.auths.map((a) => JSON.stringify(a.externalId)).join(', ');
+    throw new AppViewError('UNKNOWN_SLOT', `auth slot ${JSON.stringify(slot)} is not in the plan (ids are case-sensitive); valid slots: ${valid}`);
+  }
+  return auth;
 }
 
 /** A user's import as the ledger records it, or undefined when the ledger has no entry (never enqueued, or not processed yet). No Tray call, no token needed. */

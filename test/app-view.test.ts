@@ -251,9 +251,13 @@ describe('CLI: app-status and wizard-url', () => {
     const notYet = deps();
     await expect(runWizardUrl(notImported.sub, { userPoolId: DEMO_USER_POOL_ID, table: stack.tableName, plan: planFile(), embeddedId: EMBEDDED_ID }, notYet.deps)).rejects.toMatchObject({ exitCode: 1, message: expect.stringContaining('not imported yet') });
 
+    // Refused before the master token is read: no token source at all, and still the slot error.
     const slot = deps();
+    slot.deps.env = { ...process.env, TRAY_MASTER_TOKEN: '' };
+    const calls = stack.tray!.calls.length;
     expect(await main(['wizard-url', cliUser.sub, ...common(), '--plan', planFile(), '--embedded-id', EMBEDDED_ID, '--slot', 'nope', '--json'], slot.deps)).toBe(2);
     expect(slot.io.json()).toMatchObject({ ok: false, error: { exitCode: 2, message: expect.stringContaining('valid slots: "external_acme_crm_authentication"') } });
+    expect(stack.tray!.calls.length).toBe(calls);
 
     const noId = deps();
     expect(await main(['wizard-url', cliUser.sub, ...common(), '--plan', planFile()], noId.deps)).toBe(2);

@@ -1,4 +1,4 @@
-import { AppViewError, checkLinkSettings, createAppView, getImportStatus, type AuthDialogLink, type ImportStatus, type WizardLink } from '../../shared/app-view.js';
+import { AppViewError, checkLinkSettings, createAppView, getImportStatus, planAuth, type AuthDialogLink, type ImportStatus, type WizardLink } from '../../shared/app-view.js';
 import { scrub } from '../../shared/redact.js';
 import { CliError, EXIT, loadPlan, withContext, type CliDeps, type CommandResult, type GlobalOptions, type MasterTokenOptions } from '../context.js';
 import { emit, keyValues, note, type Io } from '../output.js';
@@ -73,6 +73,7 @@ export async function runWizardUrl(sub: string, options: WizardUrlOptions, deps?
     try {
       // Checked before the master token is read: a wrong flag fails without touching secrets.
       checkLinkSettings({ plan, embeddedId, embeddedHost: options.embeddedHost });
+      if (options.slot !== undefined) planAuth(plan, options.slot);
       const { tray } = await ctx.trayClient(plan, options);
       const view = createAppView({ ledger, tray, plan, userPoolId, embeddedId, embeddedHost: options.embeddedHost });
       data = options.slot !== undefined ? { sub, kind: 'authDialog', ...(await view.authDialogUrl(sub, options.slot)) } : { sub, kind: 'configWizard', ...(await view.configWizardUrl(sub)) };
