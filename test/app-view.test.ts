@@ -24,7 +24,7 @@ import { startLocalStack, type LocalStack } from '../local/local-stack.js';
  * the Tray stand-in on Tray's schema: users are imported with the worker's own workflow first.
  */
 const secrets = demoSecrets();
-const [imported, notImported, cliUser] = demoUsers(83).slice(80) as [DemoUser, DemoUser, DemoUser];
+const [imported, notImported, cliUser, member] = demoUsers(84).slice(80) as [DemoUser, DemoUser, DemoUser, DemoUser];
 const EMBEDDED_ID = 'acme-embedded';
 let stack: LocalStack;
 let ledger: Ledger;
@@ -110,6 +110,23 @@ describe('getImportStatus', () => {
 
   it('is undefined for a user the ledger does not know', async () => {
     await expect(view().getImportStatus(notImported.sub)).resolves.toBeUndefined();
+  });
+});
+
+describe('per-company plans', () => {
+  it("shows the member's company, and links the company's instance with a code minted for the company's Tray user", async () => {
+    const plan = parsePlan({ ...demoPlan(), trayUserPer: 'company', externalUserId: '{{custom:tenant_id}}', userName: 'Company {{custom:tenant_id}}', instanceName: 'CRM sync for {{custom:tenant_id}}' });
+    const deps = { plan, tray: tray(), ledger, secrets: new SecretReader({ client: stack.secretsManager }), leaseMs: 30_000, enableDelayMs: 0 };
+    await expect(importUser(messageFor(member), deps)).resolves.toMatchObject({ outcome: 'enabled' });
+    const company = member.attributes['custom:tenant_id']!;
+    const snap = stack.tray!.snapshot();
+    const companyUser = snap.users.find((u) => u.externalUserId === company)!;
+    const instance = snap.instances.find((i) => i.owner === companyUser.id)!;
+    const app = view({ plan });
+    await expect(app.getImportStatus(member.sub)).resolves.toMatchObject({ company: `${DEMO_USER_POOL_ID}#company/${company}`, trayUserId: companyUser.id, instanceId: instance.id });
+    const url = new URL((await app.configWizardUrl(member.sub)).url);
+    expect(url.pathname).toBe(`/external/solutions/${EMBEDDED_ID}/configure/${instance.id}`);
+    expect(minted).toContainEqual({ userId: companyUser.id, code: url.searchParams.get('code') });
   });
 });
 
