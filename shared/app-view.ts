@@ -127,8 +127,9 @@ export function createAppView(options: AppViewOptions): AppView {
       if (!solutionInstanceId) {
         throw new AppViewError('NOT_IMPORTED', `user ${sub} has no solution instance yet (import ${entry?.status ?? 'unknown'}): the config wizard opens an instance; see \`npm run cli -- status ${sub}\`, then \`import-user\` or \`redrive --user ${sub}\``);
       }
-      const code = await options.tray.generateAuthorizationCode(trayUserId);
+      // Timed from before the request: Tray's 5 minutes start when it mints, which is no earlier.
       const expiresAt = new Date(now() + AUTHORIZATION_CODE_TTL_MS).toISOString();
+      const code = await options.tray.generateAuthorizationCode(trayUserId);
       return { url: configWizardLink(host, options.embeddedId, solutionInstanceId, code), expiresAt, trayUserId, solutionInstanceId };
     },
 
@@ -136,8 +137,9 @@ export function createAppView(options: AppViewOptions): AppView {
       // The slot is checked first: a typo costs neither a ledger read nor a code.
       const auth = planAuth(options.plan, slot);
       const trayUserId = requireTrayUser(sub, await entryOf(sub));
-      const code = await options.tray.generateAuthorizationCode(trayUserId);
+      // Timed from before the request: Tray's 5 minutes start when it mints, which is no earlier.
       const expiresAt = new Date(now() + AUTHORIZATION_CODE_TTL_MS).toISOString();
+      const code = await options.tray.generateAuthorizationCode(trayUserId);
       const url = authDialogLink(host, options.embeddedId, { serviceId: auth.serviceId, serviceEnvironmentId: auth.serviceEnvironmentId, scopes: auth.scopes ?? [] }, code);
       return { url, expiresAt, trayUserId, slot };
     },
