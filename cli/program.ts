@@ -1,6 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { CliError, DEFAULT_STACK_NAME, type CliDeps, type CommandResult, type ExitCode, type GlobalOptions } from './context.js';
+import { runAppStatus, runWizardUrl } from './commands/app-view.js';
 import { runBackfill } from './commands/backfill.js';
 import { runDlqDelete, runDlqExport, runDlqList } from './commands/dlq.js';
 import { runImportUser } from './commands/import-user.js';
@@ -181,6 +182,30 @@ export function buildProgram(deps: CliDeps, onResult: (code: ExitCode) => void):
     ),
   ).action(actWithArg(runStatus));
 
+  withTable(
+    withPool(
+      program
+        .command('app-status')
+        .description("what the company's app sees of a user (shared/app-view.ts getImportStatus): status, Tray ids, last error; no Tray call")
+        .argument('<sub>', "the user's Cognito sub"),
+    ),
+  ).action(actWithArg(runAppStatus));
+
+  withMasterToken(
+    withTable(
+      withPool(
+        program
+          .command('wizard-url')
+          .description("a one-use link to Tray's config wizard of the user's instance (or, with --slot, the auth dialog of one slot); printed to stdout only; it EXPIRES IN 5 MINUTES")
+          .argument('<sub>', "the user's Cognito sub")
+          .option('--plan <file>', 'import plan: its Tray region picks the embedded host, its auths give the slots')
+          .option('--slot <externalId>', 'an auth slot of the plan (auths[].externalId, case-sensitive): link to that slot\'s auth dialog instead')
+          .option('--embedded-id <id>', 'your Embedded ID from Tray\'s Embedded settings (default: env TRAY_EMBEDDED_ID)')
+          .option('--embedded-host <host>', 'host of Tray\'s embedded UI, e.g. embedded.eu1.tray.io (default: from the plan\'s region; required when the plan sets tray.graphqlUrl)'),
+      ),
+    ),
+  ).action(actWithArg(runWizardUrl));
+
   for (const [name, run, description] of [
     ['attach-trigger', runAttachTrigger, 'make the deployed post-confirmation function the trigger of an existing pool (keeps every other setting)'],
     ['detach-trigger', runDetachTrigger, 'remove the post-confirmation trigger from a pool (keeps every other setting)'],
@@ -234,6 +259,8 @@ Examples:
   $ npm run cli -- attach-trigger --user-pool-id eu-west-1_AbC --dry-run
   $ npm run cli -- detach-trigger --user-pool-id eu-west-1_AbC
   $ npm run cli -- import-user 3f1c... --plan plan.json
+  $ npm run cli -- app-status 3f1c...
+  $ npm run cli -- wizard-url 3f1c... --plan plan.json --embedded-id acme   (one-use link, expires in 5 minutes)
 
 The Tray master token comes from TRAY_MASTER_TOKEN, --master-token-file or
 --master-token-secret (default: the stack's secret), never from a flag value.

@@ -89,6 +89,17 @@ export class TrayClient {
     return data.authorize.accessToken;
   }
 
+  /**
+   * Mints a one-use authorization code (valid 5 minutes) for the user's config wizard or auth
+   * dialog. Registered as a secret before anyone can log it: whoever holds it can act as the user
+   * in Tray's embedded UI. Not a create, so transient failures are simply retried.
+   */
+  async generateAuthorizationCode(userId: string): Promise<string> {
+    const data = await this.call('generateAuthorizationCode', op.GENERATE_AUTHORIZATION_CODE, { userId }, { kind: 'master' }, op.GenerateAuthorizationCodeResult);
+    registerSecret(data.generateAuthorizationCode.authorizationCode);
+    return data.generateAuthorizationCode.authorizationCode;
+  }
+
   async findUsersByExternalUserId(externalUserId: string): Promise<op.TrayUser[]> {
     return this.paginate(async (after) => {
       const data = await this.call('users', op.FIND_USERS, { externalUserId, first: PAGE_SIZE, after }, { kind: 'master' }, op.FindUsersResult);

@@ -142,6 +142,17 @@ export const SolutionNode = z.object({
 });
 export const ListSolutionsResult = z.object({ viewer: z.object({ solutions: Connection(SolutionNode) }) });
 
+/**
+ * A one-use code (valid 5 minutes) that lets the end user open Tray's embedded config wizard or
+ * auth dialog without a Tray login. Master token. The code is a secret: the client registers it
+ * for redaction before returning it.
+ */
+export const GENERATE_AUTHORIZATION_CODE = /* GraphQL */ `
+  mutation GenerateAuthorizationCode($userId: ID!) { generateAuthorizationCode(input: { userId: $userId }) { authorizationCode } }`;
+export const GenerateAuthorizationCodeResult = z.object({
+  generateAuthorizationCode: z.object({ authorizationCode: z.string().min(1) }),
+});
+
 export type TrayUser = z.infer<typeof TrayUserNode>;
 export type TrayAuthentication = z.infer<typeof AuthenticationNode>;
 export type TraySolutionInstance = z.infer<typeof SolutionInstanceNode>;
