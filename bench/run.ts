@@ -149,10 +149,11 @@ ${USERS} users against a stand-in answering at once (rate limit still on, so the
 
 Where the time goes: a fresh user is ${4 + AUTHS} Tray calls in sequence plus Tray's 2 s wait before the
 enable, so one user takes ${4 + AUTHS} × latency + 2 s whatever the worker does; throughput comes from
-running many users at once. Each invocation starts users while its pacer has slots to give, so
-calls in flight grow to rate × latency by themselves; a user waiting out Tray's 2 s leaves its
-slots to others. What is lost is the tail of each batch (its last users' chains, when no new
-user can start) and the gaps between batches. The worker's own work per user — ${fmt(dynamoTotal / USERS, 0)} DynamoDB
+running many users at once. Each invocation runs its batch's users together (up to 64) and
+they take the pacer's slots in turn, so calls in flight are as many as rate × latency needs and
+the pacer stays busy until the batch's last round; a user waiting out Tray's 2 s leaves its
+slots to others. What is lost is the start of the run (sign-ups, the first batch gathering),
+the last round trip of each batch, and the gaps between batches. The worker's own work per user — ${fmt(dynamoTotal / USERS, 0)} DynamoDB
 writes and reads, JSON and GraphQL encoding — is ${fmt(aws.cpuMs / USERS, 1)} ms of CPU on this machine
 with everything in one process, small against ${4 + AUTHS} Tray round trips.
 

@@ -6,7 +6,6 @@ import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
 import { SendMessageCommand, SQSClient, type MessageAttributeValue } from '@aws-sdk/client-sqs';
 import type { SQSBatchResponse, SQSEvent, SQSRecord } from 'aws-lambda';
-import { setTimeout as sleep } from 'node:timers/promises';
 import type { WorkerConfig } from './config.js';
 import { DEAD_LETTER_FAILED_METRIC, delayRedelivery, retryDelaySeconds, sendToDeadLetterQueue } from './dead-letter.js';
 import { asImportError, ImportError } from './errors.js';
@@ -33,8 +32,8 @@ import { Pacer } from './tray/pacer.js';
  *   to the DLQ with its reason as message attributes, then acknowledged.
  *
  * Pacing: every Tray call waits for a slot of this container's share of the fleet's rate
- * budget (TRAY_RATE_PER_SECOND). Records are started while the pacer has slots to give (it
- * has no waiter queue yet), so in-flight calls grow to rate × latency by themselves, at any
+ * budget (TRAY_RATE_PER_SECOND). The batch's users all run at once (up to MAX_USERS_IN_FLIGHT)
+ * and take the slots in turn, so calls in flight are as many as rate × latency needs, at any
  * Tray latency, and a user waiting out Tray's 2 s before enabling leaves its slots to others.
  */
 export interface WorkerDeps {
@@ -60,7 +59,9 @@ export const TRAY_CALL_METRIC = 'TrayCallMs';
 /** Message attribute carrying the attempts that earlier messages of this user already made. */
 export const PRIOR_ATTEMPTS_ATTRIBUTE = 'PriorAttempts';
 /** A user is started only while at least this many times its expected duration is left. */
-const START_MARGIN = 1.5;
+const START_MARGIN = 1.25;
+/** Allowance for the answer to a user's last call, in the start-or-hand-back estimate. */
+const LAST_ANSWER_MS = 2_000;
 
 export function createImportWorker(deps: WorkerDeps) {
   const { config } = deps;
@@ -72,7 +73,12 @@ export function createImportWorker(deps: WorkerDeps) {
   const url = trayEndpoint(config.plan, config.TRAY_GRAPHQL_URL);
   const pacer = deps.pacer ?? new Pacer({ ratePerSecond: config.TRAY_RATE_PER_SECOND, burst: config.TRAY_BURST });
   const callsPerUser = 4 + config.plan.auths.length;
-  const duration = new DurationEstimate(callsPerUser * (1000 / config.TRAY_RATE_PER_SECOND + 1_000) + TRAY_ENABLE_DELAY_MS);
+  /**
+   * How long a user started now would take: the Tray calls of every user in flight and its own,
+   * at the pacer's rate (an upper bound: those in flight made some of theirs already), plus Tray's
+   * 2 s wait before enabling and a last call's answer.
+   */
+  const expectedMs = (inFlight: number) => ((inFlight + 1) * callsPerUser * pacer.intervalMs()) + TRAY_ENABLE_DELAY_MS + LAST_ANSWER_MS;
 
   /** Attempts this user's messages made before this delivery, and whether this one is the last allowed. */
   const attemptsOf = (record: SQSRecord) => {
@@ -130,10 +136,8 @@ export function createImportWorker(deps: WorkerDeps) {
         lastAttempt,
         onEvent: (event) => logger.debug('import step', { sub: message?.sub, ...event }),
       };
-      const started = Date.now();
       const result = await importUser(message, importDeps);
       if (result.outcome === 'deferred') return await handBack(record, result.error, result.retryInMs, message.sub);
-      if (result.outcome === 'enabled') duration.observe(Date.now() - started);
       metrics.addMetric(result.outcome === 'enabled' ? 'Imported' : 'AlreadyImported', MetricUnit.Count, 1);
       logger.info(result.outcome === 'enabled' ? 'user imported' : 'user already imported', {
         sub: message.sub,
@@ -172,8 +176,12 @@ export function createImportWorker(deps: WorkerDeps) {
   };
 
   /**
-   * Starts the batch's records one after another while the pacer has slots to give and the
-   * invocation has time for another user; the rest go back to the queue unstarted. Results are
+   * Starts the batch's records at once, up to MAX_USERS_IN_FLIGHT, while the invocation has time
+   * for another user; the rest go back to the queue unstarted. All users in flight share the
+   * pacer, whose waiters are served in turn, so they advance together and the pacer stays busy
+   * to the end of the batch: the batch ends one Tray round trip after its last slot, instead of
+   * with a tail of half-done users that cannot use the invocation's share. Tray's 2 s wait before
+   * enabling costs nothing once a round of the batch's calls takes longer than that. Results are
    * in the order of the records, as the partial-batch middleware expects.
    */
   const handler = async (event: SQSEvent, context: MasterTokenContext) => {
@@ -187,19 +195,21 @@ export function createImportWorker(deps: WorkerDeps) {
       results.push(p);
     };
     let inFlight = 0;
+    let freed: (() => void) | undefined;
     for (const record of event.Records) {
-      // Admit the next user only when the ones in flight leave slots unused: a pacer with a
-      // waiter is already using the whole share. One slot's interval between starts keeps the
-      // ledger and Secrets Manager reads of a large batch from all landing at once.
-      while (inFlight > 0 && (pacer.queued > 0 || inFlight >= config.MAX_USERS_IN_FLIGHT)) await sleep(pacer.intervalMs());
-      if (Date.now() + duration.expectedMs() * START_MARGIN > deadline) {
+      while (inFlight >= config.MAX_USERS_IN_FLIGHT) await new Promise<void>((resolve) => (freed = resolve));
+      if (Date.now() + expectedMs(inFlight) * START_MARGIN > deadline) {
         const reason = new ImportError('OUT_OF_TIME', 'ledger', 'not enough time left in this invocation to start the import; handed back without counting as an attempt');
         track(handBack(record, reason, 0));
         continue;
       }
       inFlight += 1;
-      track(processRecord(record, context, deadline).finally(() => (inFlight -= 1)));
-      await sleep(pacer.intervalMs());
+      track(
+        processRecord(record, context, deadline).finally(() => {
+          inFlight -= 1;
+          freed?.();
+        }),
+      );
     }
     return Promise.allSettled(results);
   };
@@ -246,22 +256,4 @@ function identifiableUser(body: string): UserKey | undefined {
   const key = QueueMessageSchema.pick({ userPoolId: true, sub: true }).loose().safeParse(raw);
   if (!key.success) return undefined;
   return { userPoolId: key.data.userPoolId, sub: key.data.sub };
-}
-
-/**
- * How long a user's import takes in this container: an exponentially weighted mean of the
- * imports it completed, starting from a cautious guess. Used only to decide whether another
- * user can still be started before the deadline.
- */
-class DurationEstimate {
-  private mean: number;
-  constructor(initialMs: number) {
-    this.mean = initialMs;
-  }
-  observe(ms: number): void {
-    this.mean = 0.8 * this.mean + 0.2 * ms;
-  }
-  expectedMs(): number {
-    return this.mean;
-  }
 }

@@ -670,7 +670,7 @@ describe('alarms', () => {
     const dashboards = template.findResources('AWS::CloudWatch::Dashboard');
     expect(Object.keys(dashboards)).toHaveLength(1);
     const body = JSON.stringify(Object.values(dashboards)[0]?.Properties.DashboardBody);
-    for (const name of [...WORKER_METRICS.names, 'ApproximateAgeOfOldestMessage', 'ApproximateNumberOfMessagesVisible', 'Duration', 'EnqueueFailed']) expect(body).toContain(name);
+    for (const name of [...WORKER_METRICS.names, 'TrayCallMs', 'ApproximateAgeOfOldestMessage', 'ApproximateNumberOfMessagesVisible', 'Duration', 'EnqueueFailed']) expect(body).toContain(name);
     template.hasResourceProperties('AWS::CloudWatch::Dashboard', { DashboardName: 'TrayAuthImport-imports' });
   });
 

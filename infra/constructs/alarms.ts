@@ -1,4 +1,5 @@
 import { ArnFormat, Duration, RemovalPolicy, Stack } from 'aws-cdk-lib';
+import { TRAY_CALL_METRIC } from '../../shared/import-worker.js';
 import { Alarm, ComparisonOperator, Dashboard, GraphWidget, Metric, SingleValueWidget, TextWidget, TreatMissingData, type IMetric } from 'aws-cdk-lib/aws-cloudwatch';
 import { SnsAction } from 'aws-cdk-lib/aws-cloudwatch-actions';
 import { AnyPrincipal, Effect, PolicyStatement, ServicePrincipal } from 'aws-cdk-lib/aws-iam';
@@ -193,6 +194,15 @@ export class ImportAlarms extends Construct {
         statistic: 'Sum',
         label,
       });
+    const trayCallMetric = (statistic: string, label: string) =>
+      new Metric({
+        namespace: WORKER_METRICS.namespace,
+        metricName: TRAY_CALL_METRIC,
+        dimensionsMap: { service: props.stackName, component: WORKER_METRICS.component },
+        period: Duration.minutes(5),
+        statistic,
+        label,
+      });
     const dashboard = new Dashboard(this, 'Dashboard', { dashboardName: `${props.stackName}-imports` });
     dashboard.addWidgets(
       new TextWidget({
@@ -219,13 +229,14 @@ export class ImportAlarms extends Construct {
         right: [props.queue.metricApproximateNumberOfMessagesVisible({ period: Duration.minutes(5), statistic: 'Maximum', label: 'messages waiting' })],
         width: 12,
       }),
-      // The worker emits no Tray-latency metric of its own: its duration per invocation (mostly
-      // Tray calls, batch size records each) is the closest signal, next to its errors and throttles.
+      // Tray's latency as the worker sees it (TrayCallMs, one value per call): what the pacing
+      // keeps rate × latency calls in flight for; next to the worker's duration, errors and throttles.
       new GraphWidget({
-        title: 'Worker duration (Tray calls) and errors',
+        title: 'Tray latency, worker duration and errors',
         left: [
-          props.worker.metricDuration({ period: Duration.minutes(5), statistic: 'p50', label: 'duration p50 (ms)' }),
-          props.worker.metricDuration({ period: Duration.minutes(5), statistic: 'p99', label: 'duration p99 (ms)' }),
+          trayCallMetric('p50', 'Tray call p50 (ms)'),
+          trayCallMetric('p99', 'Tray call p99 (ms)'),
+          props.worker.metricDuration({ period: Duration.minutes(5), statistic: 'p50', label: 'invocation p50 (ms)' }),
         ],
         right: [props.worker.metricErrors({ period: Duration.minutes(5), statistic: 'Sum', label: 'errors' }), props.worker.metricThrottles({ period: Duration.minutes(5), statistic: 'Sum', label: 'throttles' })],
         width: 12,
