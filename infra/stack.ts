@@ -18,8 +18,12 @@ import { BundledFunction } from './constructs/lambda-function.js';
 import { nagResourceString, secretResources } from './secret-grants.js';
 
 export const SERVICE_NAME = 'tray-auth-import';
-/** Calls one invocation may send at once after an idle spell (worker env TRAY_BURST). */
-export const WORKER_TRAY_BURST = 2;
+/**
+ * Calls one invocation may send at once after an idle spell (worker env TRAY_BURST): one second
+ * of its share, so that the fleet's bursts add up to at most one second of the budget (≤ 30),
+ * within Tray's burst allowance of 50, and the idle gap between two batches is won back.
+ */
+export const workerTrayBurst = (share: number): number => Math.max(1, Math.floor(share));
 /** Users one invocation imports at once at most (worker env MAX_USERS_IN_FLIGHT); its pacer decides below it. */
 export const WORKER_MAX_USERS_IN_FLIGHT = 64;
 
@@ -104,9 +108,8 @@ export class TrayAuthImportStack extends Stack {
         // The hard ceiling behind the ImportVolume alarm: beyond it, users wait in the queue.
         ...(config.maxImportsPerHour === undefined ? {} : { MAX_IMPORTS_PER_HOUR: String(config.maxImportsPerHour) }),
         TRAY_RATE_PER_SECOND: String(workerRate),
-        // The worker's defaults, written out so that the template shows every setting it runs with:
-        // a burst of 2 per invocation stays far below Tray's burst allowance (50).
-        TRAY_BURST: String(WORKER_TRAY_BURST),
+        // Written out so that the template shows every setting the worker runs with.
+        TRAY_BURST: String(workerTrayBurst(workerRate)),
         MAX_USERS_IN_FLIGHT: String(WORKER_MAX_USERS_IN_FLIGHT),
         TRAY_TIMEOUT_MS: String(config.trayTimeoutMs),
         RETRY_BASE_SECONDS: String(config.retryBaseSeconds),

@@ -365,7 +365,7 @@ describe('worker', () => {
       MASTER_TOKEN_CACHE_MS: '300000',
       MAX_RECEIVE_COUNT: '5',
       TRAY_RATE_PER_SECOND: '12.25',
-      TRAY_BURST: '2',
+      TRAY_BURST: '12',
       MAX_USERS_IN_FLIGHT: '64',
       TRAY_TIMEOUT_MS: '10000',
       RETRY_BASE_SECONDS: '30',

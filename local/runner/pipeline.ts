@@ -53,10 +53,11 @@ export const LOCAL_SETTINGS = {
   trayBudgetPerSecond: DEFAULT_TRAY_BUDGET_PER_SECOND,
   /**
    * Records per invocation, gathered for up to the batching window, as Lambda's event source does.
-   * Large, because a batch ends with a tail (its last users' call chains, Tray's 2 s wait) during
-   * which the invocation cannot use its whole share: the larger the batch, the smaller that loss.
+   * Smaller than deployed (150): a local run of a few hundred users splits into more, even batches
+   * over the two invocations, and each batch's users run together, so a batch loses only its
+   * last round trip and the gap before the next (which the pacer's burst wins back).
    */
-  batchSize: 150,
+  batchSize: 50,
   batchingWindowMs: 500,
   /** Concurrent invocations (maxConcurrency of the event source). */
   pollers: 2,
