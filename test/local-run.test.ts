@@ -151,9 +151,12 @@ describe('npm start --serve', () => {
       sqs.destroy();
       const state = async () => (await (await fetch(`http://127.0.0.1:${basePort + 3}/_standin/state`)).json()) as { users: unknown[]; instances: { enabled: boolean }[] };
       const deadline = Date.now() + 15_000;
-      while ((await state()).instances.filter((i) => i.enabled).length < 2 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
+      // Tray enables the instance a moment before the invocation returns and prints its line:
+      // wait for both, or the check races the worker under load.
+      const batchLogged = () => out.lines.some((l) => l.startsWith('worker: batch of 1'));
+      while (((await state()).instances.filter((i) => i.enabled).length < 2 || !batchLogged()) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
       expect((await state()).users).toHaveLength(2);
-      expect(out.lines.some((l) => l.startsWith('worker: batch of 1'))).toBe(true);
+      expect(batchLogged()).toBe(true);
 
       // The printed sign-up, done by hand against cognito-local: Cognito invokes the trigger, the worker imports the user.
       const cognito = new CognitoIdentityProviderClient({ endpoint: cognitoInfo?.endpoint, region: 'us-east-1', credentials: { accessKeyId: 'local', secretAccessKey: 'local' } });
