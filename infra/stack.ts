@@ -7,7 +7,7 @@ import { SqsEventSource } from 'aws-cdk-lib/aws-lambda-event-sources';
 import type { Construct } from 'constructs';
 import { LEDGER_KEY } from '../shared/ledger.js';
 import { requiredAttributes, type ImportPlan } from '../shared/plan.js';
-import { CLI_RATE_PER_SECOND } from '../shared/tray/pacer.js';
+import { CLI_RATE_PER_SECOND, defaultBurst } from '../shared/tray/pacer.js';
 import { DeployConfigError, fullBatchSeconds, trayCallsPerUser, userPoolRegion, workerRatePerSecond, type DeployConfig } from './config.js';
 import { ImportAlarms, limitGrantsToAwsServices } from './constructs/alarms.js';
 import { warnOnCredentialAttributes } from './constructs/attribute-trust.js';
@@ -18,12 +18,6 @@ import { BundledFunction } from './constructs/lambda-function.js';
 import { nagResourceString, secretResources } from './secret-grants.js';
 
 export const SERVICE_NAME = 'tray-auth-import';
-/**
- * Calls one invocation may send at once after an idle spell (worker env TRAY_BURST): one second
- * of its share, so that the fleet's bursts add up to at most one second of the budget (≤ 30),
- * within Tray's burst allowance of 50, and the idle gap between two batches is won back.
- */
-export const workerTrayBurst = (share: number): number => Math.max(1, Math.floor(share));
 /** Users one invocation imports at once at most (worker env MAX_USERS_IN_FLIGHT); its pacer decides below it. */
 export const WORKER_MAX_USERS_IN_FLIGHT = 64;
 
@@ -109,7 +103,7 @@ export class TrayAuthImportStack extends Stack {
         ...(config.maxImportsPerHour === undefined ? {} : { MAX_IMPORTS_PER_HOUR: String(config.maxImportsPerHour) }),
         TRAY_RATE_PER_SECOND: String(workerRate),
         // Written out so that the template shows every setting the worker runs with.
-        TRAY_BURST: String(workerTrayBurst(workerRate)),
+        TRAY_BURST: String(defaultBurst(workerRate)),
         MAX_USERS_IN_FLIGHT: String(WORKER_MAX_USERS_IN_FLIGHT),
         TRAY_TIMEOUT_MS: String(config.trayTimeoutMs),
         RETRY_BASE_SECONDS: String(config.retryBaseSeconds),

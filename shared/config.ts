@@ -28,11 +28,7 @@ export const WorkerEnvSchema = z.object({
    * never exceeds the budget whatever Tray's latency.
    */
   TRAY_RATE_PER_SECOND: z.coerce.number().positive().max(50).default(12),
-  /**
-   * Calls one container may send at once after an idle spell (default: one second of its share).
-   * The gap between two batches is idle; a burst of a second's worth wins it back, and the
-   * fleet's bursts then add up to one second of the budget, within Tray's burst allowance of 50.
-   */
+  /** Calls one container may send at once after an idle spell (default: defaultBurst, one second of its share). */
   TRAY_BURST: z.coerce.number().int().positive().optional(),
   /** Ceiling of new Tray users per hour and pool (unset: none); beyond it users wait in the queue. */
   MAX_IMPORTS_PER_HOUR: z.coerce.number().int().positive().optional(),

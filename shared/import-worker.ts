@@ -17,7 +17,7 @@ import { parseQueueMessage, QueueMessageSchema, type QueueMessage } from './mess
 import { trayEndpoint } from './plan.js';
 import { SecretReader } from './secrets.js';
 import { TrayClient } from './tray/client.js';
-import { Pacer } from './tray/pacer.js';
+import { defaultBurst, Pacer } from './tray/pacer.js';
 
 /**
  * The import worker: an SQS consumer with partial batch responses. Each record ends in one of
@@ -71,7 +71,7 @@ export function createImportWorker(deps: WorkerDeps) {
   const ledger = deps.ledger ?? new Ledger({ tableName: config.LEDGER_TABLE, client: deps.dynamodb ?? new DynamoDBClient({}) });
   const secrets = new SecretReader({ client: deps.secretsManager ?? new SecretsManagerClient({}) });
   const url = trayEndpoint(config.plan, config.TRAY_GRAPHQL_URL);
-  const pacer = deps.pacer ?? new Pacer({ ratePerSecond: config.TRAY_RATE_PER_SECOND, burst: config.TRAY_BURST ?? Math.max(1, Math.floor(config.TRAY_RATE_PER_SECOND)) });
+  const pacer = deps.pacer ?? new Pacer({ ratePerSecond: config.TRAY_RATE_PER_SECOND, burst: config.TRAY_BURST ?? defaultBurst(config.TRAY_RATE_PER_SECOND) });
   const callsPerUser = 4 + config.plan.auths.length;
   /**
    * How long a user started now would take: the Tray calls of every user in flight and its own,

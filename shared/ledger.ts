@@ -72,6 +72,17 @@ export const pendingKey = {
   auth: (externalId: string) => `auth:${externalId}`,
 } as const;
 
+/**
+ * The user's identifying fields, as every write that may create a user's entry sets them; their
+ * values are `:username`, `:email` (only when known) and `:source`, with `#source` for `source`.
+ */
+const IDENTITY_SET = (info: { email?: string | undefined }) => `username = :username, ${info.email === undefined ? '' : 'email = :email, '}#source = :source`;
+
+/** A failure as the ledger keeps it: upstream text scrubbed of secrets, then cut to what explains it. */
+function errorRecord(error: { code: ErrorCode; step: Step; message: string }, at: string) {
+  return { code: error.code, step: error.step, message: scrubExcerpt(error.message, 1_000), at };
+}
+
 export type AcquireResult = { kind: 'acquired'; entry: LedgerEntry } | { kind: 'done'; entry: LedgerEntry };
 
 export class Ledger {
@@ -155,7 +166,7 @@ export class Ledger {
           TableName: this.tableName,
           Key: key,
           UpdateExpression:
-            `SET username = :username, ${info.email === undefined ? '' : 'email = :email, '}#source = :source, #status = :inProgress, leaseOwner = :owner, leaseUntil = :until, ` +
+            `SET ${IDENTITY_SET(info)}, #status = :inProgress, leaseOwner = :owner, leaseUntil = :until, ` +
             'attempts = if_not_exists(attempts, :zero) + :one, authIds = if_not_exists(authIds, :empty), pending = if_not_exists(pending, :empty), ' +
             'enabled = if_not_exists(enabled, :false), createdAt = if_not_exists(createdAt, :at), updatedAt = :at',
           ConditionExpression: 'attribute_not_exists(#sub) OR (#status <> :enabled AND (attribute_not_exists(leaseUntil) OR leaseUntil < :now OR leaseOwner = :owner))',
@@ -195,7 +206,8 @@ export class Ledger {
   markPending(key: UserKey, owner: string, what: string, sent: string): Promise<LedgerEntry> {
     // Also demands an unexpired lease: past it another delivery may be working on this user,
     // and two creates must never be in flight for one object.
-    return this.update(key, owner, 'SET pending.#what = :mark, updatedAt = :at', { '#what': what }, { ':now': this.now(), ':mark': { at: new Date(this.now()).toISOString(), sent } }, 'leaseUntil > :now');
+    const now = this.now();
+    return this.update(key, owner, 'SET pending.#what = :mark, updatedAt = :at', { '#what': what }, { ':now': now, ':mark': { at: new Date(now).toISOString(), sent } }, 'leaseUntil > :now');
   }
 
   recordTrayUser(key: UserKey, owner: string, trayUserId: string): Promise<LedgerEntry> {
@@ -230,7 +242,7 @@ export class Ledger {
           TableName: this.tableName,
           Key: key,
           UpdateExpression:
-            `SET username = :username, ${info.email === undefined ? '' : 'email = :email, '}#source = :source, #status = :enabled, enabled = :true, company = :company, ` +
+            `SET ${IDENTITY_SET(info)}, #status = :enabled, enabled = :true, company = :company, ` +
             'trayUserId = :user, authIds = :auths, instanceId = :instance, pending = :empty, attempts = if_not_exists(attempts, :zero) + :one, ' +
             'createdAt = if_not_exists(createdAt, :at), updatedAt = :at, enabledAt = if_not_exists(enabledAt, :at) REMOVE lastError',
           ExpressionAttributeNames: { '#status': 'status', '#source': 'source' },
@@ -286,7 +298,7 @@ export class Ledger {
             ':username': info.username ?? key.sub,
             ':failed': 'failed',
             ':enabled': 'enabled',
-            ':error': { code: error.code, step: error.step, message: scrubExcerpt(error.message, 1_000), at },
+            ':error': errorRecord(error, at),
             ':zero': 0,
             ':one': 1,
             ':empty': {},
@@ -322,7 +334,7 @@ export class Ledger {
       owner,
       'SET #status = :status, lastError = :error, updatedAt = :at REMOVE leaseOwner, leaseUntil',
       { '#status': 'status' },
-      { ':status': final ? 'failed' : 'retrying', ':error': { code: error.code, step: error.step, message: scrubExcerpt(error.message, 1_000), at: new Date(this.now()).toISOString() } },
+      { ':status': final ? 'failed' : 'retrying', ':error': errorRecord(error, new Date(this.now()).toISOString()) },
     );
   }
 

@@ -124,3 +124,12 @@ export const DEFAULT_TRAY_BUDGET_PER_SECOND = 25;
 export function workerShare(budgetPerSecond: number, maxConcurrency: number): number {
   return (budgetPerSecond - CLI_RATE_PER_SECOND) / maxConcurrency;
 }
+
+/**
+ * Calls an invocation may send at once after an idle spell (the gap between two batches): one
+ * second of its share. The fleet's bursts then add up to at most one second of the budget
+ * (≤ 30 calls), within Tray's burst allowance of 50, and the idle gap is won back.
+ */
+export function defaultBurst(ratePerSecond: number): number {
+  return Math.max(1, Math.floor(ratePerSecond));
+}
