@@ -1,7 +1,7 @@
 import { existsSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
-import { z } from 'zod';
+import * as z from 'zod';
 import { formatIssues } from '../shared/validation.js';
-import { CliError } from './context.js';
+import { CliError } from './toolkit/errors.js';
 
 /**
  * Where a backfill got to, so that a rerun after an interruption (Ctrl-C, lost connection, a
@@ -34,7 +34,18 @@ export const defaultStatePath = (userPoolId: string): string => `.backfill-state
 
 export function newState(userPoolId: string, filter: string | undefined, now: Date): BackfillState {
   const at = now.toISOString();
-  return { version: 1, userPoolId, filter: filter ?? null, paginationToken: null, pagesDone: 0, enqueuedTotal: 0, enqueued: [], completed: false, startedAt: at, updatedAt: at };
+  return {
+    version: 1,
+    userPoolId,
+    filter: filter ?? null,
+    paginationToken: null,
+    pagesDone: 0,
+    enqueuedTotal: 0,
+    enqueued: [],
+    completed: false,
+    startedAt: at,
+    updatedAt: at,
+  };
 }
 
 export function readState(path: string): BackfillState | undefined {
@@ -46,7 +57,8 @@ export function readState(path: string): BackfillState | undefined {
     throw new CliError(`--state ${path} is not readable JSON (${(e as Error).message}); fix or delete it, or pass --restart`);
   }
   const parsed = BackfillStateSchema.safeParse(raw);
-  if (!parsed.success) throw new CliError(`--state ${path} is not a backfill state file: ${formatIssues(parsed.error.issues)}; delete it or pass --restart`);
+  if (!parsed.success)
+    throw new CliError(`--state ${path} is not a backfill state file: ${formatIssues(parsed.error.issues)}; delete it or pass --restart`);
   return parsed.data;
 }
 

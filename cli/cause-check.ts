@@ -1,8 +1,8 @@
 import { AdminGetUserCommand } from '@aws-sdk/client-cognito-identity-provider';
+import type { DeadLetter } from '../shared/dead-letter.js';
 import { buildQueueMessage, parseQueueMessage, type QueueMessage } from '../shared/message.js';
 import { userAttributes } from './cognito-users.js';
 import type { CliContext } from './context.js';
-import type { DlqMessage } from './dlq-messages.js';
 
 /**
  * Before a dead-lettered message goes back to the worker: does the reason it failed still hold?
@@ -31,7 +31,7 @@ export function missingAttributeNames(reason: string | undefined): string[] {
   return [...match[1].matchAll(/"([^"]+)"/g)].map((m) => m[1] as string);
 }
 
-export async function checkCause(ctx: CliContext, info: DlqMessage, body: string): Promise<CauseCheck | undefined> {
+export async function checkCause(ctx: CliContext, info: DeadLetter, body: string): Promise<CauseCheck | undefined> {
   if (info.errorCode !== 'MISSING_ATTRIBUTE') return undefined;
   const names = missingAttributeNames(info.reason);
   if (names.length === 0) return { holds: true, checked: false, note: 'cannot check the cause: the reason names no attribute' };
@@ -47,11 +47,24 @@ export async function checkCause(ctx: CliContext, info: DlqMessage, body: string
     attributes = userAttributes(user.UserAttributes);
   } catch (e) {
     const name = (e as Error).name;
-    if (name === 'UserNotFoundException') return { holds: true, checked: true, note: `cause still holds: user ${message.username} no longer exists in ${message.userPoolId}; delete the message (\`dlq delete --user ${message.sub}\`)` };
-    return { holds: true, checked: false, note: `cannot check the cause: reading user ${message.username} from Cognito failed (${name}); check --region, credentials and cognito-idp:AdminGetUser, or pass --force` };
+    if (name === 'UserNotFoundException')
+      return {
+        holds: true,
+        checked: true,
+        note: `cause still holds: user ${message.username} no longer exists in ${message.userPoolId}; delete the message (\`dlq delete --user ${message.sub}\`)`,
+      };
+    return {
+      holds: true,
+      checked: false,
+      note: `cannot check the cause: reading user ${message.username} from Cognito failed (${name}); check --region, credentials and cognito-idp:AdminGetUser, or pass --force`,
+    };
   }
   if (attributes.sub !== message.sub) {
-    return { holds: true, checked: true, note: `cause still holds: username ${message.username} now belongs to sub ${attributes.sub ?? '(none)'}, not ${message.sub}` };
+    return {
+      holds: true,
+      checked: true,
+      note: `cause still holds: username ${message.username} now belongs to sub ${attributes.sub ?? '(none)'}, not ${message.sub}`,
+    };
   }
   const stillMissing = names.filter((n) => !attributes[n]);
   if (stillMissing.length > 0) {
@@ -69,5 +82,10 @@ export async function checkCause(ctx: CliContext, info: DlqMessage, body: string
     source: message.source,
     now: new Date(ctx.now()),
   });
-  return { holds: false, checked: true, note: `cause fixed: ${names.map((n) => `"${n}"`).join(', ')} now set; sent with the user's current attributes`, freshBody: JSON.stringify(fresh) };
+  return {
+    holds: false,
+    checked: true,
+    note: `cause fixed: ${names.map((n) => `"${n}"`).join(', ')} now set; sent with the user's current attributes`,
+    freshBody: JSON.stringify(fresh),
+  };
 }

@@ -1,6 +1,11 @@
-import { ListUsersCommand, type AttributeType, type CognitoIdentityProviderClient, type UserType } from '@aws-sdk/client-cognito-identity-provider';
+import {
+  type AttributeType,
+  type CognitoIdentityProviderClient,
+  ListUsersCommand,
+  type UserType,
+} from '@aws-sdk/client-cognito-identity-provider';
 import { buildQueueMessage, type MessageSource, type QueueMessage } from '../shared/message.js';
-import { CliError, EXIT } from './context.js';
+import { CliError, EXIT } from './toolkit/errors.js';
 
 /**
  * The pool's users, page by page (Cognito's ListUsers, at most 60 a page). Imported: CONFIRMED
@@ -19,9 +24,16 @@ export interface UserPage {
   nextToken: string | undefined;
 }
 
-export async function listUsersPage(cognito: CognitoIdentityProviderClient, userPoolId: string, filter: string | undefined, token: string | undefined): Promise<UserPage> {
+export async function listUsersPage(
+  cognito: CognitoIdentityProviderClient,
+  userPoolId: string,
+  filter: string | undefined,
+  token: string | undefined,
+): Promise<UserPage> {
   try {
-    const out = await cognito.send(new ListUsersCommand({ UserPoolId: userPoolId, Limit: LIST_USERS_PAGE_SIZE, Filter: filter, PaginationToken: token }));
+    const out = await cognito.send(
+      new ListUsersCommand({ UserPoolId: userPoolId, Limit: LIST_USERS_PAGE_SIZE, Filter: filter, PaginationToken: token }),
+    );
     return { users: out.Users ?? [], nextToken: out.PaginationToken || undefined };
   } catch (e) {
     const error = e as Error;
@@ -29,10 +41,15 @@ export async function listUsersPage(cognito: CognitoIdentityProviderClient, user
       throw new CliError(`--user-pool-id ${userPoolId}: no such user pool (${error.message}); check the id and --region`);
     }
     if (error.name === 'InvalidParameterException' && token && /token/i.test(error.message)) {
-      throw new CliError(`Cognito no longer accepts the saved pagination token (${error.message}); rerun with --restart (users already imported are skipped through the ledger)`, EXIT.failures);
+      throw new CliError(
+        `Cognito no longer accepts the saved pagination token (${error.message}); rerun with --restart (users already imported are skipped through the ledger)`,
+        EXIT.failures,
+      );
     }
     if (error.name === 'InvalidParameterException' && filter && /filter/i.test(error.message)) {
-      throw new CliError(`--filter ${JSON.stringify(filter)} is not a valid Cognito filter (${error.message}); e.g. --filter 'email ^= "ops"'`);
+      throw new CliError(
+        `--filter ${JSON.stringify(filter)} is not a valid Cognito filter (${error.message}); e.g. --filter 'email ^= "ops"'`,
+      );
     }
     throw e;
   }
@@ -63,7 +80,16 @@ export function messageForUser(
   const attributes = userAttributes(user.Attributes);
   if (!attributes.sub) return { problem: `user ${user.Username ?? '?'} has no "sub" attribute` };
   try {
-    return { message: buildQueueMessage({ userPoolId, username: user.Username ?? attributes.sub, userAttributes: attributes, attributeNames, source, now }) };
+    return {
+      message: buildQueueMessage({
+        userPoolId,
+        username: user.Username ?? attributes.sub,
+        userAttributes: attributes,
+        attributeNames,
+        source,
+        now,
+      }),
+    };
   } catch (e) {
     return { problem: `user ${user.Username ?? attributes.sub}: ${(e as Error).message}` };
   }

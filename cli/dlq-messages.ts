@@ -1,7 +1,12 @@
-import { ChangeMessageVisibilityBatchCommand, GetQueueAttributesCommand, ReceiveMessageCommand, type Message, type SQSClient } from '@aws-sdk/client-sqs';
-import { TruncatedReferenceSchema, type TruncatedReference } from '../shared/dead-letter.js';
+import {
+  ChangeMessageVisibilityBatchCommand,
+  GetQueueAttributesCommand,
+  type Message,
+  ReceiveMessageCommand,
+  type SQSClient,
+} from '@aws-sdk/client-sqs';
+import { type DeadLetter, readDeadLetter } from '../shared/dead-letter.js';
 import type { Ledger } from '../shared/ledger.js';
-import { DLQ_ATTRIBUTES, parseQueueMessage } from '../shared/message.js';
 
 /**
  * Reading the dead-letter queue without consuming it: messages are received with a short
@@ -11,29 +16,8 @@ import { DLQ_ATTRIBUTES, parseQueueMessage } from '../shared/message.js';
  * The worker dead-letters with attributes naming the failure (DLQ_ATTRIBUTES). Messages moved
  * by SQS's own redrive (crashes, timeouts) have none; for them the ledger's lastError is shown.
  */
-export interface DlqMessage {
-  messageId: string;
-  /** `worker`: dead-lettered with a reason; `sqs-redrive`: moved by the queue's redrive policy. */
-  origin: 'worker' | 'sqs-redrive';
-  sub?: string | undefined;
-  username?: string | undefined;
-  userPoolId?: string | undefined;
-  errorCode?: string | undefined;
-  step?: string | undefined;
-  kind?: string | undefined;
-  reason?: string | undefined;
-  failedAt?: string | undefined;
-  receiveCount?: number | undefined;
-  /** When the message entered the DLQ (SQS's SentTimestamp). */
-  sentAt?: string | undefined;
-  /** Set when the body is not a valid queue message (it will fail again if redriven). */
-  bodyProblem?: string | undefined;
-  /** The worker could only dead-letter a reference to the message (it was too big): never moved back. */
-  truncatedReference?: boolean | undefined;
-}
-
 export interface HeldMessage {
-  info: DlqMessage;
+  info: DeadLetter;
   body: string;
   receiptHandle: string;
   /** SQS's SentTimestamp (ms): when the message entered the DLQ. */
@@ -92,7 +76,8 @@ export class DlqScanner {
       if (this.seen.size >= this.options.max) return void (this.ended = 'max');
       // The count is SQS's approximate one and may lag behind a message sent just before the start:
       // past it, the scan goes on only while receives still bring older messages (finitely many).
-      if (this.options.expected !== undefined && this.olderSeen >= this.options.expected && this.lastOlder === 0) return void (this.ended = 'expected');
+      if (this.options.expected !== undefined && this.olderSeen >= this.options.expected && this.lastOlder === 0)
+        return void (this.ended = 'expected');
       const fresh = await this.receive(Math.min(10, this.options.max - this.seen.size));
       if (fresh.length === 0) return;
       yield fresh;
@@ -128,7 +113,14 @@ export class DlqScanner {
       if (this.seen.has(m.MessageId)) continue;
       const sentAt = m.Attributes?.SentTimestamp !== undefined ? Number(m.Attributes.SentTimestamp) : undefined;
       const newer = this.options.startedAt !== undefined && sentAt !== undefined && sentAt > this.options.startedAt;
-      const held: HeldMessage = { info: describeDlqMessage(m), body: m.Body ?? '', receiptHandle: m.ReceiptHandle, sentAt, newer, attributes: stringAttributes(m) };
+      const held: HeldMessage = {
+        info: readDeadLetter(m),
+        body: m.Body ?? '',
+        receiptHandle: m.ReceiptHandle,
+        sentAt,
+        newer,
+        attributes: stringAttributes(m),
+      };
       this.held.set(m.MessageId, held);
       this.seen.add(m.MessageId);
       if (!newer) this.olderSeen++;
@@ -182,7 +174,10 @@ export async function queueDepth(sqs: SQSClient, queueUrl: string): Promise<numb
       }),
     );
     const a = out.Attributes ?? {};
-    const n = Number(a.ApproximateNumberOfMessages ?? 0) + Number(a.ApproximateNumberOfMessagesNotVisible ?? 0) + Number(a.ApproximateNumberOfMessagesDelayed ?? 0);
+    const n =
+      Number(a.ApproximateNumberOfMessages ?? 0) +
+      Number(a.ApproximateNumberOfMessagesNotVisible ?? 0) +
+      Number(a.ApproximateNumberOfMessagesDelayed ?? 0);
     return Number.isFinite(n) ? n : undefined;
   } catch {
     return undefined;
@@ -195,51 +190,8 @@ function stringAttributes(m: Message): Record<string, string> {
   return out;
 }
 
-export function describeDlqMessage(m: Message): DlqMessage {
-  const attr = (name: string): string | undefined => m.MessageAttributes?.[name]?.StringValue;
-  const info: DlqMessage = {
-    messageId: m.MessageId ?? '',
-    origin: attr(DLQ_ATTRIBUTES.errorCode) ? 'worker' : 'sqs-redrive',
-    sub: attr(DLQ_ATTRIBUTES.sub),
-    userPoolId: attr(DLQ_ATTRIBUTES.userPoolId),
-    errorCode: attr(DLQ_ATTRIBUTES.errorCode),
-    step: attr(DLQ_ATTRIBUTES.step),
-    kind: attr(DLQ_ATTRIBUTES.kind),
-    reason: attr(DLQ_ATTRIBUTES.reason),
-    failedAt: attr(DLQ_ATTRIBUTES.failedAt),
-  };
-  const sent = Number(m.Attributes?.SentTimestamp);
-  if (m.Attributes?.SentTimestamp !== undefined && Number.isFinite(sent)) info.sentAt = new Date(sent).toISOString();
-  const count = attr(DLQ_ATTRIBUTES.receiveCount) ?? m.Attributes?.ApproximateReceiveCount;
-  if (count !== undefined && Number.isFinite(Number(count))) info.receiveCount = Number(count);
-  try {
-    const message = parseQueueMessage(m.Body ?? '');
-    info.sub ??= message.sub;
-    info.userPoolId ??= message.userPoolId;
-    info.username = message.username;
-  } catch (e) {
-    info.bodyProblem = (e as Error).message;
-    const reference = readTruncatedReference(m.Body ?? '');
-    if (reference) {
-      info.truncatedReference = true;
-      info.sub ??= reference.sub;
-      info.userPoolId ??= reference.userPoolId;
-    }
-  }
-  return info;
-}
-
-function readTruncatedReference(body: string): TruncatedReference | undefined {
-  try {
-    const parsed = TruncatedReferenceSchema.safeParse(JSON.parse(body));
-    return parsed.success ? parsed.data : undefined;
-  } catch {
-    return undefined;
-  }
-}
-
 /** For messages without the worker's attributes: the ledger's lastError, if the user has one. */
-export async function addLedgerErrors(messages: DlqMessage[], ledger: Ledger | undefined): Promise<void> {
+export async function addLedgerErrors(messages: DeadLetter[], ledger: Ledger | undefined): Promise<void> {
   if (!ledger) return;
   for (const m of messages) {
     if (m.origin !== 'sqs-redrive' || !m.sub || !m.userPoolId) continue;

@@ -1,5 +1,6 @@
 import { SendMessageBatchCommand, type SQSClient } from '@aws-sdk/client-sqs';
 import type { QueueMessage } from '../shared/message.js';
+import { backoffMs, RETRY_POLICY } from '../shared/retry.js';
 
 /**
  * Enqueueing users for import (backfill, reconcile): ten messages per SendMessageBatch, entries
@@ -33,10 +34,15 @@ export interface SendOptions {
   sleep: (ms: number) => Promise<void>;
 }
 
-export async function sendBatch(sqs: SQSClient, queueUrl: string, messages: readonly QueueMessage[], options: SendOptions): Promise<BatchOutcome> {
+export async function sendBatch(
+  sqs: SQSClient,
+  queueUrl: string,
+  messages: readonly QueueMessage[],
+  options: SendOptions,
+): Promise<BatchOutcome> {
   if (messages.length > SQS_BATCH_SIZE) throw new Error(`at most ${SQS_BATCH_SIZE} messages per batch`);
-  const attempts = options.attempts ?? 4;
-  const base = options.baseDelayMs ?? 200;
+  const attempts = options.attempts ?? RETRY_POLICY.enqueue.maxAttempts;
+  const backoff = { ...RETRY_POLICY.enqueue, baseDelayMs: options.baseDelayMs ?? RETRY_POLICY.enqueue.baseDelayMs };
   const sent: QueueMessage[] = [];
   const failed: EnqueueFailure[] = [];
   let pending = messages.map((message, i) => ({ id: `m${i}`, message, lastReason: '' }));
@@ -52,9 +58,12 @@ export async function sendBatch(sqs: SQSClient, queueUrl: string, messages: read
       );
     } catch (e) {
       if (attempt >= attempts) {
-        throw new SendInterrupted(`SendMessageBatch to ${queueUrl} failed ${attempts} times: ${(e as Error).name}: ${(e as Error).message}`, { cause: e });
+        throw new SendInterrupted(
+          `SendMessageBatch to ${queueUrl} failed ${attempts} times: ${(e as Error).name}: ${(e as Error).message}`,
+          { cause: e },
+        );
       }
-      await options.sleep(base * 2 ** (attempt - 1));
+      await options.sleep(backoffMs(attempt, backoff));
       continue;
     }
     const ok = new Set((out.Successful ?? []).map((s) => s.Id));
@@ -72,7 +81,7 @@ export async function sendBatch(sqs: SQSClient, queueUrl: string, messages: read
       else retry.push({ ...p, lastReason: reason });
     }
     pending = retry;
-    if (pending.length > 0) await options.sleep(base * 2 ** (attempt - 1));
+    if (pending.length > 0) await options.sleep(backoffMs(attempt, backoff));
   }
   return { sent, failed };
 }

@@ -2,10 +2,10 @@
 import './quiet-sdk.js';
 import { pathToFileURL } from 'node:url';
 import { CommanderError } from 'commander';
-import { scrub } from '../shared/redact.js';
-import { CliError, EXIT, exitCodeForError, hintFor, type CliDeps, type ExitCode } from './context.js';
-import { processIo } from './output.js';
+import type { CliDeps } from './context.js';
 import { buildProgram } from './program.js';
+import { EXIT, type ExitCode, errorMessage, exitCodeForCommanderError, exitCodeForError } from './toolkit/errors.js';
+import { processIo } from './toolkit/output.js';
 
 /**
  * Entry point: `npm run cli -- <command>` (tsx cli/main.ts). Exit codes (docs/operators.md):
@@ -23,10 +23,9 @@ export async function main(argv: string[], deps: CliDeps = {}): Promise<ExitCode
     return code;
   } catch (e) {
     // Commander already printed its message (unknown option, missing argument) or the help.
-    if (e instanceof CommanderError) return e.exitCode === 0 ? EXIT.ok : EXIT.usage;
+    if (e instanceof CommanderError) return exitCodeForCommanderError(e);
     const exitCode = exitCodeForError(e);
-    const hint = e instanceof CliError ? undefined : hintFor(exitCode);
-    const message = scrub(e instanceof Error ? (e instanceof CliError ? e.message : `${e.name}: ${e.message}${hint ? `; ${hint}` : ''}`) : String(e));
+    const message = errorMessage(e);
     io.err(`error: ${message}\n`);
     if (program.opts<{ json?: boolean }>().json) io.out(`${JSON.stringify({ ok: false, error: { message, exitCode } }, null, 2)}\n`);
     return exitCode;

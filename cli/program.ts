@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs';
-import { Command, InvalidArgumentError, Option } from 'commander';
-import { CliError, DEFAULT_STACK_NAME, type CliDeps, type CommandResult, type ExitCode, type GlobalOptions } from './context.js';
+import { Command, Option } from 'commander';
+import { DEFAULT_STACK_NAME, SERVICE_NAME } from '../shared/names.js';
 import { runAppStatus, runWizardUrl } from './commands/app-view.js';
 import { runBackfill } from './commands/backfill.js';
 import { runDlqDelete, runDlqExport, runDlqList } from './commands/dlq.js';
@@ -10,43 +10,47 @@ import { DEFAULT_OLDER_THAN_MINUTES, runReconcile } from './commands/reconcile.j
 import { runRedrive, runRedriveCancel, runRedriveStatus } from './commands/redrive.js';
 import { runStatus } from './commands/status.js';
 import { runAttachTrigger, runDetachTrigger } from './commands/trigger.js';
+import type { CliDeps, CommandResult, GlobalOptions } from './context.js';
+import { CliError, type ExitCode } from './toolkit/errors.js';
+import { collect, number } from './toolkit/flags.js';
 
 /**
  * The operators' CLI: `npm run cli -- <command> --help`. Every command reads the deployed
  * stack's outputs (--stack-name) unless flags give the resources; changes have --dry-run;
  * --json prints one JSON document on stdout.
  */
-const number = (value: string): number => {
-  const n = Number(value);
-  if (value.trim() === '' || !Number.isFinite(n)) throw new InvalidArgumentError('must be a number');
-  return n;
-};
-/** Repeatable, comma-separated values. Empty ones are kept so that the command can refuse `--user ""` instead of reading it as no filter. */
-const collect = (value: string, previous: string[] = []): string[] => [...previous, ...value.split(',').map((v) => v.trim())];
-
 const withMasterToken = (cmd: Command): Command =>
   cmd
-    .option('--master-token-secret <id>', 'Secrets Manager id of the Tray master token (default: the stack output MasterTokenSecretId; env TRAY_MASTER_TOKEN also works)')
+    .option(
+      '--master-token-secret <id>',
+      'Secrets Manager id of the Tray master token (default: the stack output MasterTokenSecretId; env TRAY_MASTER_TOKEN also works)',
+    )
     .option('--master-token-file <path>', 'file holding the Tray master token')
     // Accepted only to refuse it without echoing the value: a token on the command line ends up in shell history.
     .addOption(new Option('--master-token <token>').hideHelp());
 
-const withPool = (cmd: Command): Command => cmd.option('--user-pool-id <id>', 'Cognito user pool id (default: the stack output UserPoolId)');
+const withPool = (cmd: Command): Command =>
+  cmd.option('--user-pool-id <id>', 'Cognito user pool id (default: the stack output UserPoolId)');
 const withTable = (cmd: Command): Command => cmd.option('--table <name>', 'ledger table (default: the stack output LedgerTableName)');
 const withQueue = (cmd: Command): Command => cmd.option('--queue-url <url>', 'import queue URL (default: the stack output QueueUrl)');
 const withDryRun = (cmd: Command): Command => cmd.option('--dry-run', 'show what would be done; change nothing');
 
 export function buildProgram(deps: CliDeps, onResult: (code: ExitCode) => void): Command {
-  const program = new Command('tray-auth-import')
+  const program = new Command(SERVICE_NAME)
     .description("Operators' commands for the Cognito → Tray Embedded authentication import")
-    .option('--stack-name <name>', 'deployed CloudFormation stack whose outputs locate queues, table, functions and secret', DEFAULT_STACK_NAME)
+    .option(
+      '--stack-name <name>',
+      'deployed CloudFormation stack whose outputs locate queues, table, functions and secret',
+      DEFAULT_STACK_NAME,
+    )
     .option('--region <region>', 'AWS region (default: AWS_REGION / your profile)')
     .option('--profile <name>', 'AWS profile from ~/.aws/config (default: AWS_PROFILE / the default chain)')
     .version(packageVersion(), '-V, --version', 'print the version')
     .option('--json', 'print the result as one JSON document on stdout')
     .exitOverride()
     .showHelpAfterError('(add --help for usage)');
-  if (deps.io) program.configureOutput({ writeOut: deps.io.out, writeErr: deps.io.err });
+  const io = deps.io;
+  if (io) program.configureOutput({ writeOut: (text) => io.out(text), writeErr: (text) => io.err(text) });
 
   const act =
     <O extends GlobalOptions>(run: (options: O, deps: CliDeps) => Promise<CommandResult<unknown>>) =>
@@ -67,7 +71,9 @@ export function buildProgram(deps: CliDeps, onResult: (code: ExitCode) => void):
       .option('--strict', 'fail on warnings too'),
   ).action(act(runPreflight));
 
-  const dlq = program.command('dlq').description('dead-letter queue: `dlq list` shows the failed users and why; `dlq export`, `dlq delete`');
+  const dlq = program
+    .command('dlq')
+    .description('dead-letter queue: `dlq list` shows the failed users and why; `dlq export`, `dlq delete`');
   dlq
     .command('list')
     .description('list dead-lettered messages (user, error code, step, reason) without removing them')
@@ -106,14 +112,21 @@ export function buildProgram(deps: CliDeps, onResult: (code: ExitCode) => void):
       .option('--dlq-url <url>', 'dead-letter queue URL (default: the stack output DeadLetterQueueUrl)')
       .option('--dlq-arn <arn>', 'dead-letter queue ARN (default: the stack output DeadLetterQueueArn)')
       .option('--queue-url <url>', 'import queue URL, for selective moves (default: the stack output QueueUrl)')
-      .option('--queue-arn <arn>', 'import queue ARN, the move task\'s destination (default: the stack output QueueArn)')
+      .option('--queue-arn <arn>', "import queue ARN, the move task's destination (default: the stack output QueueArn)")
       .option('--table <name>', 'ledger table, to match --error-code on messages without attributes')
-      .option('--force', 'also move messages whose cause still holds (e.g. MISSING_ATTRIBUTE while Cognito still lacks the attribute): they will fail again')
-      .option('--watch <seconds>', 'after a selective move, keep watching the DLQ this long for moved users that fail again (exit 1 if any)', number),
+      .option(
+        '--force',
+        'also move messages whose cause still holds (e.g. MISSING_ATTRIBUTE while Cognito still lacks the attribute): they will fail again',
+      )
+      .option(
+        '--watch <seconds>',
+        'after a selective move, keep watching the DLQ this long for moved users that fail again (exit 1 if any)',
+        number,
+      ),
   ).action(act(runRedrive));
   redrive
     .command('status')
-    .description('list the DLQ\'s message move tasks')
+    .description("list the DLQ's message move tasks")
     .option('--dlq-arn <arn>', 'dead-letter queue ARN (default: the stack output DeadLetterQueueArn)')
     .action(act(runRedriveStatus));
   withDryRun(
@@ -129,15 +142,30 @@ export function buildProgram(deps: CliDeps, onResult: (code: ExitCode) => void):
         withPool(
           program
             .command('backfill')
-            .description('enqueue the pool\'s existing CONFIRMED users that are not imported yet (resumable)')
+            .description("enqueue the pool's existing CONFIRMED users that are not imported yet (resumable)")
             .option('--plan <file>', 'import plan: the message carries the attributes it needs')
             .option('--attributes <list>', 'instead of --plan: attributes to carry, e.g. email,name,custom:tenant_id')
             .option('--filter <expr>', 'Cognito ListUsers filter, e.g. \'email ^= "a"\'')
-            .option('--no-federated', 'skip users who sign in through an identity provider (EXTERNAL_PROVIDER); by default they are imported like CONFIRMED and RESET_REQUIRED users')
-            .option('--rate <n>', 'users per second, at most what the workers drain (the default): (Tray budget − 0.5) / (4 + the plan\'s auths)', number)
-            .option('--tray-budget <n>', 'the deployment\'s trayBudgetPerSecond (default: the stack output TrayBudgetPerSecond, else 25)', number)
+            .option(
+              '--no-federated',
+              'skip users who sign in through an identity provider (EXTERNAL_PROVIDER); by default they are imported like CONFIRMED and RESET_REQUIRED users',
+            )
+            .option(
+              '--rate <n>',
+              "users per second, at most what the workers drain (the default): (Tray budget − 0.5) / (4 + the plan's auths)",
+              number,
+            )
+            .option(
+              '--tray-budget <n>',
+              "the deployment's trayBudgetPerSecond (default: the stack output TrayBudgetPerSecond, else 25)",
+              number,
+            )
             .option('--max-users <n>', 'enqueue at most this many users in this run; rerun the same command to go on', number)
-            .option('--max-queue-depth <n>', 'wait while the import queue holds more messages than this (default: ten minutes of draining)', number)
+            .option(
+              '--max-queue-depth <n>',
+              'wait while the import queue holds more messages than this (default: ten minutes of draining)',
+              number,
+            )
             .option('--state <file>', 'state file for resuming (default: .backfill-state-<poolId>.json)')
             .option('--restart', 'ignore the state file and start from the first page'),
         ),
@@ -151,16 +179,21 @@ export function buildProgram(deps: CliDeps, onResult: (code: ExitCode) => void):
         withPool(
           program
             .command('reconcile')
-            .description('enqueue confirmed users missing from the ledger, or retrying/stuck for longer than --older-than (failed ones with --include-failed)')
+            .description(
+              'enqueue confirmed users missing from the ledger, or retrying/stuck for longer than --older-than (failed ones with --include-failed)',
+            )
             .option('--plan <file>', 'import plan: the message carries the attributes it needs')
             .option('--attributes <list>', 'instead of --plan: attributes to carry')
             .option(
               '--older-than <minutes>',
-              'leave users changed more recently than this alone; the default is twice the worker\'s longest retry delay (15 min), so no pending retry is raced',
+              "leave users changed more recently than this alone; the default is twice the worker's longest retry delay (15 min), so no pending retry is raced",
               number,
               DEFAULT_OLDER_THAN_MINUTES,
             )
-            .option('--include-failed', 'also re-enqueue users whose import failed permanently (ledger status failed), with fresh attributes from Cognito: after fixing their cause')
+            .option(
+              '--include-failed',
+              'also re-enqueue users whose import failed permanently (ledger status failed), with fresh attributes from Cognito: after fixing their cause',
+            )
             .option('--filter <expr>', 'Cognito ListUsers filter')
             .option('--no-federated', 'skip users who sign in through an identity provider (EXTERNAL_PROVIDER)')
             .option('--rate <n>', 'users per second', number),
@@ -176,7 +209,7 @@ export function buildProgram(deps: CliDeps, onResult: (code: ExitCode) => void):
           .command('status')
           .description("a user's ledger entry; with --live also the instance Tray reports")
           .argument('<sub>', "the user's Cognito sub")
-          .option('--live', 'also ask Tray (master token) for the user\'s solution instances')
+          .option('--live', "also ask Tray (master token) for the user's solution instances")
           .option('--plan <file>', 'for --live: the plan whose Tray region to ask (or set TRAY_GRAPHQL_URL)'),
       ),
     ),
@@ -186,7 +219,9 @@ export function buildProgram(deps: CliDeps, onResult: (code: ExitCode) => void):
     withPool(
       program
         .command('app-status')
-        .description("what the company's app sees of a user (shared/app-view.ts getImportStatus): status, Tray ids, last error; no Tray call")
+        .description(
+          "what the company's app sees of a user (shared/app-view.ts getImportStatus): status, Tray ids, last error; no Tray call",
+        )
         .argument('<sub>', "the user's Cognito sub"),
     ),
   ).action(actWithArg(runAppStatus));
@@ -196,18 +231,30 @@ export function buildProgram(deps: CliDeps, onResult: (code: ExitCode) => void):
       withPool(
         program
           .command('wizard-url')
-          .description("a one-use link to Tray's config wizard of the user's instance (or, with --slot, the auth dialog of one slot); printed to stdout only; it EXPIRES IN 5 MINUTES")
+          .description(
+            "a one-use link to Tray's config wizard of the user's instance (or, with --slot, the auth dialog of one slot); printed to stdout only; it EXPIRES IN 5 MINUTES",
+          )
           .argument('<sub>', "the user's Cognito sub")
           .option('--plan <file>', 'import plan: its Tray region picks the embedded host, its auths give the slots')
-          .option('--slot <externalId>', 'an auth slot of the plan (auths[].externalId, case-sensitive): link to that slot\'s auth dialog instead')
-          .option('--embedded-id <id>', 'your Embedded ID from Tray\'s Embedded settings (default: env TRAY_EMBEDDED_ID)')
-          .option('--embedded-host <host>', 'host of Tray\'s embedded UI, e.g. embedded.eu1.tray.io (default: from the plan\'s region; required when the plan sets tray.graphqlUrl)'),
+          .option(
+            '--slot <externalId>',
+            "an auth slot of the plan (auths[].externalId, case-sensitive): link to that slot's auth dialog instead",
+          )
+          .option('--embedded-id <id>', "your Embedded ID from Tray's Embedded settings (default: env TRAY_EMBEDDED_ID)")
+          .option(
+            '--embedded-host <host>',
+            "host of Tray's embedded UI, e.g. embedded.eu1.tray.io (default: from the plan's region; required when the plan sets tray.graphqlUrl)",
+          ),
       ),
     ),
   ).action(actWithArg(runWizardUrl));
 
   for (const [name, run, description] of [
-    ['attach-trigger', runAttachTrigger, 'make the deployed post-confirmation function the trigger of an existing pool (keeps every other setting)'],
+    [
+      'attach-trigger',
+      runAttachTrigger,
+      'make the deployed post-confirmation function the trigger of an existing pool (keeps every other setting)',
+    ],
     ['detach-trigger', runDetachTrigger, 'remove the post-confirmation trigger from a pool (keeps every other setting)'],
   ] as const) {
     withDryRun(
@@ -216,7 +263,12 @@ export function buildProgram(deps: CliDeps, onResult: (code: ExitCode) => void):
           .command(name)
           .description(description)
           .option('--function-arn <arn>', 'the function (default: the stack output PostConfirmationFunctionArn)')
-          .option('--force', name === 'attach-trigger' ? 'replace another existing post-confirmation trigger' : 'remove the trigger even if it is another function'),
+          .option(
+            '--force',
+            name === 'attach-trigger'
+              ? 'replace another existing post-confirmation trigger'
+              : 'remove the trigger even if it is another function',
+          ),
       ),
     ).action(act(run));
   }
@@ -228,10 +280,10 @@ export function buildProgram(deps: CliDeps, onResult: (code: ExitCode) => void):
           withPool(
             program
               .command('import-user')
-              .description('import one user now with the worker\'s workflow (or --enqueue it)')
+              .description("import one user now with the worker's workflow (or --enqueue it)")
               .argument('<sub>', "the user's Cognito sub")
               .option('--plan <file>', 'import plan (JSON)')
-              .option('--enqueue', 'only send the user\'s message to the import queue')
+              .option('--enqueue', "only send the user's message to the import queue")
               .option('--force', 'import a user who is not CONFIRMED'),
           ),
         ),
@@ -280,7 +332,9 @@ function packageVersion(): string {
 function options<O extends GlobalOptions>(cmd: Command): O {
   const all = cmd.optsWithGlobals<O & { masterToken?: string }>();
   if (all.masterToken !== undefined) {
-    throw new CliError('--master-token is not accepted: a token on the command line ends up in shell history. Set TRAY_MASTER_TOKEN, or pass --master-token-file PATH or --master-token-secret SECRET_ID');
+    throw new CliError(
+      '--master-token is not accepted: a token on the command line ends up in shell history. Set TRAY_MASTER_TOKEN, or pass --master-token-file PATH or --master-token-secret SECRET_ID',
+    );
   }
   return all;
 }

@@ -1,8 +1,9 @@
-import { App, Annotations, Tags, Validations } from 'aws-cdk-lib';
+import { Annotations, App, Tags, Validations } from 'aws-cdk-lib';
 import { AwsSolutionsChecks } from 'cdk-nag';
-import { loadConfigFile, parseDeployConfig, resolveConfigPath, userPoolRegion, type LoadedConfig } from './config.js';
+import { SERVICE_NAME } from '../shared/names.js';
+import { type LoadedConfig, loadConfigFile, parseDeployConfig, resolveConfigPath, userPoolRegion } from './config.js';
 import { DEFAULT_CONFIG_FILE, EXAMPLE_CONFIG_FILE } from './paths.js';
-import { SERVICE_NAME, TrayAuthImportStack } from './stack.js';
+import { TrayAuthImportStack } from './stack.js';
 
 export interface BuildOptions {
   /** A config object instead of a file (tests); validated exactly like a file. */
@@ -41,7 +42,10 @@ export function buildApp(app: App, options: BuildOptions = {}): BuiltApp {
     env: {
       account: config.account ?? process.env.CDK_DEFAULT_ACCOUNT,
       // An existing pool decides the region (its triggers must live there); else the config, else the CLI's.
-      region: config.region ?? (config.userPool.existingUserPoolId ? userPoolRegion(config.userPool.existingUserPoolId) : undefined) ?? process.env.CDK_DEFAULT_REGION,
+      region:
+        config.region ??
+        (config.userPool.existingUserPoolId ? userPoolRegion(config.userPool.existingUserPoolId) : undefined) ??
+        process.env.CDK_DEFAULT_REGION,
     },
   });
   Tags.of(stack).add('project', SERVICE_NAME);

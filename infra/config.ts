@@ -1,9 +1,10 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { dirname, isAbsolute, resolve } from 'node:path';
-import { z } from 'zod';
-import { WorkerEnvSchema } from '../shared/config.js';
+import * as z from 'zod';
+import { WorkerEnvSchema } from '../functions/import-worker/settings.js';
 import { TRAY_ENABLE_DELAY_MS } from '../shared/import-workflow.js';
-import { loadPlanFile, parsePlan, requiredAttributes, type ImportPlan } from '../shared/plan.js';
+import { DEFAULT_STACK_NAME } from '../shared/names.js';
+import { type ImportPlan, loadPlanFile, parsePlan, requiredAttributes } from '../shared/plan.js';
 import { CLI_RATE_PER_SECOND, DEFAULT_TRAY_BUDGET_PER_SECOND, TRAY_RATE_LIMIT_PER_SECOND, workerShare } from '../shared/tray/pacer.js';
 import { formatIssues } from '../shared/validation.js';
 import { DEFAULT_CONFIG_FILE, EXAMPLE_CONFIG_FILE, repoPath } from './paths.js';
@@ -16,7 +17,9 @@ import { DEFAULT_CONFIG_FILE, EXAMPLE_CONFIG_FILE, repoPath } from './paths.js';
  */
 
 /** Values CloudWatch Logs accepts for a retention period. */
-const LOG_RETENTION_DAYS = [1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557, 2922, 3288, 3653] as const;
+const LOG_RETENTION_DAYS = [
+  1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557, 2922, 3288, 3653,
+] as const;
 
 /** Lambda caps the whole environment (keys and values) at 4 KB. */
 export const LAMBDA_ENV_LIMIT_BYTES = 4096;
@@ -39,12 +42,17 @@ const MasterTokenSecret = z
     name: z.string().regex(SECRET_NAME, { error: 'a Secrets Manager secret name such as "tray-auth-import/master-token"' }).optional(),
     arn: z
       .string()
-      .regex(SECRET_COMPLETE_ARN, { error: 'the secret\'s complete ARN, ending in "-" and 6 characters (copy it from `aws secretsmanager describe-secret`)' })
+      .regex(SECRET_COMPLETE_ARN, {
+        error: 'the secret\'s complete ARN, ending in "-" and 6 characters (copy it from `aws secretsmanager describe-secret`)',
+      })
       .optional(),
   })
   .superRefine((secret, ctx) => {
     if ((secret.name === undefined) === (secret.arn === undefined)) {
-      ctx.addIssue({ code: 'custom', message: 'set exactly one of "name" (e.g. "tray-auth-import/master-token") or "arn" (the complete secret ARN)' });
+      ctx.addIssue({
+        code: 'custom',
+        message: 'set exactly one of "name" (e.g. "tray-auth-import/master-token") or "arn" (the complete secret ARN)',
+      });
     }
   });
 
@@ -68,7 +76,10 @@ const UserPoolChoice = z
   })
   .superRefine((pool, ctx) => {
     if ((pool.existingUserPoolId === undefined) === (pool.create === undefined)) {
-      ctx.addIssue({ code: 'custom', message: 'set exactly one of "existingUserPoolId" (deploy everything but the pool) or "create" (e.g. {} for the defaults)' });
+      ctx.addIssue({
+        code: 'custom',
+        message: 'set exactly one of "existingUserPoolId" (deploy everything but the pool) or "create" (e.g. {} for the defaults)',
+      });
     }
   });
 
@@ -77,11 +88,19 @@ export const DeployConfigSchema = z
     $schema: z.string().optional(),
     stackName: z
       .string()
-      .regex(/^[A-Za-z][A-Za-z0-9-]{0,59}$/, { error: 'a CloudFormation stack name: a letter, then up to 59 letters, digits or "-" (it also prefixes the queue names)' })
-      .default('TrayAuthImport'),
+      .regex(/^[A-Za-z][A-Za-z0-9-]{0,59}$/, {
+        error: 'a CloudFormation stack name: a letter, then up to 59 letters, digits or "-" (it also prefixes the queue names)',
+      })
+      .default(DEFAULT_STACK_NAME),
     /** Optional: pin the stack to an account/region; otherwise the CLI's credentials decide (CDK_DEFAULT_ACCOUNT/REGION). */
-    account: z.string().regex(/^\d{12}$/, { error: 'a 12-digit AWS account id' }).optional(),
-    region: z.string().regex(/^[a-z]{2}(-[a-z]+)+-\d$/, { error: 'an AWS region such as "eu-west-1"' }).optional(),
+    account: z
+      .string()
+      .regex(/^\d{12}$/, { error: 'a 12-digit AWS account id' })
+      .optional(),
+    region: z
+      .string()
+      .regex(/^[a-z]{2}(-[a-z]+)+-\d$/, { error: 'an AWS region such as "eu-west-1"' })
+      .optional(),
     /** The import plan: a path relative to this config file, or the plan itself. */
     planFile: z.string().min(1).optional(),
     plan: z.unknown().optional(),
@@ -110,26 +129,41 @@ export const DeployConfigSchema = z
      * reserve (0.5/s). Environments sharing one partner account must split Tray's limit between them.
      */
     trayBudgetPerSecond: z
-      .number({ error: `Tray requests per second for this deployment (workers + the CLI's ${CLI_RATE_PER_SECOND}/s), e.g. ${DEFAULT_TRAY_BUDGET_PER_SECOND}` })
-      .gt(CLI_RATE_PER_SECOND, { error: `must be above the CLI's reserve of ${CLI_RATE_PER_SECOND}/s, or the workers get nothing: e.g. ${DEFAULT_TRAY_BUDGET_PER_SECOND}` })
+      .number({
+        error: `Tray requests per second for this deployment (workers + the CLI's ${CLI_RATE_PER_SECOND}/s), e.g. ${DEFAULT_TRAY_BUDGET_PER_SECOND}`,
+      })
+      .gt(CLI_RATE_PER_SECOND, {
+        error: `must be above the CLI's reserve of ${CLI_RATE_PER_SECOND}/s, or the workers get nothing: e.g. ${DEFAULT_TRAY_BUDGET_PER_SECOND}`,
+      })
       .default(DEFAULT_TRAY_BUDGET_PER_SECOND),
     trayTimeoutMs: int(1000, 60_000, 10_000, 'timeout of one Tray call in ms'),
     retryBaseSeconds: int(1, 43_200, 30, 'first retry delay in seconds'),
     retryMaxSeconds: int(1, 43_200, 900, 'longest retry delay in seconds (SQS allows 12 hours)'),
     masterTokenCacheMs: int(0, 86_400_000, 300_000, 'how long the master token is cached; a rotated token is read after at most this long'),
-    enqueueTimeoutMs: int(200, 4000, 2000, 'bound on the trigger\'s SQS send; Cognito waits about 5 s'),
+    enqueueTimeoutMs: int(200, 4000, 2000, "bound on the trigger's SQS send; Cognito waits about 5 s"),
     alarmEmail: z.email({ error: 'an e-mail address for alarm notifications' }).optional(),
     oldestMessageAlarmSeconds: int(60, 1_209_600, 3600, 'age of the oldest queued message that raises the alarm'),
     /** Alarm when more users than this are imported within one hour (none when unset); nothing is dropped. */
     /** Hard ceiling of new Tray users per pool and hour (MAX_IMPORTS_PER_HOUR): beyond it users wait in the queue; the ImportVolume alarm fires. */
-    maxImportsPerHour: z.number({ error: 'a whole number: the most new Tray users per hour; beyond it users wait in the queue and the ImportVolume alarm fires' }).int().positive().optional(),
+    maxImportsPerHour: z
+      .number({
+        error: 'a whole number: the most new Tray users per hour; beyond it users wait in the queue and the ImportVolume alarm fires',
+      })
+      .int()
+      .positive()
+      .optional(),
     /** Runs `reconcile` on this EventBridge schedule ("rate(1 hour)", "cron(...)"); off when unset. */
-    reconcileSchedule: z.string().regex(/^(rate|cron)\(.+\)$/, { error: 'an EventBridge schedule expression such as "rate(1 hour)" or "cron(0 3 * * ? *)"' }).optional(),
+    reconcileSchedule: z
+      .string()
+      .regex(/^(rate|cron)\(.+\)$/, { error: 'an EventBridge schedule expression such as "rate(1 hour)" or "cron(0 3 * * ? *)"' })
+      .optional(),
     logRetentionDays: z
       .number()
-      .refine((n) => (LOG_RETENTION_DAYS as readonly number[]).includes(n), { error: `one of ${LOG_RETENTION_DAYS.join(', ')} (CloudWatch Logs retention values)` })
+      .refine((n) => (LOG_RETENTION_DAYS as readonly number[]).includes(n), {
+        error: `one of ${LOG_RETENTION_DAYS.join(', ')} (CloudWatch Logs retention values)`,
+      })
       .default(90),
-    trayGraphqlUrl: z.url({ protocol: /^https$/, error: 'an https URL overriding the plan\'s Tray endpoint' }).optional(),
+    trayGraphqlUrl: z.url({ protocol: /^https$/, error: "an https URL overriding the plan's Tray endpoint" }).optional(),
     /** Encrypt both functions' log groups with a customer managed KMS key (Control Tower CT.CLOUDWATCH.PR.3). */
     encryptLogs: z.boolean({ error: 'true to encrypt the log groups with a customer managed KMS key' }).default(false),
     /**
@@ -139,14 +173,21 @@ export const DeployConfigSchema = z
     vpc: z
       .strictObject({
         vpcId: z.string().regex(/^vpc-[0-9a-f]+$/, { error: 'a VPC id such as "vpc-0123456789abcdef0"' }),
-        subnetIds: z.array(z.string().regex(/^subnet-[0-9a-f]+$/, { error: 'a subnet id such as "subnet-0123456789abcdef0"' })).min(1, { error: 'at least one private subnet' }),
-        securityGroupIds: z.array(z.string().regex(/^sg-[0-9a-f]+$/, { error: 'a security group id such as "sg-0123456789abcdef0"' })).min(1, { error: 'at least one security group allowing HTTPS out' }),
+        subnetIds: z
+          .array(z.string().regex(/^subnet-[0-9a-f]+$/, { error: 'a subnet id such as "subnet-0123456789abcdef0"' }))
+          .min(1, { error: 'at least one private subnet' }),
+        securityGroupIds: z
+          .array(z.string().regex(/^sg-[0-9a-f]+$/, { error: 'a security group id such as "sg-0123456789abcdef0"' }))
+          .min(1, { error: 'at least one security group allowing HTTPS out' }),
       })
       .optional(),
   })
   .superRefine((config, ctx) => {
     if ((config.planFile === undefined) === (config.plan === undefined)) {
-      ctx.addIssue({ code: 'custom', message: 'set exactly one of "planFile" (a path relative to this file) or "plan" (the import plan itself)' });
+      ctx.addIssue({
+        code: 'custom',
+        message: 'set exactly one of "planFile" (a path relative to this file) or "plan" (the import plan itself)',
+      });
     }
     if (config.trayBudgetPerSecond > config.trayRateLimitPerSecond) {
       ctx.addIssue({
@@ -185,7 +226,11 @@ export const DeployConfigSchema = z
       });
     }
     if (config.retryMaxSeconds < config.retryBaseSeconds) {
-      ctx.addIssue({ code: 'custom', path: ['retryMaxSeconds'], message: `must be at least retryBaseSeconds (${config.retryBaseSeconds})` });
+      ctx.addIssue({
+        code: 'custom',
+        path: ['retryMaxSeconds'],
+        message: `must be at least retryBaseSeconds (${config.retryBaseSeconds})`,
+      });
     }
   });
 
@@ -216,7 +261,10 @@ export const WORKER_SAFETY_MS = 3000;
  * cannot finish before its deadline (new messages, not counted as attempts), so a batch that
  * does not fit is not lost — but every batch would then be cut short and re-sent: refused at synth.
  */
-export function fullBatchSeconds(config: Pick<DeployConfig, 'batchSize' | 'trayBudgetPerSecond' | 'maxConcurrency' | 'trayTimeoutMs'>, plan: Pick<ImportPlan, 'auths'>): number {
+export function fullBatchSeconds(
+  config: Pick<DeployConfig, 'batchSize' | 'trayBudgetPerSecond' | 'maxConcurrency' | 'trayTimeoutMs'>,
+  plan: Pick<ImportPlan, 'auths'>,
+): number {
   const pacedSeconds = (config.batchSize * trayCallsPerUser(plan)) / workerRatePerSecond(config);
   return pacedSeconds + (TRAY_ENABLE_DELAY_MS + config.trayTimeoutMs + WORKER_SAFETY_MS) / 1000;
 }
@@ -240,7 +288,8 @@ export interface LoadedConfig {
  */
 export function resolveConfigPath(contextValue: unknown, cwd = process.cwd()): { path: string; isExample: boolean } {
   if (contextValue !== undefined && contextValue !== null && contextValue !== '') {
-    if (typeof contextValue !== 'string') throw new DeployConfigError('the "config" context value must be a file path, e.g. -c config=prod.config.json');
+    if (typeof contextValue !== 'string')
+      throw new DeployConfigError('the "config" context value must be a file path, e.g. -c config=prod.config.json');
     const path = isAbsolute(contextValue) ? contextValue : resolve(cwd, contextValue);
     if (!existsSync(path)) throw new DeployConfigError(`config file ${path} (from -c config=${contextValue}) does not exist`);
     return { path, isExample: false };
@@ -293,7 +342,9 @@ function checkPlanAgainstConfig(config: DeployConfig, plan: ImportPlan, origin: 
   const region = config.region;
   const poolRegion = config.userPool.existingUserPoolId?.match(USER_POOL_ID)?.[1];
   if (region && poolRegion && region !== poolRegion) {
-    throw new DeployConfigError(`${origin} is invalid: $.userPool.existingUserPoolId: the pool is in ${poolRegion} but the stack deploys to ${region}; Cognito triggers must be in the pool's region`);
+    throw new DeployConfigError(
+      `${origin} is invalid: $.userPool.existingUserPoolId: the pool is in ${poolRegion} but the stack deploys to ${region}; Cognito triggers must be in the pool's region`,
+    );
   }
 }
 

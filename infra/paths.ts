@@ -1,5 +1,5 @@
-import { fileURLToPath } from 'node:url';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 
 /** The repository root (this file is `infra/paths.ts`): entries, lock file and default config resolve from here, not from the cwd. */
 export const REPO_ROOT = fileURLToPath(new URL('..', import.meta.url));

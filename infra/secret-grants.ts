@@ -1,7 +1,7 @@
 import { ArnFormat, Stack } from 'aws-cdk-lib';
 import type { IConstruct } from 'constructs';
-import { referencedSecrets, type ImportPlan } from '../shared/plan.js';
-import { masterTokenCoverageProblem, perUserSecretPrefix, PER_USER_TEMPLATE_RULE } from '../shared/security-policy.js';
+import { type ImportPlan, referencedSecrets } from '../shared/plan.js';
+import { masterTokenCoverageProblem, PER_USER_TEMPLATE_RULE, perUserSecretPrefix } from '../shared/security-policy.js';
 import { DeployConfigError } from './config.js';
 
 /**
@@ -30,9 +30,14 @@ const ARN = /^arn:aws[a-z-]*:secretsmanager:[a-z0-9-]+:\d{12}:secret:[A-Za-z0-9/
 /** A complete secret ARN ends in "-" and six random alphanumerics; without them it is a partial ARN. */
 const COMPLETE_ARN_SUFFIX = /-[A-Za-z0-9]{6}$/;
 
-export function secretResources(scope: IConstruct, plan: ImportPlan, masterToken: { name?: string | undefined; arn?: string | undefined }): SecretResources {
+export function secretResources(
+  scope: IConstruct,
+  plan: ImportPlan,
+  masterToken: { name?: string | undefined; arn?: string | undefined },
+): SecretResources {
   const stack = Stack.of(scope);
-  const secretArn = (resourceName: string) => stack.formatArn({ service: 'secretsmanager', resource: 'secret', resourceName, arnFormat: ArnFormat.COLON_RESOURCE_NAME });
+  const secretArn = (resourceName: string) =>
+    stack.formatArn({ service: 'secretsmanager', resource: 'secret', resourceName, arnFormat: ArnFormat.COLON_RESOURCE_NAME });
 
   const { ids } = referencedSecrets(plan);
   const exact = new Set<string>();
@@ -41,13 +46,16 @@ export function secretResources(scope: IConstruct, plan: ImportPlan, masterToken
   for (const id of ids) {
     if (ARN.test(id)) exact.add(COMPLETE_ARN_SUFFIX.test(id) ? id : `${id}-??????`);
     else if (NAME.test(id)) exact.add(secretArn(`${id}-??????`));
-    else throw new DeployConfigError(`import plan: secretId "${id}" is neither a secret name (letters, digits and /_+=.@-) nor a secret ARN`);
+    else
+      throw new DeployConfigError(`import plan: secretId "${id}" is neither a secret name (letters, digits and /_+=.@-) nor a secret ARN`);
   }
 
   // Templates are read from the plan directly (not from referencedSecrets' prefixes) so that a
   // plan that skipped validation cannot widen the grant: only prefixes passing the rule get one,
   // and so only they get a cdk-nag acknowledgement.
-  const templates = plan.auths.flatMap((auth) => Object.values(auth.data).flatMap((source) => (source.secret?.secretIdTemplate ? [source.secret.secretIdTemplate] : [])));
+  const templates = plan.auths.flatMap((auth) =>
+    Object.values(auth.data).flatMap((source) => (source.secret?.secretIdTemplate ? [source.secret.secretIdTemplate] : [])),
+  );
   const prefixes = new Set<string>();
   for (const template of new Set(templates)) {
     const prefix = perUserSecretPrefix(template);

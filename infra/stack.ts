@@ -1,23 +1,25 @@
-import { ArnFormat, CfnOutput, Duration, RemovalPolicy, Stack, Token, Validations, type StackProps } from 'aws-cdk-lib';
+import { ArnFormat, CfnOutput, Duration, RemovalPolicy, Stack, type StackProps, Token, Validations } from 'aws-cdk-lib';
 import { AccountRecovery, FeaturePlan, Mfa, StandardThreatProtectionMode, StringAttribute, UserPool } from 'aws-cdk-lib/aws-cognito';
 import { AttributeType, BillingMode, Table, TableEncryption } from 'aws-cdk-lib/aws-dynamodb';
 import { PolicyStatement, ServicePrincipal } from 'aws-cdk-lib/aws-iam';
 import { Key } from 'aws-cdk-lib/aws-kms';
 import { SqsEventSource } from 'aws-cdk-lib/aws-lambda-event-sources';
 import type { Construct } from 'constructs';
+import { ENTRIES } from '../functions/entries.js';
 import { LEDGER_KEY } from '../shared/ledger.js';
-import { requiredAttributes, type ImportPlan } from '../shared/plan.js';
+import type { InfoOutputKey, StackOutputKey } from '../shared/names.js';
+import { type ImportPlan, requiredAttributes } from '../shared/plan.js';
 import { CLI_RATE_PER_SECOND, defaultBurst } from '../shared/tray/pacer.js';
-import { DeployConfigError, fullBatchSeconds, trayCallsPerUser, userPoolRegion, workerRatePerSecond, type DeployConfig } from './config.js';
+import { type DeployConfig, DeployConfigError, fullBatchSeconds, trayCallsPerUser, userPoolRegion, workerRatePerSecond } from './config.js';
 import { ImportAlarms, limitGrantsToAwsServices } from './constructs/alarms.js';
 import { warnOnCredentialAttributes } from './constructs/attribute-trust.js';
 import { ImportGuards } from './constructs/import-guards.js';
-import { ScheduledReconcile } from './constructs/scheduled-reconcile.js';
 import { ImportQueues } from './constructs/import-queues.js';
 import { BundledFunction } from './constructs/lambda-function.js';
+import { ScheduledReconcile } from './constructs/scheduled-reconcile.js';
 import { nagResourceString, secretResources } from './secret-grants.js';
 
-export const SERVICE_NAME = 'tray-auth-import';
+/** Kept for infra/build.ts until it imports shared/names.ts itself. */
 /** Users one invocation imports at once at most (worker env MAX_USERS_IN_FLIGHT); its pacer decides below it. */
 export const WORKER_MAX_USERS_IN_FLIGHT = 64;
 
@@ -47,7 +49,9 @@ export class TrayAuthImportStack extends Stack {
 
     const poolRegion = config.userPool.existingUserPoolId ? userPoolRegion(config.userPool.existingUserPoolId) : undefined;
     if (poolRegion && !Token.isUnresolved(this.region) && this.region !== poolRegion) {
-      throw new DeployConfigError(`userPool.existingUserPoolId is in ${poolRegion} but the stack deploys to ${this.region}; Cognito triggers must be in the pool's region`);
+      throw new DeployConfigError(
+        `userPool.existingUserPoolId is in ${poolRegion} but the stack deploys to ${this.region}; Cognito triggers must be in the pool's region`,
+      );
     }
 
     const workerTimeout = Duration.seconds(config.workerTimeoutSeconds);
@@ -78,12 +82,12 @@ export class TrayAuthImportStack extends Stack {
     });
 
     // ---- Worker -------------------------------------------------------------------------------
-    const masterTokenSecretId = config.masterTokenSecret.arn ?? (config.masterTokenSecret.name as string);
-    const logRetention = config.logRetentionDays as number;
+    const masterTokenSecretId = config.masterTokenSecret.arn ?? config.masterTokenSecret.name!;
+    const logRetention = config.logRetentionDays;
     const logKey = config.encryptLogs ? this.logsKey() : undefined;
     const network = { logKey, vpc: config.vpc };
     this.worker = new BundledFunction(this, 'Worker', {
-      entry: 'functions/import-worker/handler.ts',
+      entry: ENTRIES.importWorker,
       description: 'Imports queued Cognito users into Tray Embedded',
       timeout: workerTimeout,
       memorySize: config.workerMemoryMb,
@@ -162,15 +166,15 @@ export class TrayAuthImportStack extends Stack {
         Validations.of(workerRole).acknowledge({
           id: `AwsSolutions-IAM5[Resource::${nagResourceString(this, prefix)}]`,
           reason:
-            'Per-user credential secrets named by the import plan\'s secretIdTemplate: the worker reads the secret of the user it imports, ' +
-            'whose name is only known at run time. The grant is limited to GetSecretValue under the template\'s fixed prefix.',
+            "Per-user credential secrets named by the import plan's secretIdTemplate: the worker reads the secret of the user it imports, " +
+            "whose name is only known at run time. The grant is limited to GetSecretValue under the template's fixed prefix.",
         });
       }
     }
 
     // ---- Post-confirmation trigger ----------------------------------------------------------
     this.postConfirmation = new BundledFunction(this, 'PostConfirmation', {
-      entry: 'functions/post-confirmation/handler.ts',
+      entry: ENTRIES.postConfirmation,
       description: 'Cognito post-confirmation trigger: enqueues the new user for import',
       // Cognito waits about 5 s for a trigger; the send itself is bounded by ENQUEUE_TIMEOUT_MS.
       timeout: Duration.seconds(5),
@@ -198,7 +202,14 @@ export class TrayAuthImportStack extends Stack {
         autoVerify: { email: true },
         standardAttributes: { email: { required: true, mutable: true } },
         customAttributes: Object.fromEntries(create.customAttributes.map((name) => [name, new StringAttribute({ mutable: true })])),
-        passwordPolicy: { minLength: 12, requireLowercase: true, requireUppercase: true, requireDigits: true, requireSymbols: true, tempPasswordValidity: Duration.days(3) },
+        passwordPolicy: {
+          minLength: 12,
+          requireLowercase: true,
+          requireUppercase: true,
+          requireDigits: true,
+          requireSymbols: true,
+          tempPasswordValidity: Duration.days(3),
+        },
         mfa: { OFF: Mfa.OFF, OPTIONAL: Mfa.OPTIONAL, REQUIRED: Mfa.REQUIRED }[create.mfa],
         ...(create.mfa === 'OFF' ? {} : { mfaSecondFactor: { otp: true, sms: false } }),
         accountRecovery: AccountRecovery.EMAIL_ONLY,
@@ -237,7 +248,13 @@ export class TrayAuthImportStack extends Stack {
         principal: new ServicePrincipal('cognito-idp.amazonaws.com'),
         action: 'lambda:InvokeFunction',
         // The pool's own region (encoded in its id): the permission names exactly that pool.
-        sourceArn: this.formatArn({ service: 'cognito-idp', region: poolRegion, resource: 'userpool', resourceName: userPoolId, arnFormat: ArnFormat.SLASH_RESOURCE_NAME }),
+        sourceArn: this.formatArn({
+          service: 'cognito-idp',
+          region: poolRegion,
+          resource: 'userpool',
+          resourceName: userPoolId,
+          arnFormat: ArnFormat.SLASH_RESOURCE_NAME,
+        }),
         sourceAccount: this.account,
       });
     }
@@ -253,7 +270,12 @@ export class TrayAuthImportStack extends Stack {
       oldestMessageAlarmAge: Duration.seconds(config.oldestMessageAlarmSeconds),
       alarmEmail: config.alarmEmail,
     });
-    new ImportGuards(this, 'Guards', { stackName: config.stackName, topic: this.alarms.topic, deadLetterQueue, maxImportsPerHour: config.maxImportsPerHour });
+    new ImportGuards(this, 'Guards', {
+      stackName: config.stackName,
+      topic: this.alarms.topic,
+      deadLetterQueue,
+      maxImportsPerHour: config.maxImportsPerHour,
+    });
     if (config.reconcileSchedule) {
       new ScheduledReconcile(this, 'ScheduledReconcile', {
         schedule: config.reconcileSchedule,
@@ -267,8 +289,9 @@ export class TrayAuthImportStack extends Stack {
       });
     }
 
-    // ---- Outputs (ids read by the operators' CLI: do not rename) ------------------------------
-    const output = (id: string, value: string, description: string) => new CfnOutput(this, id, { value, description });
+    // ---- Outputs (ids in shared/names.ts, read by the operators' CLI: do not rename) -----------
+    const output = (id: StackOutputKey | InfoOutputKey, value: string, description: string) =>
+      new CfnOutput(this, id, { value, description });
     output('QueueUrl', queue.queueUrl, 'Import queue URL');
     output('QueueArn', queue.queueArn, 'Import queue ARN');
     output('DeadLetterQueueUrl', deadLetterQueue.queueUrl, 'Dead-letter queue URL');
@@ -279,12 +302,16 @@ export class TrayAuthImportStack extends Stack {
     output('PostConfirmationFunctionArn', this.postConfirmation.fn.functionArn, 'Post-confirmation trigger ARN (for attach-trigger)');
     output('AlarmTopicArn', this.alarms.topic.topicArn, 'SNS topic the alarms notify');
     output('UserPoolId', userPoolId, create ? 'User pool created by this stack' : 'Existing user pool (attach the trigger with the CLI)');
-    if (logKey) output('LogsKeyArn', logKey.keyArn, 'KMS key encrypting the functions\' log groups (retained: the retained logs need it)');
+    if (logKey) output('LogsKeyArn', logKey.keyArn, "KMS key encrypting the functions' log groups (retained: the retained logs need it)");
     output('MasterTokenSecretId', masterTokenSecretId, 'Secret holding the Tray master token (put the value after deploy)');
     // Read by `backfill` to pace its enqueueing to what the fleet drains.
     output('TrayBudgetPerSecond', String(config.trayBudgetPerSecond), 'Tray requests/s this deployment may use (workers + CLI reserve)');
-    output('TrayCallsPerUser', String(trayCallsPerUser(plan)), 'Tray calls one fresh user costs (4 + the plan\'s auths)');
-    output('DashboardName', this.alarms.dashboard.dashboardName, 'CloudWatch dashboard: imports, retries, dead letters, queue age, worker duration');
+    output('TrayCallsPerUser', String(trayCallsPerUser(plan)), "Tray calls one fresh user costs (4 + the plan's auths)");
+    output(
+      'DashboardName',
+      this.alarms.dashboard.dashboardName,
+      'CloudWatch dashboard: imports, retries, dead letters, queue age, worker duration',
+    );
     if (!create) {
       // The trigger was set outside CloudFormation (attach-trigger): `cdk destroy` deletes the
       // function but cannot unset the pool's trigger, and every sign-up would then fail. Detach first.
@@ -303,7 +330,7 @@ export class TrayAuthImportStack extends Stack {
    */
   private logsKey(): Key {
     const key = new Key(this, 'LogsKey', {
-      description: 'Encrypts the tray-auth-import functions\' log groups',
+      description: "Encrypts the tray-auth-import functions' log groups",
       enableKeyRotation: true,
       removalPolicy: RemovalPolicy.RETAIN,
     });
@@ -313,7 +340,16 @@ export class TrayAuthImportStack extends Stack {
         principals: [new ServicePrincipal(`logs.${this.region}.amazonaws.com`)],
         actions: ['kms:Encrypt*', 'kms:Decrypt*', 'kms:ReEncrypt*', 'kms:GenerateDataKey*', 'kms:Describe*'],
         resources: ['*'],
-        conditions: { ArnLike: { 'kms:EncryptionContext:aws:logs:arn': this.formatArn({ service: 'logs', resource: 'log-group', resourceName: '*', arnFormat: ArnFormat.COLON_RESOURCE_NAME }) } },
+        conditions: {
+          ArnLike: {
+            'kms:EncryptionContext:aws:logs:arn': this.formatArn({
+              service: 'logs',
+              resource: 'log-group',
+              resourceName: '*',
+              arnFormat: ArnFormat.COLON_RESOURCE_NAME,
+            }),
+          },
+        },
       }),
     );
     limitGrantsToAwsServices(key);

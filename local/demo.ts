@@ -1,5 +1,5 @@
 import { readFileSync } from 'node:fs';
-import { parsePlanJson, type ImportPlan } from '../shared/plan.js';
+import { type ImportPlan, parsePlanJson } from '../shared/plan.js';
 import type { SeedSolution } from './tray-standin/index.js';
 
 /**
@@ -57,7 +57,10 @@ export function demoUsers(count: number): DemoUser[] {
 }
 
 /** A Cognito post-confirmation event as Cognito sends it. */
-export function postConfirmationEvent(user: DemoUser, triggerSource: 'PostConfirmation_ConfirmSignUp' | 'PostConfirmation_ConfirmForgotPassword' = 'PostConfirmation_ConfirmSignUp') {
+export function postConfirmationEvent(
+  user: DemoUser,
+  triggerSource: 'PostConfirmation_ConfirmSignUp' | 'PostConfirmation_ConfirmForgotPassword' = 'PostConfirmation_ConfirmSignUp',
+) {
   return {
     version: '1',
     region: 'us-east-1',

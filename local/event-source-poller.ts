@@ -1,4 +1,4 @@
-import { DeleteMessageBatchCommand, ReceiveMessageCommand, type Message, type SQSClient } from '@aws-sdk/client-sqs';
+import { DeleteMessageBatchCommand, type Message, ReceiveMessageCommand, type SQSClient } from '@aws-sdk/client-sqs';
 import type { Context, SQSBatchResponse, SQSEvent, SQSRecord } from 'aws-lambda';
 import { lambdaContext } from './lambda-context.js';
 
@@ -49,7 +49,7 @@ export class EventSourcePoller {
       functionName: 'import-worker',
       queueArn: options.queueArn ?? `arn:aws:sqs:us-east-1:000000000000:${options.queueUrl.split('/').pop()}`,
       ...options,
-    } as typeof this.options;
+    };
   }
 
   /**
@@ -122,7 +122,12 @@ export class EventSourcePoller {
         }),
       );
     }
-    return { received: messages.length, deleted: toDelete.length, failed: messages.length - toDelete.length, ...(invocationError ? { invocationError } : {}) };
+    return {
+      received: messages.length,
+      deleted: toDelete.length,
+      failed: messages.length - toDelete.length,
+      ...(invocationError ? { invocationError } : {}),
+    };
   }
 
   private toRecord(m: Message): SQSRecord {
@@ -138,7 +143,10 @@ export class EventSourcePoller {
         ApproximateFirstReceiveTimestamp: attrs.ApproximateFirstReceiveTimestamp ?? String(Date.now()),
       },
       messageAttributes: Object.fromEntries(
-        Object.entries(m.MessageAttributes ?? {}).map(([k, v]) => [k, { dataType: v.DataType ?? 'String', stringValue: v.StringValue, stringListValues: [], binaryListValues: [] }]),
+        Object.entries(m.MessageAttributes ?? {}).map(([k, v]) => [
+          k,
+          { dataType: v.DataType ?? 'String', stringValue: v.StringValue, stringListValues: [], binaryListValues: [] },
+        ]),
       ),
       md5OfBody: m.MD5OfBody ?? '',
       eventSource: 'aws:sqs',

@@ -1,9 +1,9 @@
 import { CreateTableCommand, DynamoDBClient } from '@aws-sdk/client-dynamodb';
-import { CreateQueueCommand, GetQueueAttributesCommand, SQSClient } from '@aws-sdk/client-sqs';
 import { SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
+import { CreateQueueCommand, GetQueueAttributesCommand, SQSClient } from '@aws-sdk/client-sqs';
 import { LEDGER_KEY } from '../shared/ledger.js';
 import { startDynamoDbEmulator } from './emulators/dynamodb.js';
-import { startSecretsManagerStandIn, type SecretsManagerStandIn } from './emulators/secrets-manager.js';
+import { type SecretsManagerStandIn, startSecretsManagerStandIn } from './emulators/secrets-manager.js';
 import { startSqsEmulator } from './emulators/sqs.js';
 import { startTrayStandIn, type TrayStandIn, type TrayStandInOptions } from './tray-standin/index.js';
 
@@ -57,7 +57,10 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
     startDynamoDbEmulator(options.ports?.dynamodb),
     startSecretsManagerStandIn({ [masterTokenSecretName]: options.masterToken, ...options.secrets }, options.ports?.secretsManager),
   ]);
-  const tray = options.tray === false ? undefined : await startTrayStandIn({ ...options.tray, masterToken: options.masterToken, port: options.ports?.tray ?? options.tray?.port });
+  const tray =
+    options.tray === false
+      ? undefined
+      : await startTrayStandIn({ ...options.tray, masterToken: options.masterToken, port: options.ports?.tray ?? options.tray?.port });
 
   const env: Record<string, string> = {
     AWS_REGION: 'us-east-1',
@@ -79,9 +82,12 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
   const secretsManager = new SecretsManagerClient({});
 
   const maxReceiveCount = options.maxReceiveCount ?? 5;
-  const dlq = await sqs.send(new CreateQueueCommand({ QueueName: LOCAL_DLQ_NAME, Attributes: { MessageRetentionPeriod: String(14 * 24 * 3600) } }));
+  const dlq = await sqs.send(
+    new CreateQueueCommand({ QueueName: LOCAL_DLQ_NAME, Attributes: { MessageRetentionPeriod: String(14 * 24 * 3600) } }),
+  );
   const dlqUrl = dlq.QueueUrl as string;
-  const dlqArn = (await sqs.send(new GetQueueAttributesCommand({ QueueUrl: dlqUrl, AttributeNames: ['QueueArn'] }))).Attributes?.QueueArn as string;
+  const dlqArn = (await sqs.send(new GetQueueAttributesCommand({ QueueUrl: dlqUrl, AttributeNames: ['QueueArn'] }))).Attributes
+    ?.QueueArn as string;
   const queue = await sqs.send(
     new CreateQueueCommand({
       QueueName: LOCAL_QUEUE_NAME,
@@ -132,6 +138,22 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
       for (const k of ['QUEUE_URL', 'DLQ_URL', 'MAX_RECEIVE_COUNT']) delete process.env[k];
     },
   };
+}
+
+/** Messages in a queue, visible, in flight or delayed: zero once the event source has nothing left to do. */
+export async function queueDepth(sqs: SQSClient, queueUrl: string): Promise<number> {
+  const out = await sqs.send(
+    new GetQueueAttributesCommand({
+      QueueUrl: queueUrl,
+      AttributeNames: ['ApproximateNumberOfMessages', 'ApproximateNumberOfMessagesNotVisible', 'ApproximateNumberOfMessagesDelayed'],
+    }),
+  );
+  const a = out.Attributes ?? {};
+  return (
+    Number(a.ApproximateNumberOfMessages ?? 0) +
+    Number(a.ApproximateNumberOfMessagesNotVisible ?? 0) +
+    Number(a.ApproximateNumberOfMessagesDelayed ?? 0)
+  );
 }
 
 function applyEnvTo(target: NodeJS.ProcessEnv, values: Record<string, string>): () => void {

@@ -1,21 +1,24 @@
 import { CommanderError } from 'commander';
+import { CliError, EXIT, type ExitCode, errorMessage, exitCodeForCommanderError } from '../cli/toolkit/errors.js';
+import { processIo } from '../cli/toolkit/output.js';
 import { parseRunOptions } from './runner/options.js';
 import { processOutput, runLocalPipeline } from './runner/pipeline.js';
-import { UsageError } from './runner/types.js';
 
 /**
  * `npm start`: sign-ups to enabled Tray instances on this machine. See docs/local-run.md.
- * Exit status: 0 when every user ended as expected, 1 when not, 2 for bad options or files.
+ * Exit status (the CLI's table, cli/toolkit/errors.ts): 0 when every user ended as expected,
+ * 1 when not, 2 for bad options or files.
  */
-async function main(): Promise<number> {
+async function main(): Promise<ExitCode> {
+  const io = processIo();
   let options;
   try {
     options = parseRunOptions(process.argv.slice(2));
   } catch (e) {
-    if (e instanceof CommanderError) return e.exitCode === 0 ? 0 : 2; // commander printed help or the error
-    if (e instanceof UsageError) {
-      process.stderr.write(`error: ${e.message}\n`);
-      return 2;
+    if (e instanceof CommanderError) return exitCodeForCommanderError(e);
+    if (e instanceof CliError) {
+      io.err(`error: ${errorMessage(e)}\n`);
+      return e.exitCode;
     }
     throw e;
   }
@@ -24,9 +27,9 @@ async function main(): Promise<number> {
   try {
     result = await runLocalPipeline(options, processOutput());
   } catch (e) {
-    if (e instanceof UsageError) {
-      process.stderr.write(`error: ${e.message}\n`);
-      return 2;
+    if (e instanceof CliError) {
+      io.err(`error: ${errorMessage(e)}\n`);
+      return e.exitCode;
     }
     throw e;
   }
@@ -37,10 +40,10 @@ async function main(): Promise<number> {
       process.once('SIGINT', resolve);
       process.once('SIGTERM', resolve);
     });
-    process.stderr.write('\nstopping…\n');
+    io.err('\nstopping…\n');
     await stop();
   }
-  return result.ok ? 0 : 1;
+  return result.ok ? EXIT.ok : EXIT.failures;
 }
 
 main().then(
@@ -51,6 +54,6 @@ main().then(
   },
   (e: unknown) => {
     process.stderr.write(`npm start failed: ${e instanceof Error ? (e.stack ?? e.message) : String(e)}\n`);
-    process.exit(1);
+    process.exit(EXIT.failures);
   },
 );

@@ -27,7 +27,21 @@ export const TRAY_EMBEDDED_HOSTS = {
 } as const;
 
 /** What the ledger says about one user: no Tray call. */
-export type ImportStatus = Pick<LedgerEntry, 'userPoolId' | 'sub' | 'status' | 'enabled' | 'trayUserId' | 'authIds' | 'instanceId' | 'company' | 'lastError' | 'createdAt' | 'updatedAt' | 'enabledAt'>;
+export type ImportStatus = Pick<
+  LedgerEntry,
+  | 'userPoolId'
+  | 'sub'
+  | 'status'
+  | 'enabled'
+  | 'trayUserId'
+  | 'authIds'
+  | 'instanceId'
+  | 'company'
+  | 'lastError'
+  | 'createdAt'
+  | 'updatedAt'
+  | 'enabledAt'
+>;
 
 export type AppViewErrorCode = 'NOT_IMPORTED' | 'UNKNOWN_SLOT' | 'EMBEDDED_HOST_UNKNOWN' | 'INVALID_SETTING';
 
@@ -93,7 +107,10 @@ const HOSTNAME = /^(?=.{1,253}$)[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?(\.[A-Za-z
  */
 export function checkLinkSettings(options: Pick<AppViewOptions, 'plan' | 'embeddedId' | 'embeddedHost'>): { host: string } {
   if (!EMBEDDED_ID.test(options.embeddedId)) {
-    throw new AppViewError('INVALID_SETTING', `embeddedId ${JSON.stringify(options.embeddedId)} is not a Tray Embedded ID: copy the "Embedded ID" from Tray's Embedded settings (letters, digits, "_", "-", ".")`);
+    throw new AppViewError(
+      'INVALID_SETTING',
+      `embeddedId ${JSON.stringify(options.embeddedId)} is not a Tray Embedded ID: copy the "Embedded ID" from Tray's Embedded settings (letters, digits, "_", "-", ".")`,
+    );
   }
   return { host: embeddedHost(options.plan, options.embeddedHost) };
 }
@@ -109,10 +126,16 @@ export function createAppView(options: AppViewOptions): AppView {
   /** The Tray user the code is minted for; fails naming the fix when the import has not got that far. */
   function requireTrayUser(sub: string, entry: LedgerEntry | undefined): string {
     if (!entry) {
-      throw new AppViewError('NOT_IMPORTED', `user ${sub} is not imported yet (no ledger entry in ${options.userPoolId}): wait for the import worker, or import now with \`npm run cli -- import-user ${sub} --plan FILE\``);
+      throw new AppViewError(
+        'NOT_IMPORTED',
+        `user ${sub} is not imported yet (no ledger entry in ${options.userPoolId}): wait for the import worker, or import now with \`npm run cli -- import-user ${sub} --plan FILE\``,
+      );
     }
     if (!entry.trayUserId) {
-      throw new AppViewError('NOT_IMPORTED', `user ${sub} has no Tray user yet (import ${entry.status}${entry.lastError ? `, last error ${entry.lastError.code}` : ''}): see \`npm run cli -- status ${sub}\`, then \`import-user\` or \`redrive --user ${sub}\``);
+      throw new AppViewError(
+        'NOT_IMPORTED',
+        `user ${sub} has no Tray user yet (import ${entry.status}${entry.lastError ? `, last error ${entry.lastError.code}` : ''}): see \`npm run cli -- status ${sub}\`, then \`import-user\` or \`redrive --user ${sub}\``,
+      );
     }
     return entry.trayUserId;
   }
@@ -125,7 +148,10 @@ export function createAppView(options: AppViewOptions): AppView {
       const trayUserId = requireTrayUser(sub, entry);
       const solutionInstanceId = entry?.instanceId;
       if (!solutionInstanceId) {
-        throw new AppViewError('NOT_IMPORTED', `user ${sub} has no solution instance yet (import ${entry?.status ?? 'unknown'}): the config wizard opens an instance; see \`npm run cli -- status ${sub}\`, then \`import-user\` or \`redrive --user ${sub}\``);
+        throw new AppViewError(
+          'NOT_IMPORTED',
+          `user ${sub} has no solution instance yet (import ${entry?.status ?? 'unknown'}): the config wizard opens an instance; see \`npm run cli -- status ${sub}\`, then \`import-user\` or \`redrive --user ${sub}\``,
+        );
       }
       // Timed from before the request: Tray's 5 minutes start when it mints, which is no earlier.
       const expiresAt = new Date(now() + AUTHORIZATION_CODE_TTL_MS).toISOString();
@@ -140,7 +166,12 @@ export function createAppView(options: AppViewOptions): AppView {
       // Timed from before the request: Tray's 5 minutes start when it mints, which is no earlier.
       const expiresAt = new Date(now() + AUTHORIZATION_CODE_TTL_MS).toISOString();
       const code = await options.tray.generateAuthorizationCode(trayUserId);
-      const url = authDialogLink(host, options.embeddedId, { serviceId: auth.serviceId, serviceEnvironmentId: auth.serviceEnvironmentId, scopes: auth.scopes ?? [] }, code);
+      const url = authDialogLink(
+        host,
+        options.embeddedId,
+        { serviceId: auth.serviceId, serviceEnvironmentId: auth.serviceEnvironmentId, scopes: auth.scopes ?? [] },
+        code,
+      );
       return { url, expiresAt, trayUserId, slot };
     },
   };
@@ -151,13 +182,19 @@ export function planAuth(plan: ImportPlan, slot: string): ImportPlan['auths'][nu
   const auth = plan.auths.find((a) => a.externalId === slot);
   if (!auth) {
     const valid = plan.auths.map((a) => JSON.stringify(a.externalId)).join(', ');
-    throw new AppViewError('UNKNOWN_SLOT', `auth slot ${JSON.stringify(slot)} is not in the plan (ids are case-sensitive); valid slots: ${valid}`);
+    throw new AppViewError(
+      'UNKNOWN_SLOT',
+      `auth slot ${JSON.stringify(slot)} is not in the plan (ids are case-sensitive); valid slots: ${valid}`,
+    );
   }
   return auth;
 }
 
 /** A user's import as the ledger records it, or undefined when the ledger has no entry (never enqueued, or not processed yet). No Tray call, no token needed. */
-export async function getImportStatus(options: Pick<AppViewOptions, 'ledger' | 'userPoolId'>, sub: string): Promise<ImportStatus | undefined> {
+export async function getImportStatus(
+  options: Pick<AppViewOptions, 'ledger' | 'userPoolId'>,
+  sub: string,
+): Promise<ImportStatus | undefined> {
   const entry = await options.ledger.get({ userPoolId: options.userPoolId, sub });
   return entry && importStatus(entry);
 }
@@ -172,7 +209,10 @@ export function importStatus(entry: LedgerEntry): ImportStatus {
 export function embeddedHost(plan: ImportPlan, explicit?: string): string {
   if (explicit !== undefined) {
     if (!HOSTNAME.test(explicit)) {
-      throw new AppViewError('INVALID_SETTING', `embeddedHost ${JSON.stringify(explicit)} is not a host name: give only the host, e.g. "embedded.eu1.tray.io" (no "https://", no path)`);
+      throw new AppViewError(
+        'INVALID_SETTING',
+        `embeddedHost ${JSON.stringify(explicit)} is not a host name: give only the host, e.g. "embedded.eu1.tray.io" (no "https://", no path)`,
+      );
     }
     return explicit;
   }
@@ -187,7 +227,9 @@ export function embeddedHost(plan: ImportPlan, explicit?: string): string {
 
 /** Tray's documented config wizard URL (Tray's "Lifecycle operations" reference). */
 export function configWizardLink(host: string, embeddedId: string, solutionInstanceId: string, code: string): string {
-  const url = new URL(`https://${host}/external/solutions/${encodeURIComponent(embeddedId)}/configure/${encodeURIComponent(solutionInstanceId)}`);
+  const url = new URL(
+    `https://${host}/external/solutions/${encodeURIComponent(embeddedId)}/configure/${encodeURIComponent(solutionInstanceId)}`,
+  );
   url.searchParams.set('code', code);
   return url.toString();
 }
@@ -201,7 +243,12 @@ export function configWizardLink(host: string, embeddedId: string, solutionInsta
  * in the docs). UNVERIFIED against a live Tray account, as is the regional host for this dialog
  * (assumed to be the config wizard's). Keep any change to the shape in this function.
  */
-export function authDialogLink(host: string, embeddedId: string, auth: { serviceId: string; serviceEnvironmentId: string; scopes: readonly string[] }, code: string): string {
+export function authDialogLink(
+  host: string,
+  embeddedId: string,
+  auth: { serviceId: string; serviceEnvironmentId: string; scopes: readonly string[] },
+  code: string,
+): string {
   const url = new URL(`https://${host}/external/auth/create/${encodeURIComponent(embeddedId)}`);
   url.searchParams.set('code', code);
   url.searchParams.set('serviceId', auth.serviceId);

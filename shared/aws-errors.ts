@@ -1,4 +1,4 @@
-import { ImportError, type ErrorCode, type Step } from './errors.js';
+import { type ErrorCode, ImportError, type Step } from './errors.js';
 
 /**
  * AWS SDK failures: throttling, 5xx and network errors are transient; the rest (not found,
@@ -12,7 +12,9 @@ export function classifyAwsFailure(error: unknown, step: Step, what: string, per
     e.$fault === 'server' ||
     e.$retryable !== undefined ||
     (status !== undefined && status >= 500) ||
-    /Throttl|TooManyRequests|RequestLimitExceeded|ProvisionedThroughputExceeded|ServiceUnavailable|InternalServerError|TimeoutError|ECONN|socket hang up|fetch failed/i.test(`${e.name} ${e.message}`);
+    /Throttl|TooManyRequests|RequestLimitExceeded|ProvisionedThroughputExceeded|ServiceUnavailable|InternalServerError|TimeoutError|ECONN|socket hang up|fetch failed/i.test(
+      `${e.name} ${e.message}`,
+    );
   const detail = `${e.name ?? 'Error'}${e.message ? `: ${e.message}` : ''}`;
   return new ImportError(transient ? 'AWS_UNAVAILABLE' : permanentCode, step, `${what} failed: ${detail}`, { cause: error });
 }

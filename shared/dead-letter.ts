@@ -1,9 +1,10 @@
-import { ChangeMessageVisibilityCommand, SendMessageCommand, type SQSClient, type MessageAttributeValue } from '@aws-sdk/client-sqs';
-import type { SQSRecord } from 'aws-lambda';
 import { createHash } from 'node:crypto';
-import { z } from 'zod';
+import { type Message, type MessageAttributeValue, SendMessageCommand, type SQSClient } from '@aws-sdk/client-sqs';
+import type { SQSRecord } from 'aws-lambda';
+import * as z from 'zod';
 import { ImportError } from './errors.js';
-import { DLQ_ATTRIBUTES } from './message.js';
+import { DLQ_ATTRIBUTES, parseQueueMessage } from './message.js';
+import { WORKER_METRIC } from './names.js';
 import { scrub, scrubExcerpt, truncateCodePoints } from './redact.js';
 
 /**
@@ -15,6 +16,9 @@ import { scrub, scrubExcerpt, truncateCodePoints } from './redact.js';
  * Dead-lettering must not fail quietly: a body that no longer fits once the reason attributes
  * are added is dead-lettered as a reference (its hash and first few KB), and a send that fails
  * anyway is thrown as DeadLetterFailedError for the worker to log and count (DeadLetterFailed).
+ *
+ * This module is the one vocabulary of dead-lettered messages: `sendToDeadLetterQueue` writes
+ * them and `readDeadLetter` reads them back, for the CLI, the local runner and the tests alike.
  */
 const MAX_REASON_LENGTH = 1_000;
 /** SQS's limit on a message, body and attributes together (names, data types and values count). */
@@ -22,9 +26,14 @@ export const SQS_MAX_MESSAGE_BYTES = 1_048_576;
 /** How much of an oversized body the reference keeps: enough to recognise the message. */
 const REFERENCE_PREFIX_CHARS = 4_096;
 /** Metric the worker emits (Count, 1) when sending to the DLQ fails; alarmed on in infra. */
-export const DEAD_LETTER_FAILED_METRIC = 'DeadLetterFailed';
+export const DEAD_LETTER_FAILED_METRIC = WORKER_METRIC.deadLetterFailed;
 
-export function deadLetterAttributes(error: ImportError, record: SQSRecord, sub: string | undefined, userPoolId: string | undefined): Record<string, MessageAttributeValue> {
+export function deadLetterAttributes(
+  error: ImportError,
+  record: SQSRecord,
+  sub: string | undefined,
+  userPoolId: string | undefined,
+): Record<string, MessageAttributeValue> {
   const text = (value: string): MessageAttributeValue => ({ DataType: 'String', StringValue: value });
   const attributes: Record<string, MessageAttributeValue> = {
     [DLQ_ATTRIBUTES.errorCode]: text(error.code),
@@ -45,7 +54,11 @@ export function deadLetterAttributes(error: ImportError, record: SQSRecord, sub:
 export function sqsMessageBytes(body: string, attributes: Record<string, MessageAttributeValue>): number {
   let bytes = Buffer.byteLength(body, 'utf8');
   for (const [name, value] of Object.entries(attributes)) {
-    bytes += Buffer.byteLength(name, 'utf8') + Buffer.byteLength(value.DataType ?? '', 'utf8') + Buffer.byteLength(value.StringValue ?? '', 'utf8') + (value.BinaryValue?.byteLength ?? 0);
+    bytes +=
+      Buffer.byteLength(name, 'utf8') +
+      Buffer.byteLength(value.DataType ?? '', 'utf8') +
+      Buffer.byteLength(value.StringValue ?? '', 'utf8') +
+      (value.BinaryValue?.byteLength ?? 0);
   }
   return bytes;
 }
@@ -85,7 +98,12 @@ export class DeadLetterFailedError extends ImportError {
   readonly original: ImportError;
   constructor(original: ImportError, cause: unknown) {
     const e = cause as { name?: string; message?: string };
-    super('DEAD_LETTER_FAILED', 'deadLetter', `sending to the dead-letter queue failed (${e?.name ?? 'Error'}${e?.message ? `: ${scrubExcerpt(e.message, 300)}` : ''}) while dead-lettering ${original.code} at ${original.step}; the message stays on the queue`, { cause });
+    super(
+      'DEAD_LETTER_FAILED',
+      'deadLetter',
+      `sending to the dead-letter queue failed (${e?.name ?? 'Error'}${e?.message ? `: ${scrubExcerpt(e.message, 300)}` : ''}) while dead-lettering ${original.code} at ${original.step}; the message stays on the queue`,
+      { cause },
+    );
     this.name = 'DeadLetterFailedError';
     this.original = original;
   }
@@ -132,13 +150,90 @@ export async function sendToDeadLetterQueue(
   }
 }
 
-/** Visibility timeout for the next delivery after a transient failure: exponential, capped, jittered. */
-export function retryDelaySeconds(receiveCount: number, baseSeconds: number, maxSeconds: number, random: () => number = Math.random): number {
-  const ceiling = Math.min(maxSeconds, baseSeconds * 2 ** Math.max(0, receiveCount - 1));
-  // Half fixed, half jitter: spreads a burst of retries without ever retrying at once.
-  return Math.min(43_200, Math.max(1, Math.round(ceiling / 2 + (random() * ceiling) / 2)));
+/**
+ * A dead-lettered message as operators see it. `worker`: dead-lettered with a reason (the
+ * attributes above); `sqs-redrive`: moved by the queue's redrive policy after a crash or
+ * timeout, without one (the CLI then shows the ledger's lastError).
+ */
+export const DeadLetterSchema = z.object({
+  messageId: z.string(),
+  origin: z.enum(['worker', 'sqs-redrive']),
+  sub: z.string().optional(),
+  username: z.string().optional(),
+  userPoolId: z.string().optional(),
+  errorCode: z.string().optional(),
+  step: z.string().optional(),
+  kind: z.string().optional(),
+  reason: z.string().optional(),
+  failedAt: z.string().optional(),
+  /** Deliveries the message had when it was dead-lettered. */
+  receiveCount: z.number().optional(),
+  /** When the message entered the DLQ (SQS's SentTimestamp). */
+  sentAt: z.string().optional(),
+  /** Set when the body is not a valid queue message (it will fail again if redriven). */
+  bodyProblem: z.string().optional(),
+  /** The worker could only dead-letter a reference to the message (it was too big): never moved back. */
+  truncatedReference: z.boolean().optional(),
+});
+export type DeadLetter = z.infer<typeof DeadLetterSchema>;
+
+/** Reads a message received from the DLQ (with `MessageAttributeNames: ['All']` and `MessageSystemAttributeNames: ['All']`). */
+export function readDeadLetter(m: Pick<Message, 'MessageId' | 'Body' | 'MessageAttributes' | 'Attributes'>): DeadLetter {
+  const attr = (name: string): string | undefined => m.MessageAttributes?.[name]?.StringValue;
+  const info: DeadLetter = {
+    messageId: m.MessageId ?? '',
+    origin: attr(DLQ_ATTRIBUTES.errorCode) ? 'worker' : 'sqs-redrive',
+    sub: attr(DLQ_ATTRIBUTES.sub),
+    userPoolId: attr(DLQ_ATTRIBUTES.userPoolId),
+    errorCode: attr(DLQ_ATTRIBUTES.errorCode),
+    step: attr(DLQ_ATTRIBUTES.step),
+    kind: attr(DLQ_ATTRIBUTES.kind),
+    reason: attr(DLQ_ATTRIBUTES.reason),
+    failedAt: attr(DLQ_ATTRIBUTES.failedAt),
+  };
+  const sent = Number(m.Attributes?.SentTimestamp);
+  if (m.Attributes?.SentTimestamp !== undefined && Number.isFinite(sent)) info.sentAt = new Date(sent).toISOString();
+  const count = attr(DLQ_ATTRIBUTES.receiveCount) ?? m.Attributes?.ApproximateReceiveCount;
+  if (count !== undefined && Number.isFinite(Number(count))) info.receiveCount = Number(count);
+  try {
+    const message = parseQueueMessage(m.Body ?? '');
+    info.sub ??= message.sub;
+    info.userPoolId ??= message.userPoolId;
+    info.username = message.username;
+  } catch (e) {
+    info.bodyProblem = (e as Error).message;
+    const reference = readTruncatedReference(m.Body ?? '');
+    if (reference) {
+      info.truncatedReference = true;
+      info.sub ??= reference.sub;
+      info.userPoolId ??= reference.userPoolId;
+    } else {
+      // Enough of a broken body to name the user, when it has that much.
+      const loose = looseUser(m.Body ?? '');
+      info.sub ??= loose.sub;
+      info.username ??= loose.username;
+    }
+  }
+  return info;
 }
 
-export async function delayRedelivery(sqs: SQSClient, queueUrl: string, record: SQSRecord, seconds: number): Promise<void> {
-  await sqs.send(new ChangeMessageVisibilityCommand({ QueueUrl: queueUrl, ReceiptHandle: record.receiptHandle, VisibilityTimeout: seconds }));
+function readTruncatedReference(body: string): TruncatedReference | undefined {
+  try {
+    const parsed = TruncatedReferenceSchema.safeParse(JSON.parse(body));
+    return parsed.success ? parsed.data : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+function looseUser(body: string): { sub?: string; username?: string } {
+  try {
+    const raw = JSON.parse(body) as Record<string, unknown> | null;
+    return {
+      ...(typeof raw?.sub === 'string' ? { sub: raw.sub } : {}),
+      ...(typeof raw?.username === 'string' ? { username: raw.username } : {}),
+    };
+  } catch {
+    return {};
+  }
 }

@@ -65,7 +65,12 @@ export class ImportError extends Error {
   /** A create that failed this way may still have happened in Tray (timeout, 5xx, dropped connection). */
   readonly ambiguous: boolean;
 
-  constructor(code: ErrorCode, step: Step, message: string, options: { httpStatus?: number | undefined; cause?: unknown; ambiguous?: boolean } = {}) {
+  constructor(
+    code: ErrorCode,
+    step: Step,
+    message: string,
+    options: { httpStatus?: number | undefined; cause?: unknown; ambiguous?: boolean } = {},
+  ) {
     super(message, options.cause === undefined ? undefined : { cause: options.cause });
     this.name = 'ImportError';
     this.code = code;

@@ -1,11 +1,11 @@
 import { randomUUID } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { asImportError, ImportError, type Step } from './errors.js';
-import { pendingKey, type Ledger, type LedgerEntry, type UserKey } from './ledger.js';
+import { type Ledger, type LedgerEntry, pendingKey, type UserKey } from './ledger.js';
 import type { QueueMessage } from './message.js';
 import type { ImportPlan } from './plan.js';
-import { withRetry } from './retry.js';
-import { renderImport, type RenderedAuth, type RenderedImport } from './render.js';
+import { type RenderedAuth, type RenderedImport, renderImport } from './render.js';
+import { isFinal, withRetry } from './retry.js';
 import type { SecretReader } from './secrets.js';
 import type { TrayClient } from './tray/client.js';
 
@@ -104,7 +104,7 @@ export async function importUser(message: QueueMessage, deps: ImportDeps): Promi
     return { outcome: company.outcome, entry: await deps.ledger.recordMember(key, info, company.entry) };
   } catch (e) {
     const error = asImportError(e, 'ledger');
-    if (error.kind === 'permanent' || deps.lastAttempt === true) await deps.ledger.recordRejected(key, info, error).catch(() => undefined);
+    if (isFinal(error, deps.lastAttempt === true)) await deps.ledger.recordRejected(key, info, error).catch(() => undefined);
     throw error;
   }
 }
@@ -125,7 +125,11 @@ async function importInto(
 ): Promise<ImportOutcome> {
   if (deps.deadline !== undefined && deps.deadline - Date.now() < MIN_TIME_TO_START_MS) {
     // Too late in the invocation to import anyone: hand the message back without taking the user.
-    const error = new ImportError('OUT_OF_TIME', 'ledger', 'not enough time left in this invocation to start the import; it will be retried');
+    const error = new ImportError(
+      'OUT_OF_TIME',
+      'ledger',
+      'not enough time left in this invocation to start the import; it will be retried',
+    );
     return { outcome: 'deferred', error, retryInMs: 0 };
   }
 
@@ -151,7 +155,11 @@ async function importInto(
     const slot = await deps.ledger.takeImportSlot(key.userPoolId.split('#')[0] as string, deps.maxImportsPerHour);
     if (!slot.taken) {
       await deps.ledger.release(key, owner).catch(() => undefined);
-      const error = new ImportError('IMPORT_CEILING', 'ledger', `this hour's ceiling of ${deps.maxImportsPerHour} new Tray users (MAX_IMPORTS_PER_HOUR) is reached; the user waits in the queue`);
+      const error = new ImportError(
+        'IMPORT_CEILING',
+        'ledger',
+        `this hour's ceiling of ${deps.maxImportsPerHour} new Tray users (MAX_IMPORTS_PER_HOUR) is reached; the user waits in the queue`,
+      );
       return { outcome: 'deferred', error, retryInMs: slot.retryInMs };
     }
   }
@@ -162,7 +170,7 @@ async function importInto(
   } catch (e) {
     const error = asImportError(e, 'ledger');
     if (error.code !== 'USER_BUSY') {
-      await deps.ledger.recordFailure(key, owner, error, error.kind === 'permanent' || deps.lastAttempt === true).catch(() => {
+      await deps.ledger.recordFailure(key, owner, error, isFinal(error, deps.lastAttempt === true)).catch(() => {
         // The ledger is unreachable too; SQS still holds the message, so nothing is lost.
       });
     }
@@ -270,7 +278,12 @@ class UserImport {
       if (found) {
         // Tray's own creation time, when it gives one, so that the wait before enabling is not paid twice.
         const created = found.created ? Date.parse(found.created) : Number.NaN;
-        this.entry = await ledger.recordInstance(this.key, this.owner, found.id, Number.isFinite(created) ? Math.min(created, Date.now()) : Date.now());
+        this.entry = await ledger.recordInstance(
+          this.key,
+          this.owner,
+          found.id,
+          Number.isFinite(created) ? Math.min(created, Date.now()) : Date.now(),
+        );
         this.emit({ type: 'adopted', object: 'instance', id: found.id });
         return found.id;
       }
@@ -278,7 +291,12 @@ class UserImport {
     const instanceName = this.rendered.instanceName;
     this.entry = await ledger.markPending(this.key, this.owner, pendingKey.instance, instanceName);
     const instance = await this.asUser((token) =>
-      tray.createSolutionInstance(token, { solutionId: plan.solutionId, instanceName, authValues: this.authValues(), configValues: this.rendered.configValues }),
+      tray.createSolutionInstance(token, {
+        solutionId: plan.solutionId,
+        instanceName,
+        authValues: this.authValues(),
+        configValues: this.rendered.configValues,
+      }),
     );
     this.entry = await ledger.recordInstance(this.key, this.owner, instance.id, Date.now());
     this.emit({ type: 'created', object: 'instance', id: instance.id });
@@ -300,13 +318,25 @@ class UserImport {
       try {
         const answer = await this.asUser((token) => this.deps.tray.enableSolutionInstance(token, instanceId, values));
         if (answer.enabled) return;
-        failure = new ImportError('TRAY_REJECTED', 'enableSolutionInstance', `Tray answered the enable of instance ${instanceId} without enabling it; check the solution's required slots`);
+        failure = new ImportError(
+          'TRAY_REJECTED',
+          'enableSolutionInstance',
+          `Tray answered the enable of instance ${instanceId} without enabling it; check the solution's required slots`,
+        );
       } catch (e) {
         failure = asImportError(e, 'enableSolutionInstance');
       }
-      const settling = failure.code === 'TRAY_NOT_READY' || (failure.code === 'TRAY_REJECTED' && this.sinceCreateMs() < ENABLE_SETTLE_WINDOW_MS);
+      const settling =
+        failure.code === 'TRAY_NOT_READY' || (failure.code === 'TRAY_REJECTED' && this.sinceCreateMs() < ENABLE_SETTLE_WINDOW_MS);
       if (!settling) throw failure;
-      const notReady = failure.code === 'TRAY_NOT_READY' ? failure : new ImportError('TRAY_NOT_READY', 'enableSolutionInstance', `Tray did not enable instance ${instanceId} yet, ${Math.round(this.sinceCreateMs() / 100) / 10} s after its creation: ${failure.message}`);
+      const notReady =
+        failure.code === 'TRAY_NOT_READY'
+          ? failure
+          : new ImportError(
+              'TRAY_NOT_READY',
+              'enableSolutionInstance',
+              `Tray did not enable instance ${instanceId} yet, ${Math.round(this.sinceCreateMs() / 100) / 10} s after its creation: ${failure.message}`,
+            );
       const deadline = this.deps.deadline ?? Number.POSITIVE_INFINITY;
       if (attempt >= NOT_READY_ATTEMPTS || Date.now() + NOT_READY_RETRY_MS + (this.deps.callTimeoutMs ?? 10_000) > deadline) throw notReady;
       this.emit({ type: 'notReadyYet', attempt });
@@ -322,7 +352,11 @@ class UserImport {
     const wait = (this.deps.enableDelayMs ?? TRAY_ENABLE_DELAY_MS) - this.sinceCreateMs();
     if (wait <= 0) return;
     if (Date.now() + wait + 1_000 > (this.deps.deadline ?? Number.POSITIVE_INFINITY)) {
-      throw new ImportError('OUT_OF_TIME', 'enableSolutionInstance', `not enough time left in this invocation to wait ${wait} ms before enabling (Tray's rule); it will be retried`);
+      throw new ImportError(
+        'OUT_OF_TIME',
+        'enableSolutionInstance',
+        `not enough time left in this invocation to wait ${wait} ms before enabling (Tray's rule); it will be retried`,
+      );
     }
     this.emit({ type: 'waitedBeforeEnable', ms: wait });
     await sleep(wait);

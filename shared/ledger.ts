@@ -1,8 +1,15 @@
 import { ConditionalCheckFailedException, DynamoDBClient } from '@aws-sdk/client-dynamodb';
-import { DynamoDBDocumentClient, GetCommand, QueryCommand, UpdateCommand, type QueryCommandInput, type UpdateCommandInput } from '@aws-sdk/lib-dynamodb';
-import { z } from 'zod';
+import {
+  DynamoDBDocumentClient,
+  GetCommand,
+  QueryCommand,
+  type QueryCommandInput,
+  UpdateCommand,
+  type UpdateCommandInput,
+} from '@aws-sdk/lib-dynamodb';
+import * as z from 'zod';
 import { classifyAwsFailure } from './aws-errors.js';
-import { ImportError, type ErrorCode, type Step } from './errors.js';
+import { type ErrorCode, ImportError, type Step } from './errors.js';
 import type { MessageSource } from './message.js';
 import { scrubExcerpt } from './redact.js';
 import { ServerClock } from './server-clock.js';
@@ -56,7 +63,13 @@ export const LedgerEntrySchema = z.object({
 });
 export type LedgerEntry = z.infer<typeof LedgerEntrySchema>;
 
-export const LedgerStatusSummarySchema = LedgerEntrySchema.pick({ sub: true, status: true, updatedAt: true, leaseUntil: true, lastError: true });
+export const LedgerStatusSummarySchema = LedgerEntrySchema.pick({
+  sub: true,
+  status: true,
+  updatedAt: true,
+  leaseUntil: true,
+  lastError: true,
+});
 export type LedgerStatusSummary = z.infer<typeof LedgerStatusSummarySchema>;
 export type LedgerStatus = z.infer<typeof LedgerStatusSchema>;
 
@@ -76,7 +89,8 @@ export const pendingKey = {
  * The user's identifying fields, as every write that may create a user's entry sets them; their
  * values are `:username`, `:email` (only when known) and `:source`, with `#source` for `source`.
  */
-const IDENTITY_SET = (info: { email?: string | undefined }) => `username = :username, ${info.email === undefined ? '' : 'email = :email, '}#source = :source`;
+const IDENTITY_SET = (info: { email?: string | undefined }) =>
+  `username = :username, ${info.email === undefined ? '' : 'email = :email, '}#source = :source`;
 
 /** A failure as the ledger keeps it: upstream text scrubbed of secrets, then cut to what explains it. */
 function errorRecord(error: { code: ErrorCode; step: Step; message: string }, at: string) {
@@ -127,11 +141,17 @@ export class Ledger {
    * reconcile need to decide whom to enqueue, at a fraction of the read cost on large pools.
    */
   async *statuses(userPoolId: string): AsyncGenerator<LedgerStatusSummary> {
-    const projection = { ProjectionExpression: '#sub, #status, updatedAt, leaseUntil, lastError', ExpressionAttributeNames: { '#sub': 'sub', '#status': 'status' } };
+    const projection = {
+      ProjectionExpression: '#sub, #status, updatedAt, leaseUntil, lastError',
+      ExpressionAttributeNames: { '#sub': 'sub', '#status': 'status' },
+    };
     for await (const item of this.queryPool(userPoolId, projection)) yield LedgerStatusSummarySchema.parse(item);
   }
 
-  private async *queryPool(userPoolId: string, projection: Pick<QueryCommandInput, 'ProjectionExpression' | 'ExpressionAttributeNames'> = {}): AsyncGenerator<Record<string, unknown>> {
+  private async *queryPool(
+    userPoolId: string,
+    projection: Pick<QueryCommandInput, 'ProjectionExpression' | 'ExpressionAttributeNames'> = {},
+  ): AsyncGenerator<Record<string, unknown>> {
     let start: Record<string, unknown> | undefined;
     do {
       const out = await this.doc.send(
@@ -169,7 +189,8 @@ export class Ledger {
             `SET ${IDENTITY_SET(info)}, #status = :inProgress, leaseOwner = :owner, leaseUntil = :until, ` +
             'attempts = if_not_exists(attempts, :zero) + :one, authIds = if_not_exists(authIds, :empty), pending = if_not_exists(pending, :empty), ' +
             'enabled = if_not_exists(enabled, :false), createdAt = if_not_exists(createdAt, :at), updatedAt = :at',
-          ConditionExpression: 'attribute_not_exists(#sub) OR (#status <> :enabled AND (attribute_not_exists(leaseUntil) OR leaseUntil < :now OR leaseOwner = :owner))',
+          ConditionExpression:
+            'attribute_not_exists(#sub) OR (#status <> :enabled AND (attribute_not_exists(leaseUntil) OR leaseUntil < :now OR leaseOwner = :owner))',
           ExpressionAttributeNames: { '#status': 'status', '#sub': 'sub', '#source': 'source' },
           ExpressionAttributeValues: {
             ':username': info.username,
@@ -194,7 +215,11 @@ export class Ledger {
       if (!(e instanceof ConditionalCheckFailedException)) throw classifyAwsFailure(e, 'ledger', 'taking the user lease', 'INTERNAL');
       const entry = await this.get(key);
       if (entry?.status === 'enabled') return { kind: 'done', entry };
-      throw new ImportError('USER_BUSY', 'ledger', `another delivery is importing this user (lease until ${entry?.leaseUntil ? new Date(entry.leaseUntil).toISOString() : 'unknown'}); will retry`);
+      throw new ImportError(
+        'USER_BUSY',
+        'ledger',
+        `another delivery is importing this user (lease until ${entry?.leaseUntil ? new Date(entry.leaseUntil).toISOString() : 'unknown'}); will retry`,
+      );
     }
   }
 
@@ -207,15 +232,34 @@ export class Ledger {
     // Also demands an unexpired lease: past it another delivery may be working on this user,
     // and two creates must never be in flight for one object.
     const now = this.now();
-    return this.update(key, owner, 'SET pending.#what = :mark, updatedAt = :at', { '#what': what }, { ':now': now, ':mark': { at: new Date(now).toISOString(), sent } }, 'leaseUntil > :now');
+    return this.update(
+      key,
+      owner,
+      'SET pending.#what = :mark, updatedAt = :at',
+      { '#what': what },
+      { ':now': now, ':mark': { at: new Date(now).toISOString(), sent } },
+      'leaseUntil > :now',
+    );
   }
 
   recordTrayUser(key: UserKey, owner: string, trayUserId: string): Promise<LedgerEntry> {
-    return this.update(key, owner, 'SET trayUserId = :id, updatedAt = :at REMOVE pending.#what', { '#what': pendingKey.user }, { ':id': trayUserId });
+    return this.update(
+      key,
+      owner,
+      'SET trayUserId = :id, updatedAt = :at REMOVE pending.#what',
+      { '#what': pendingKey.user },
+      { ':id': trayUserId },
+    );
   }
 
   recordAuth(key: UserKey, owner: string, externalId: string, authId: string): Promise<LedgerEntry> {
-    return this.update(key, owner, 'SET authIds.#slot = :id, updatedAt = :at REMOVE pending.#what', { '#slot': externalId, '#what': pendingKey.auth(externalId) }, { ':id': authId });
+    return this.update(
+      key,
+      owner,
+      'SET authIds.#slot = :id, updatedAt = :at REMOVE pending.#what',
+      { '#slot': externalId, '#what': pendingKey.auth(externalId) },
+      { ':id': authId },
+    );
   }
 
   /** `createdAt`: when Tray's create completed (epoch ms), for Tray's wait-before-enabling rule. */
@@ -234,7 +278,11 @@ export class Ledger {
    * company's Tray objects. Written without a lease: only this delivery writes a member's entry
    * as enabled, and doing it twice writes the same thing.
    */
-  async recordMember(key: UserKey, info: { username: string; email?: string | undefined; source: MessageSource }, company: LedgerEntry): Promise<LedgerEntry> {
+  async recordMember(
+    key: UserKey,
+    info: { username: string; email?: string | undefined; source: MessageSource },
+    company: LedgerEntry,
+  ): Promise<LedgerEntry> {
     const at = new Date(this.now()).toISOString();
     try {
       const out = await this.doc.send(
@@ -292,7 +340,8 @@ export class Ledger {
             'SET username = if_not_exists(username, :username), #status = :failed, lastError = :error, attempts = if_not_exists(attempts, :zero) + :one, ' +
             'authIds = if_not_exists(authIds, :empty), pending = if_not_exists(pending, :empty), enabled = if_not_exists(enabled, :false), ' +
             `${info.email === undefined ? '' : 'email = :email, '}${info.source === undefined ? '' : '#source = :source, '}createdAt = if_not_exists(createdAt, :at), updatedAt = :at`,
-          ConditionExpression: 'attribute_not_exists(#sub) OR (#status <> :enabled AND (attribute_not_exists(leaseUntil) OR leaseUntil < :now))',
+          ConditionExpression:
+            'attribute_not_exists(#sub) OR (#status <> :enabled AND (attribute_not_exists(leaseUntil) OR leaseUntil < :now))',
           ExpressionAttributeNames: { '#status': 'status', '#sub': 'sub', ...(info.source === undefined ? {} : { '#source': 'source' }) },
           ExpressionAttributeValues: {
             ':username': info.username ?? key.sub,
@@ -360,7 +409,7 @@ export class Ledger {
       return { taken: true };
     } catch (e) {
       if (e instanceof ConditionalCheckFailedException) return { taken: false, retryInMs: nextHour - now };
-      throw classifyAwsFailure(e, 'ledger', 'counting the hour\'s imports', 'INTERNAL');
+      throw classifyAwsFailure(e, 'ledger', "counting the hour's imports", 'INTERNAL');
     }
   }
 

@@ -1,13 +1,13 @@
 import { Logger } from '@aws-lambda-powertools/logger';
 import { Metrics, MetricUnit } from '@aws-lambda-powertools/metrics';
-import { jsonScrubber } from './redact.js';
-
 /**
  * Structured JSON logs (Powertools Logger) with every string scrubbed of registered secret
  * values and secret-named keys redacted, and EMF metrics (Powertools Metrics).
  */
-export const SERVICE_NAME = 'tray-auth-import';
-export const METRICS_NAMESPACE = 'TrayAuthImport';
+import { METRICS_NAMESPACE, SERVICE_NAME } from './names.js';
+import { jsonScrubber } from './redact.js';
+
+export { METRICS_NAMESPACE, SERVICE_NAME };
 
 export function createLogger(component: string): Logger {
   return new Logger({
@@ -25,5 +25,5 @@ export function createMetrics(component: string): Metrics {
   });
 }
 
-export { MetricUnit };
 export type { Logger, Metrics };
+export { MetricUnit };

@@ -1,77 +1,55 @@
-import secretsManager from '@middy/secrets-manager';
-import { clearCache, getInternal } from '@middy/util';
-import type middy from '@middy/core';
-import type { Context } from 'aws-lambda';
+import { SecretsProvider } from '@aws-lambda-powertools/parameters/secrets';
+import type { SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
 import { classifyAwsFailure } from './aws-errors.js';
 import { masterTokenFromSecret } from './master-token-secret.js';
 import type { MasterTokenSource } from './tray/client.js';
 
 /**
- * The Tray master token, read by `@middy/secrets-manager` (cached; re-read when an invocation
- * starts more than `cacheExpiryMs` after the last read, so a rotated token is picked up) and
- * exposed to the handler as a MasterTokenSource whose `refresh()` clears middy's cache and re-runs the same middleware — the one way to refetch
- * inside an invocation after Tray answers 401. `clearCache` comes from the same `@middy/util`
- * copy the middleware uses (one middy major installed), otherwise it would silently do nothing.
+ * The Tray master token of one worker instance, read from Secrets Manager through Powertools'
+ * SecretsProvider, whose cache belongs to this instance (no module-wide cache to clear, no
+ * timers: a value is re-read when it is asked for after `maxAgeMs`, so a rotated token is picked
+ * up). Each invocation gets its own source (`forInvocation`): it reads at most once however many
+ * records ask at once, and `refresh()` forces one re-read after Tray answers 401 — the token may
+ * have been rotated — shared by every record that saw the 401. With `maxAgeMs` 0 nothing is
+ * kept between invocations, and each reads the secret once.
  */
-export const MASTER_TOKEN_CACHE_KEY = 'tray-master-token';
-
-export interface MasterTokenContext extends Context {
-  masterToken: MasterTokenSource;
+export interface MasterTokenCacheOptions {
+  secretId: string;
+  maxAgeMs: number;
+  client?: SecretsManagerClient | undefined;
 }
 
-export function masterTokenMiddleware(options: { secretId: string; cacheExpiryMs: number }): middy.MiddlewareObj<unknown, unknown, Error, MasterTokenContext> {
-  const fetcher = secretsManager({
-    fetchData: { masterToken: options.secretId },
-    cacheKey: MASTER_TOKEN_CACHE_KEY,
-    // Cached without a refresh timer: with a positive expiry middy re-reads the secret in the
-    // background on a timer, and a failed background read is an unhandled rejection that
-    // crashes the runtime. Expiry is applied below instead, when an invocation starts.
-    cacheExpiry: -1,
-    // Prefetching at import time would read the secret before the handler's configuration is
-    // validated (and in tests before the stand-in is up); the first invocation reads it instead.
-    disablePrefetch: true,
-  });
+export class MasterTokenCache {
+  private readonly provider: SecretsProvider;
 
-  // middy stores the fetch as a promise that only `get()` reads: if no record gets that far, a
-  // failed fetch would become an unhandled rejection and fail the whole invocation.
-  const fetchInto = async (request: unknown) => {
-    await fetcher.before!(request as never);
-    const pending = (request as { internal: Record<string, unknown> }).internal.masterToken;
-    if (pending instanceof Promise) pending.catch(() => undefined);
-  };
+  constructor(private readonly options: MasterTokenCacheOptions) {
+    this.provider = new SecretsProvider(options.client ? { awsSdkV3Client: options.client } : {});
+  }
 
-  let fetchedAt = Number.NEGATIVE_INFINITY;
-  /** The next fetchInto reads the secret again. */
-  const forget = () => {
-    clearCache([MASTER_TOKEN_CACHE_KEY]);
-    fetchedAt = Date.now();
-  };
+  forInvocation(): MasterTokenSource {
+    let current: Promise<string> | undefined;
+    let refreshing: Promise<string> | undefined;
+    return {
+      get: () => (current ??= this.read(false)),
+      refresh: () =>
+        (refreshing ??= (current = this.read(true)).finally(() => {
+          // Records that saw the 401 together share this read; a later 401 reads again.
+          setTimeout(() => (refreshing = undefined), 0);
+        })),
+    };
+  }
 
-  return {
-    before: async (request) => {
-      // A rotated token is picked up at most cacheExpiryMs after rotation (0: every invocation).
-      if (Date.now() - fetchedAt >= options.cacheExpiryMs) forget();
-      await fetchInto(request);
-      const read = async () => {
-        try {
-          const { masterToken } = await getInternal(['masterToken'], request as never);
-          return masterTokenFromSecret(masterToken, options.secretId);
-        } catch (e) {
-          // Throttling and 5xx are worth a retry; a missing secret or denied access needs a human.
-          throw classifyAwsFailure(e, 'secrets', `reading the master token secret "${options.secretId}"`, 'SECRET_UNREADABLE');
-        }
-      };
-      let inflight: Promise<string> | undefined;
-      request.context.masterToken = {
-        get: read,
-        // Several records of one batch may see the 401 together: one refetch serves them all.
-        refresh: () =>
-          (inflight ??= (async () => {
-            forget();
-            await fetchInto(request);
-            return read();
-          })().finally(() => setTimeout(() => (inflight = undefined), 0))),
-      };
-    },
-  };
+  private async read(forceFetch: boolean): Promise<string> {
+    const { secretId, maxAgeMs } = this.options;
+    let value: unknown;
+    try {
+      value = await this.provider.get(secretId, { maxAge: maxAgeMs / 1_000, forceFetch });
+    } catch (e) {
+      // Powertools wraps the SDK's error. Throttling and 5xx are worth a retry; a missing secret
+      // or denied access needs a human.
+      const cause = (e as { cause?: unknown }).cause ?? e;
+      throw classifyAwsFailure(cause, 'secrets', `reading the master token secret "${secretId}"`, 'SECRET_UNREADABLE');
+    }
+    return masterTokenFromSecret(value, secretId);
+  }
 }

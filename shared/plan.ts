@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs';
-import { z } from 'zod';
+import * as z from 'zod';
 import { ImportError } from './errors.js';
-import { perUserSecretPrefix, PER_USER_TEMPLATE_RULE, trayUrlProblem } from './security-policy.js';
+import { PER_USER_TEMPLATE_RULE, perUserSecretPrefix, trayUrlProblem } from './security-policy.js';
 import { templateAttributes, templateSyntaxProblem } from './template.js';
 import { formatIssues } from './validation.js';
 
@@ -13,11 +13,9 @@ import { formatIssues } from './validation.js';
  */
 
 /** Cognito attribute names: standard ones (`email`, `name`, `sub`), `custom:...`, and `username`. */
-const AttributeName = z
-  .string({ error: 'a Cognito attribute name such as "email" or "custom:tenant"' })
-  .regex(/^[A-Za-z0-9_:.-]{1,128}$/, {
-    error: 'must be a Cognito attribute name such as "email" or "custom:tenant" (letters, digits, "_", ":", ".", "-")',
-  });
+const AttributeName = z.string({ error: 'a Cognito attribute name such as "email" or "custom:tenant"' }).regex(/^[A-Za-z0-9_:.-]{1,128}$/, {
+  error: 'must be a Cognito attribute name such as "email" or "custom:tenant" (letters, digits, "_", ":", ".", "-")',
+});
 
 const Template = (example: string) =>
   z
@@ -35,7 +33,8 @@ const SecretRef = z
       .refine((t) => templateAttributes(t).every((a) => a === 'sub') && templateAttributes(t).length > 0 && !t.startsWith('{{'), {
         // Users write their own attributes at sign-up: a template on any other attribute would let
         // a user choose whose secret is imported for them. `sub` is assigned by Cognito.
-        error: 'may only use {{sub}} (Cognito assigns it; users can set other attributes themselves) after a fixed prefix, e.g. "tray-import/users/{{sub}}"',
+        error:
+          'may only use {{sub}} (Cognito assigns it; users can set other attributes themselves) after a fixed prefix, e.g. "tray-import/users/{{sub}}"',
         abort: true,
       })
       // IAM grants `<prefix>*`: the prefix must be a namespace of its own (see security-policy.ts).
@@ -88,22 +87,16 @@ const ConfigValue = z
   });
 
 const AuthImport = z.strictObject({
-  externalId: z
-    .string({ error: 'the hidden auth slot\'s externalId, exactly as in the solution editor (case-sensitive)' })
-    .min(1),
+  externalId: z.string({ error: "the hidden auth slot's externalId, exactly as in the solution editor (case-sensitive)" }).min(1),
   name: Template('Acme for {{email}}').describe('auth name shown in Tray; also how a retry finds an auth created before a crash'),
   serviceId: z.string({ error: 'the serviceId from Tray\'s "Authentication import generator"' }).min(1),
-  serviceEnvironmentId: z
-    .string({ error: 'the serviceEnvironmentId from Tray\'s "Authentication import generator"' })
-    .min(1),
+  serviceEnvironmentId: z.string({ error: 'the serviceEnvironmentId from Tray\'s "Authentication import generator"' }).min(1),
   scopes: z.array(z.string().min(1), { error: 'a list of OAuth scope strings, e.g. ["read", "write"]' }).optional(),
   formData: z.record(z.string(), z.json()).optional(),
   hidden: z.boolean().optional(),
-  data: z
-    .record(z.string().min(1), DataSource)
-    .refine((data) => Object.keys(data).length > 0, {
-      error: 'needs at least one credential field, e.g. { "api_key": { "secret": { "secretId": "acme/api", "field": "apiKey" } } }',
-    }),
+  data: z.record(z.string().min(1), DataSource).refine((data) => Object.keys(data).length > 0, {
+    error: 'needs at least one credential field, e.g. { "api_key": { "secret": { "secretId": "acme/api", "field": "apiKey" } } }',
+  }),
 });
 
 const TrayTarget = z
@@ -135,7 +128,9 @@ export const ImportPlanSchema = z
      * renders the same (e.g. "{{custom:company_id}}"), with one auth per slot and one instance,
      * created by the company's first sign-up and reused by the later ones.
      */
-    trayUserPer: z.enum(['user', 'company'], { error: 'must be "user" (one Tray user per Cognito user) or "company" (one per company)' }).default('user'),
+    trayUserPer: z
+      .enum(['user', 'company'], { error: 'must be "user" (one Tray user per Cognito user) or "company" (one per company)' })
+      .default('user'),
     userName: Template('{{email}}').default('{{email}}'),
     isTestUser: z.boolean({ error: 'true or false' }).default(false),
     tray: TrayTarget.default({ region: 'us' }),
@@ -155,7 +150,7 @@ export const ImportPlanSchema = z
         path: ['externalUserId'],
         message:
           `"${plan.externalUserId}" does not identify one user for good: use "{{sub}}" (assigned by Cognito, unique and immutable), optionally with a fixed prefix such as "acme-{{sub}}". ` +
-          'Another attribute (an email can change or be reused) or a fixed text would let one user\'s retry adopt another user\'s Tray account. ' +
+          "Another attribute (an email can change or be reused) or a fixed text would let one user's retry adopt another user's Tray account. " +
           'For one Tray user per company, set "trayUserPer": "company" and use the company\'s id, e.g. "{{custom:company_id}}".',
       });
     }
@@ -163,7 +158,8 @@ export const ImportPlanSchema = z
       ctx.addIssue({
         code: 'custom',
         path: ['externalUserId'],
-        message: 'with "trayUserPer": "company", render the company\'s id from an attribute every user of the company shares and cannot change, e.g. "{{custom:company_id}}" (not {{sub}}, not a fixed text)',
+        message:
+          'with "trayUserPer": "company", render the company\'s id from an attribute every user of the company shares and cannot change, e.g. "{{custom:company_id}}" (not {{sub}}, not a fixed text)',
       });
     }
     // Exact duplicates only: Tray's slot ids are case-sensitive, so "a" and "A" are two slots.
@@ -185,7 +181,11 @@ export const ImportPlanSchema = z
       const key = `${auth.serviceId}\u0000${auth.name}`;
       const first = names.get(key);
       if (first !== undefined) {
-        ctx.addIssue({ code: 'custom', path: ['auths', i, 'name'], message: `same name and serviceId as auths[${first}]: give each auth its own name, e.g. "${auth.name} (2)"` });
+        ctx.addIssue({
+          code: 'custom',
+          path: ['auths', i, 'name'],
+          message: `same name and serviceId as auths[${first}]: give each auth its own name, e.g. "${auth.name} (2)"`,
+        });
       } else names.set(key, i);
     });
     const configSeen = new Set<string>();

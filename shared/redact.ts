@@ -18,7 +18,8 @@ const REDACTED = '[redacted]';
  */
 export const MIN_SECRET_LENGTH = 8;
 /** Keys whose values are secret whatever they contain. */
-const SECRET_KEYS = /^(authorization|accesstoken|access_token|token|mastertoken|master_token|password|secret|secretstring|credentials|apikey|api_key|usertoken)$/i;
+const SECRET_KEYS =
+  /^(authorization|accesstoken|access_token|token|mastertoken|master_token|password|secret|secretstring|credentials|apikey|api_key|usertoken)$/i;
 
 /**
  * Bounded, oldest forgotten first: a warm worker mints a user token per user, and the values

@@ -25,7 +25,10 @@ export interface RenderedImport {
 
 export function renderImport(plan: ImportPlan, message: QueueMessage): RenderedImport {
   // A null-prototype map: an attribute named "constructor" or "toString" must be missing, not Object's method.
-  const attributes: Record<string, string> = Object.assign(Object.create(null) as Record<string, string>, message.attributes, { sub: message.sub, username: message.username });
+  const attributes: Record<string, string> = Object.assign(Object.create(null) as Record<string, string>, message.attributes, {
+    sub: message.sub,
+    username: message.username,
+  });
   const missing = new Set<string>();
   const render = (template: string): string => {
     const result = renderTemplate(template, attributes);
@@ -46,7 +49,7 @@ export function renderImport(plan: ImportPlan, message: QueueMessage): RenderedI
     auths: plan.auths.map((auth) => ({
       plan: auth,
       name: render(auth.name),
-      data: Object.fromEntries(
+      data: Object.fromEntries<RenderedImport['auths'][number]['data'][string]>(
         Object.entries(auth.data).map(([field, source]) => {
           if (source.literal !== undefined) return [field, { value: source.literal }];
           if (source.attribute !== undefined) return [field, { value: attribute(source.attribute) }];

@@ -73,17 +73,29 @@ export class SecretReader {
       throw classifyAwsFailure(e, 'secrets', `reading secret "${secretId}"`, 'SECRET_UNREADABLE');
     }
     if (text === undefined) {
-      throw new ImportError('SECRET_UNREADABLE', 'secrets', `secret "${secretId}" has no SecretString; store the credentials as a JSON object`);
+      throw new ImportError(
+        'SECRET_UNREADABLE',
+        'secrets',
+        `secret "${secretId}" has no SecretString; store the credentials as a JSON object`,
+      );
     }
     registerSecret(text);
     let parsed: unknown;
     try {
       parsed = JSON.parse(text);
     } catch {
-      throw new ImportError('SECRET_UNREADABLE', 'secrets', `secret "${secretId}" is not a JSON object; store it as {"field": "value", ...}`);
+      throw new ImportError(
+        'SECRET_UNREADABLE',
+        'secrets',
+        `secret "${secretId}" is not a JSON object; store it as {"field": "value", ...}`,
+      );
     }
     if (!parsed || typeof parsed !== 'object' || Array.isArray(parsed)) {
-      throw new ImportError('SECRET_UNREADABLE', 'secrets', `secret "${secretId}" is not a JSON object; store it as {"field": "value", ...}`);
+      throw new ImportError(
+        'SECRET_UNREADABLE',
+        'secrets',
+        `secret "${secretId}" is not a JSON object; store it as {"field": "value", ...}`,
+      );
     }
     registerSecret(parsed);
     return parsed as Record<string, unknown>;

@@ -29,7 +29,8 @@ export function renderTemplate(
 ): { ok: true; value: string } | { ok: false; missing: string[] } {
   // Own properties only: on a plain object "constructor" or "toString" would find Object's
   // methods and render their source text instead of being reported missing.
-  const lookup = (name: string): string | undefined => (Object.hasOwn(attributes, name) && typeof attributes[name] === 'string' ? attributes[name] : undefined);
+  const lookup = (name: string): string | undefined =>
+    Object.hasOwn(attributes, name) && typeof attributes[name] === 'string' ? attributes[name] : undefined;
   const missing = templateAttributes(template).filter((name) => lookup(name) === undefined);
   if (missing.length > 0) return { ok: false, missing };
   return { ok: true, value: template.replace(PLACEHOLDER, (_m, name: string) => lookup(name) as string) };

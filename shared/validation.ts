@@ -1,4 +1,4 @@
-import type { z } from 'zod';
+import type * as z from 'zod';
 
 /**
  * Turns zod issues into one line per problem: the JSON path (`$.auths[0].serviceId`) and what to

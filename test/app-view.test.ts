@@ -1,23 +1,23 @@
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { runAppStatus, runWizardUrl, type AppStatusResult, type WizardUrlResult } from '../cli/commands/app-view.js';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
+import { type AppStatusResult, runAppStatus, runWizardUrl, type WizardUrlResult } from '../cli/commands/app-view.js';
 import type { CliDeps } from '../cli/context.js';
 import { main } from '../cli/main.js';
-import { bufferIo, type BufferIo } from '../cli/output.js';
-import { AppViewError, createAppView, type AppViewOptions } from '../shared/app-view.js';
+import { type BufferIo, bufferIo } from '../cli/toolkit/output.js';
+import { DEMO_SOLUTION, DEMO_USER_POOL_ID, type DemoUser, demoPlan, demoSecrets, demoUsers } from '../local/demo.js';
+import { type LocalStack, startLocalStack } from '../local/local-stack.js';
+import { AppViewError, type AppViewOptions, createAppView } from '../shared/app-view.js';
 import { importUser } from '../shared/import-workflow.js';
 import { Ledger } from '../shared/ledger.js';
 import { createLogger } from '../shared/logging.js';
 import type { QueueMessage } from '../shared/message.js';
-import { parsePlan, type ImportPlan } from '../shared/plan.js';
+import { type ImportPlan, parsePlan } from '../shared/plan.js';
 import { jsonScrubber, scrub } from '../shared/redact.js';
 import { SecretReader } from '../shared/secrets.js';
 import { staticMasterToken, TrayClient } from '../shared/tray/client.js';
 import { Pacer } from '../shared/tray/pacer.js';
-import { DEMO_SOLUTION, DEMO_USER_POOL_ID, demoPlan, demoSecrets, demoUsers, type DemoUser } from '../local/demo.js';
-import { startLocalStack, type LocalStack } from '../local/local-stack.js';
 
 /**
  * The app's view of each user (shared/app-view.ts) and its CLI (app-status, wizard-url), against
@@ -38,7 +38,7 @@ const minted: { userId: string; code: string }[] = [];
 const realFetch = globalThis.fetch;
 async function recordingFetch(...args: Parameters<typeof fetch>): Promise<Response> {
   const response = await realFetch(...args);
-  const request = JSON.parse(String(args[1]?.body ?? '{}')) as { query?: string; variables?: { userId?: string } };
+  const request = JSON.parse((args[1]?.body as string | undefined) ?? '{}') as { query?: string; variables?: { userId?: string } };
   if (request.query?.includes('generateAuthorizationCode')) {
     const body = (await response.clone().json()) as { data?: { generateAuthorizationCode?: { authorizationCode?: string } } };
     const code = body.data?.generateAuthorizationCode?.authorizationCode;
@@ -48,11 +48,20 @@ async function recordingFetch(...args: Parameters<typeof fetch>): Promise<Respon
 }
 
 const pacer = new Pacer({ ratePerSecond: 50, burst: 10 });
-const tray = () => new TrayClient({ url: stack.tray!.url, masterToken: staticMasterToken(() => secrets.masterToken), pacer, fetch: recordingFetch });
+const tray = () =>
+  new TrayClient({ url: stack.tray!.url, masterToken: staticMasterToken(() => secrets.masterToken), pacer, fetch: recordingFetch });
 
 function messageFor(user: DemoUser): QueueMessage {
   const { email, name } = user.attributes;
-  return { v: 1, userPoolId: DEMO_USER_POOL_ID, username: user.username, sub: user.sub, attributes: { email: email!, name: name!, 'custom:tenant_id': user.attributes['custom:tenant_id']! }, source: 'manual', requestedAt: new Date().toISOString() };
+  return {
+    v: 1,
+    userPoolId: DEMO_USER_POOL_ID,
+    username: user.username,
+    sub: user.sub,
+    attributes: { email: email!, name: name!, 'custom:tenant_id': user.attributes['custom:tenant_id']! },
+    source: 'manual',
+    requestedAt: new Date().toISOString(),
+  };
 }
 
 function view(overrides: Partial<AppViewOptions> = {}) {
@@ -69,7 +78,14 @@ beforeAll(async () => {
   });
   ledger = new Ledger({ tableName: stack.tableName, client: stack.dynamodb });
   dir = mkdtempSync(join(tmpdir(), 'app-view-'));
-  const deps = { plan: demoPlan(), tray: tray(), ledger, secrets: new SecretReader({ client: stack.secretsManager }), leaseMs: 30_000, enableDelayMs: 0 };
+  const deps = {
+    plan: demoPlan(),
+    tray: tray(),
+    ledger,
+    secrets: new SecretReader({ client: stack.secretsManager }),
+    leaseMs: 30_000,
+    enableDelayMs: 0,
+  };
   for (const user of [imported, cliUser]) await expect(importUser(messageFor(user), deps)).resolves.toMatchObject({ outcome: 'enabled' });
 });
 afterAll(async () => {
@@ -81,7 +97,11 @@ afterAll(async () => {
 function trayObjectsOf(user: DemoUser) {
   const snap = stack.tray!.snapshot();
   const trayUser = snap.users.find((u) => u.externalUserId === user.sub)!;
-  return { trayUser, auths: snap.authentications.filter((a) => a.userId === trayUser.id), instances: snap.instances.filter((i) => i.owner === trayUser.id) };
+  return {
+    trayUser,
+    auths: snap.authentications.filter((a) => a.userId === trayUser.id),
+    instances: snap.instances.filter((i) => i.owner === trayUser.id),
+  };
 }
 
 describe('getImportStatus', () => {
@@ -115,15 +135,32 @@ describe('getImportStatus', () => {
 
 describe('per-company plans', () => {
   it("shows the member's company, and links the company's instance with a code minted for the company's Tray user", async () => {
-    const plan = parsePlan({ ...demoPlan(), trayUserPer: 'company', externalUserId: '{{custom:tenant_id}}', userName: 'Company {{custom:tenant_id}}', instanceName: 'CRM sync for {{custom:tenant_id}}' });
-    const deps = { plan, tray: tray(), ledger, secrets: new SecretReader({ client: stack.secretsManager }), leaseMs: 30_000, enableDelayMs: 0 };
+    const plan = parsePlan({
+      ...demoPlan(),
+      trayUserPer: 'company',
+      externalUserId: '{{custom:tenant_id}}',
+      userName: 'Company {{custom:tenant_id}}',
+      instanceName: 'CRM sync for {{custom:tenant_id}}',
+    });
+    const deps = {
+      plan,
+      tray: tray(),
+      ledger,
+      secrets: new SecretReader({ client: stack.secretsManager }),
+      leaseMs: 30_000,
+      enableDelayMs: 0,
+    };
     await expect(importUser(messageFor(member), deps)).resolves.toMatchObject({ outcome: 'enabled' });
     const company = member.attributes['custom:tenant_id']!;
     const snap = stack.tray!.snapshot();
     const companyUser = snap.users.find((u) => u.externalUserId === company)!;
     const instance = snap.instances.find((i) => i.owner === companyUser.id)!;
     const app = view({ plan });
-    await expect(app.getImportStatus(member.sub)).resolves.toMatchObject({ company: `${DEMO_USER_POOL_ID}#company/${company}`, trayUserId: companyUser.id, instanceId: instance.id });
+    await expect(app.getImportStatus(member.sub)).resolves.toMatchObject({
+      company: `${DEMO_USER_POOL_ID}#company/${company}`,
+      trayUserId: companyUser.id,
+      instanceId: instance.id,
+    });
     const url = new URL((await app.configWizardUrl(member.sub)).url);
     expect(url.pathname).toBe(`/external/solutions/${EMBEDDED_ID}/configure/${instance.id}`);
     expect(minted).toContainEqual({ userId: companyUser.id, code: url.searchParams.get('code') });
@@ -153,15 +190,23 @@ describe('configWizardUrl', () => {
     expect(new URL((await view({ plan: planIn({ region: 'eu' }) }).configWizardUrl(imported.sub)).url).host).toBe('embedded.eu1.tray.io');
     expect(new URL((await view({ plan: planIn({ region: 'apac' }) }).configWizardUrl(imported.sub)).url).host).toBe('embedded.ap1.tray.io');
     const custom = planIn({ graphqlUrl: 'https://eu1.tray.io/graphql' });
-    expect(() => view({ plan: custom })).toThrow(expect.objectContaining({ code: 'EMBEDDED_HOST_UNKNOWN', message: expect.stringContaining('pass embeddedHost') }));
-    expect(new URL((await view({ plan: custom, embeddedHost: 'embedded.eu1.tray.io' }).configWizardUrl(imported.sub)).url).host).toBe('embedded.eu1.tray.io');
+    expect(() => view({ plan: custom })).toThrow(
+      expect.objectContaining({ code: 'EMBEDDED_HOST_UNKNOWN', message: expect.stringContaining('pass embeddedHost') }),
+    );
+    expect(new URL((await view({ plan: custom, embeddedHost: 'embedded.eu1.tray.io' }).configWizardUrl(imported.sub)).url).host).toBe(
+      'embedded.eu1.tray.io',
+    );
     expect(() => view({ embeddedHost: 'https://evil.example/x' })).toThrow(expect.objectContaining({ code: 'INVALID_SETTING' }));
-    expect(() => view({ embeddedId: 'a/../b' })).toThrow(expect.objectContaining({ code: 'INVALID_SETTING', message: expect.stringContaining('Embedded ID') }));
+    expect(() => view({ embeddedId: 'a/../b' })).toThrow(
+      expect.objectContaining({ code: 'INVALID_SETTING', message: expect.stringContaining('Embedded ID') }),
+    );
   });
 
   it('fails with a typed error naming the fix for a user not imported yet, without minting a code', async () => {
     const calls = stack.tray!.calls.length;
-    const error = await view().configWizardUrl(notImported.sub).catch((e: unknown) => e);
+    const error = await view()
+      .configWizardUrl(notImported.sub)
+      .catch((e: unknown) => e);
     expect(error).toBeInstanceOf(AppViewError);
     expect(error).toMatchObject({ code: 'NOT_IMPORTED', message: expect.stringContaining(`import-user ${notImported.sub}`) });
     expect(stack.tray!.calls.length).toBe(calls);
@@ -173,13 +218,13 @@ describe('configWizardUrl', () => {
     expect(code.length).toBeGreaterThanOrEqual(16);
     // A Powertools logger of the project (createLogger: jsonScrubber), its output captured.
     const lines: string[] = [];
-    const write = process.stdout.write.bind(process.stdout);
-    process.stdout.write = ((chunk: string | Uint8Array) => (lines.push(String(chunk)), true)) as typeof process.stdout.write;
+    // Powertools writes through the console under POWERTOOLS_DEV (vitest.config.ts).
+    const info = vi.spyOn(console, 'info').mockImplementation((line: unknown) => void lines.push(String(line)));
     try {
       const logger = createLogger('app-view-test');
       logger.info('redirecting to the config wizard', { url: link.url, code });
     } finally {
-      process.stdout.write = write;
+      info.mockRestore();
     }
     const logged = lines.join('');
     expect(logged).toContain('redirecting to the config wizard');
@@ -207,7 +252,9 @@ describe('authDialogUrl', () => {
     const calls = stack.tray!.calls.length;
     await expect(view().authDialogUrl(imported.sub, 'External_Acme_CRM_Authentication')).rejects.toMatchObject({
       code: 'UNKNOWN_SLOT',
-      message: expect.stringMatching(/"External_Acme_CRM_Authentication" is not in the plan.*valid slots: "external_acme_crm_authentication"/),
+      message: expect.stringMatching(
+        /"External_Acme_CRM_Authentication" is not in the plan.*valid slots: "external_acme_crm_authentication"/,
+      ),
     });
     expect(stack.tray!.calls.length).toBe(calls);
   });
@@ -221,7 +268,18 @@ describe('CLI: app-status and wizard-url', () => {
   const env = () => ({ ...process.env, TRAY_MASTER_TOKEN: secrets.masterToken });
   function deps(): { io: BufferIo; deps: CliDeps } {
     const io = bufferIo();
-    return { io, deps: { io, env: env(), sqs: stack.sqs, dynamodb: stack.dynamodb, secretsManager: stack.secretsManager, pacer: new Pacer({ ratePerSecond: 50, burst: 10 }), fetch: recordingFetch } };
+    return {
+      io,
+      deps: {
+        io,
+        env: env(),
+        sqs: stack.sqs,
+        dynamodb: stack.dynamodb,
+        secretsManager: stack.secretsManager,
+        pacer: new Pacer({ ratePerSecond: 50, burst: 10 }),
+        fetch: recordingFetch,
+      },
+    };
   }
   const common = () => ['--user-pool-id', DEMO_USER_POOL_ID, '--table', stack.tableName];
   const planFile = () => {
@@ -234,7 +292,11 @@ describe('CLI: app-status and wizard-url', () => {
     const { trayUser, instances } = trayObjectsOf(cliUser);
     const ok = deps();
     expect(await main(['app-status', cliUser.sub, ...common(), '--json'], ok.deps)).toBe(0);
-    expect(ok.io.json<AppStatusResult & { ok: boolean }>()).toMatchObject({ ok: true, found: true, status: { status: 'enabled', trayUserId: trayUser.id, instanceId: instances[0]!.id } });
+    expect(ok.io.json<AppStatusResult & { ok: boolean }>()).toMatchObject({
+      ok: true,
+      found: true,
+      status: { status: 'enabled', trayUserId: trayUser.id, instanceId: instances[0]!.id },
+    });
 
     const missing = deps();
     const result = await runAppStatus(notImported.sub, { userPoolId: DEMO_USER_POOL_ID, table: stack.tableName, json: true }, missing.deps);
@@ -255,9 +317,31 @@ describe('CLI: app-status and wizard-url', () => {
     expect(text.io.stderr).not.toContain(code);
 
     const json = deps();
-    expect(await main(['wizard-url', cliUser.sub, ...common(), '--plan', planFile(), '--embedded-id', EMBEDDED_ID, '--slot', 'external_acme_crm_authentication', '--json'], json.deps)).toBe(0);
+    expect(
+      await main(
+        [
+          'wizard-url',
+          cliUser.sub,
+          ...common(),
+          '--plan',
+          planFile(),
+          '--embedded-id',
+          EMBEDDED_ID,
+          '--slot',
+          'external_acme_crm_authentication',
+          '--json',
+        ],
+        json.deps,
+      ),
+    ).toBe(0);
     const out = json.io.json<WizardUrlResult & { ok: boolean }>();
-    expect(out).toMatchObject({ ok: true, kind: 'authDialog', sub: cliUser.sub, slot: 'external_acme_crm_authentication', trayUserId: trayUser.id });
+    expect(out).toMatchObject({
+      ok: true,
+      kind: 'authDialog',
+      sub: cliUser.sub,
+      slot: 'external_acme_crm_authentication',
+      trayUserId: trayUser.id,
+    });
     const dialogCode = new URL(out.url).searchParams.get('code')!;
     expect(minted).toContainEqual({ userId: trayUser.id, code: dialogCode });
     expect(json.io.stderr).not.toContain(dialogCode);
@@ -266,14 +350,28 @@ describe('CLI: app-status and wizard-url', () => {
 
   it('wizard-url: exit 1 for a user not imported, exit 2 for an unknown slot or a missing embedded id', async () => {
     const notYet = deps();
-    await expect(runWizardUrl(notImported.sub, { userPoolId: DEMO_USER_POOL_ID, table: stack.tableName, plan: planFile(), embeddedId: EMBEDDED_ID }, notYet.deps)).rejects.toMatchObject({ exitCode: 1, message: expect.stringContaining('not imported yet') });
+    await expect(
+      runWizardUrl(
+        notImported.sub,
+        { userPoolId: DEMO_USER_POOL_ID, table: stack.tableName, plan: planFile(), embeddedId: EMBEDDED_ID },
+        notYet.deps,
+      ),
+    ).rejects.toMatchObject({ exitCode: 1, message: expect.stringContaining('not imported yet') });
 
     // Refused before the master token is read: no token source at all, and still the slot error.
     const slot = deps();
     slot.deps.env = { ...process.env, TRAY_MASTER_TOKEN: '' };
     const calls = stack.tray!.calls.length;
-    expect(await main(['wizard-url', cliUser.sub, ...common(), '--plan', planFile(), '--embedded-id', EMBEDDED_ID, '--slot', 'nope', '--json'], slot.deps)).toBe(2);
-    expect(slot.io.json()).toMatchObject({ ok: false, error: { exitCode: 2, message: expect.stringContaining('valid slots: "external_acme_crm_authentication"') } });
+    expect(
+      await main(
+        ['wizard-url', cliUser.sub, ...common(), '--plan', planFile(), '--embedded-id', EMBEDDED_ID, '--slot', 'nope', '--json'],
+        slot.deps,
+      ),
+    ).toBe(2);
+    expect(slot.io.json()).toMatchObject({
+      ok: false,
+      error: { exitCode: 2, message: expect.stringContaining('valid slots: "external_acme_crm_authentication"') },
+    });
     expect(stack.tray!.calls.length).toBe(calls);
 
     const noId = deps();

@@ -1,20 +1,33 @@
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { PassThrough } from 'node:stream';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { CognitoIdentityProviderClient, DescribeUserPoolCommand, ListUsersCommand, type ListUsersCommandInput, type UserStatusType, type UserType } from '@aws-sdk/client-cognito-identity-provider';
-import { DeleteMessageCommand, PurgeQueueCommand, ReceiveMessageCommand, SQSClient, type SendMessageBatchCommandOutput } from '@aws-sdk/client-sqs';
+import { PassThrough } from 'node:stream';
+import {
+  CognitoIdentityProviderClient,
+  DescribeUserPoolCommand,
+  ListUsersCommand,
+  type ListUsersCommandInput,
+  type UserStatusType,
+  type UserType,
+} from '@aws-sdk/client-cognito-identity-provider';
+import {
+  DeleteMessageCommand,
+  PurgeQueueCommand,
+  ReceiveMessageCommand,
+  type SendMessageBatchCommandOutput,
+  SQSClient,
+} from '@aws-sdk/client-sqs';
 import { mockClient } from 'aws-sdk-client-mock';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { readState } from '../cli/backfill-state.js';
-import { DEPTH_CHECK_MS, runBackfill, type BackfillSummary } from '../cli/commands/backfill.js';
-import { runReconcile, type ReconcileSummary } from '../cli/commands/reconcile.js';
+import { type BackfillSummary, DEPTH_CHECK_MS, runBackfill } from '../cli/commands/backfill.js';
+import { type ReconcileSummary, runReconcile } from '../cli/commands/reconcile.js';
 import { main } from '../cli/main.js';
-import { bufferIo } from '../cli/output.js';
+import { bufferIo } from '../cli/toolkit/output.js';
+import { DEMO_PLAN_PATH } from '../local/demo.js';
+import { type LocalStack, startLocalStack } from '../local/local-stack.js';
 import { Ledger, type LedgerStatus } from '../shared/ledger.js';
 import { parseQueueMessage, type QueueMessage } from '../shared/message.js';
-import { DEMO_PLAN_PATH } from '../local/demo.js';
-import { startLocalStack, type LocalStack } from '../local/local-stack.js';
 
 const PLAN = DEMO_PLAN_PATH.pathname;
 const cognitoMock = mockClient(CognitoIdentityProviderClient);
@@ -90,7 +103,12 @@ async function seedLedger(n: number, status: LedgerStatus, minutesAgo = 0) {
   await ledger.acquire(key, 'seed', 60_000, { username: `user${n}`, source: 'signup' });
   if (status === 'enabled') await ledger.recordEnabled(key, 'seed');
   if (status === 'failed' || status === 'retrying') {
-    await ledger.recordFailure(key, 'seed', { code: 'TRAY_REJECTED', step: 'createSolutionInstance', message: 'slot id wrong' }, status === 'failed');
+    await ledger.recordFailure(
+      key,
+      'seed',
+      { code: 'TRAY_REJECTED', step: 'createSolutionInstance', message: 'slot id wrong' },
+      status === 'failed',
+    );
   }
 }
 
@@ -98,10 +116,26 @@ const noSleep = async () => undefined;
 
 function backfillDeps(extra: { sqs?: SQSClient; signal?: AbortSignal } = {}) {
   const io = bufferIo();
-  return { io, deps: { io, sqs: extra.sqs ?? stack.sqs, dynamodb: stack.dynamodb, cognito: new CognitoIdentityProviderClient({}), sleep: noSleep, signal: extra.signal } };
+  return {
+    io,
+    deps: {
+      io,
+      sqs: extra.sqs ?? stack.sqs,
+      dynamodb: stack.dynamodb,
+      cognito: new CognitoIdentityProviderClient({}),
+      sleep: noSleep,
+      signal: extra.signal,
+    },
+  };
 }
 
-const baseOptions = () => ({ userPoolId: POOL, queueUrl: stack.queueUrl, table: stack.tableName, plan: PLAN, state: join(dir, 'state.json') });
+const baseOptions = () => ({
+  userPoolId: POOL,
+  queueUrl: stack.queueUrl,
+  table: stack.tableName,
+  plan: PLAN,
+  state: join(dir, 'state.json'),
+});
 
 /** An SQS client whose SendMessageBatch calls fail from call `failFrom` on (1-based) while `failing()`. */
 function flakySqs(failFrom: number, failing: () => boolean): { sqs: SQSClient; calls: () => number } {
@@ -121,9 +155,11 @@ function flakySqs(failFrom: number, failing: () => boolean): { sqs: SQSClient; c
 }
 
 describe('backfill', () => {
-  it('enqueues every confirmed user without an enabled ledger entry, ten per batch, with the plan\'s attributes only', async () => {
+  it("enqueues every confirmed user without an enabled ledger entry, ten per batch, with the plan's attributes only", async () => {
     // 25 users over 3 pages: two not confirmed, one imported already.
-    const users = Array.from({ length: 25 }, (_, i) => cognitoUser(i + 1, i === 3 ? 'UNCONFIRMED' : i === 7 ? 'FORCE_CHANGE_PASSWORD' : 'CONFIRMED'));
+    const users = Array.from({ length: 25 }, (_, i) =>
+      cognitoUser(i + 1, i === 3 ? 'UNCONFIRMED' : i === 7 ? 'FORCE_CHANGE_PASSWORD' : 'CONFIRMED'),
+    );
     servePool(users, 10);
     await seedLedger(5, 'enabled');
     await seedLedger(6, 'failed');
@@ -157,9 +193,18 @@ describe('backfill', () => {
   });
 
   it('advances the progress bar per user sent, not per user listed', async () => {
-    servePool(Array.from({ length: 25 }, (_, i) => cognitoUser(i + 1)), 30);
+    servePool(
+      Array.from({ length: 25 }, (_, i) => cognitoUser(i + 1)),
+      30,
+    );
     cognitoMock.on(DescribeUserPoolCommand).resolves({ UserPool: { Id: POOL, EstimatedNumberOfUsers: 25 } });
-    const stream = Object.assign(new PassThrough(), { isTTY: true, columns: 120, cursorTo: () => true, clearLine: () => true, moveCursor: () => true });
+    const stream = Object.assign(new PassThrough(), {
+      isTTY: true,
+      columns: 120,
+      cursorTo: () => true,
+      clearLine: () => true,
+      moveCursor: () => true,
+    });
     let drawn = '';
     stream.on('data', (c: Buffer) => (drawn += c.toString()));
     const flaky = flakySqs(2, () => true); // the first batch of ten goes out, then the queue is unreachable
@@ -244,7 +289,10 @@ describe('backfill', () => {
   });
 
   it('retries failed batch entries, reports those that keep failing, and a rerun sends only them', async () => {
-    servePool(Array.from({ length: 12 }, (_, i) => cognitoUser(i + 1)), 5);
+    servePool(
+      Array.from({ length: 12 }, (_, i) => cognitoUser(i + 1)),
+      5,
+    );
     const stubborn = sub(7);
     let failEntry = true;
     const sqs = new SQSClient({});
@@ -257,9 +305,15 @@ describe('backfill', () => {
         if (bad.length) attemptsFor7.push(1);
         const rest = input.Entries.filter((e) => !bad.includes(e));
         // Only failing entries: answer as SQS would, without a (rejected) empty batch.
-        const result = rest.length > 0 ? await next({ ...args, input: { ...input, Entries: rest } }) : { output: { Successful: [], Failed: [], $metadata: {} }, response: {} };
+        const result =
+          rest.length > 0
+            ? await next({ ...args, input: { ...input, Entries: rest } })
+            : { output: { Successful: [], Failed: [], $metadata: {} }, response: {} };
         const output = result.output as SendMessageBatchCommandOutput;
-        output.Failed = [...(output.Failed ?? []), ...bad.map((e) => ({ Id: e.Id, SenderFault: false, Code: 'InternalError', Message: 'try again' }))];
+        output.Failed = [
+          ...(output.Failed ?? []),
+          ...bad.map((e) => ({ Id: e.Id, SenderFault: false, Code: 'InternalError', Message: 'try again' })),
+        ];
         return result;
       },
       { step: 'initialize', name: 'failOneEntry' },
@@ -304,16 +358,30 @@ describe('backfill', () => {
     cognitoMock.on(ListUsersCommand).rejects(Object.assign(new Error('Invalid pagination token'), { name: 'InvalidParameterException' }));
     const stale = join(dir, 'stale.json');
     writeFileSync(stale, JSON.stringify({ ...readState(join(dir, 'state.json')), completed: false, paginationToken: 'old' }));
-    await expect(runBackfill({ ...baseOptions(), state: stale }, backfillDeps().deps)).rejects.toMatchObject({ message: expect.stringContaining('--restart') });
+    await expect(runBackfill({ ...baseOptions(), state: stale }, backfillDeps().deps)).rejects.toMatchObject({
+      message: expect.stringContaining('--restart'),
+    });
   });
 
   it('refuses a state file of another pool or filter, and needs --plan or --attributes', async () => {
     servePool([cognitoUser(1)], 10);
     await runBackfill(baseOptions(), backfillDeps().deps);
-    await expect(runBackfill({ ...baseOptions(), userPoolId: 'us-east-1_Other' }, backfillDeps().deps)).rejects.toMatchObject({ exitCode: 2, message: expect.stringContaining('--state') });
-    await expect(runBackfill({ ...baseOptions(), filter: 'email ^= "x"' }, backfillDeps().deps)).rejects.toMatchObject({ exitCode: 2, message: expect.stringContaining('--filter') });
-    await expect(runBackfill({ ...baseOptions(), plan: undefined }, backfillDeps().deps)).rejects.toMatchObject({ exitCode: 2, message: expect.stringContaining('--attributes') });
-    const withAttributes = await runBackfill({ ...baseOptions(), plan: undefined, attributes: 'email', restart: true }, backfillDeps().deps);
+    await expect(runBackfill({ ...baseOptions(), userPoolId: 'us-east-1_Other' }, backfillDeps().deps)).rejects.toMatchObject({
+      exitCode: 2,
+      message: expect.stringContaining('--state'),
+    });
+    await expect(runBackfill({ ...baseOptions(), filter: 'email ^= "x"' }, backfillDeps().deps)).rejects.toMatchObject({
+      exitCode: 2,
+      message: expect.stringContaining('--filter'),
+    });
+    await expect(runBackfill({ ...baseOptions(), plan: undefined }, backfillDeps().deps)).rejects.toMatchObject({
+      exitCode: 2,
+      message: expect.stringContaining('--attributes'),
+    });
+    const withAttributes = await runBackfill(
+      { ...baseOptions(), plan: undefined, attributes: 'email', restart: true },
+      backfillDeps().deps,
+    );
     expect(withAttributes.data.enqueued).toBe(1);
     const messages = await queued();
     expect(messages.at(-1)?.attributes).toEqual({ email: 'user1@example.com' });
@@ -331,7 +399,8 @@ function pacedDeps(onSleep?: (ms: number) => Promise<void> | void) {
   const sqs = new SQSClient({});
   sqs.middlewareStack.add(
     (next, context) => async (args) => {
-      if (context.commandName === 'SendMessageBatchCommand') sends.push({ at: t, entries: (args.input as { Entries: unknown[] }).Entries.length });
+      if (context.commandName === 'SendMessageBatchCommand')
+        sends.push({ at: t, entries: (args.input as { Entries: unknown[] }).Entries.length });
       return next(args);
     },
     { step: 'initialize', name: 'recordSends' },
@@ -346,17 +415,30 @@ function pacedDeps(onSleep?: (ms: number) => Promise<void> | void) {
 
 /** The most messages sent within any window of `seconds` (fake clock) starting at a send. */
 function mostInWindow(sends: { at: number; entries: number }[], seconds: number): number {
-  return Math.max(...sends.map((s) => sends.filter((o) => o.at >= s.at && o.at < s.at + seconds * 1000).reduce((n, o) => n + o.entries, 0)));
+  return Math.max(
+    ...sends.map((s) => sends.filter((o) => o.at >= s.at && o.at < s.at + seconds * 1000).reduce((n, o) => n + o.entries, 0)),
+  );
 }
 
 describe('backfill pacing: never faster than the workers drain', () => {
   it('enqueues at (budget − 0.5) / (4 + auths) users/s: 4.9/s by default with the demo plan (1 auth), 2/s with --tray-budget 10.5', async () => {
-    servePool(Array.from({ length: 200 }, (_, i) => cognitoUser(i + 1)), 60);
+    servePool(
+      Array.from({ length: 200 }, (_, i) => cognitoUser(i + 1)),
+      60,
+    );
     const run = pacedDeps();
     const result = await runBackfill({ ...baseOptions(), json: true }, run.deps);
     expect(result.exitCode).toBe(0);
     expect(result.data.enqueued).toBe(200);
-    expect(result.data.pace).toMatchObject({ trayBudgetPerSecond: 25, budgetFrom: 'default', callsPerUser: 5, callsFrom: 'plan', usersPerSecond: 4.9, retentionSeconds: 4 * 24 * 3600, retentionFrom: 'queue' });
+    expect(result.data.pace).toMatchObject({
+      trayBudgetPerSecond: 25,
+      budgetFrom: 'default',
+      callsPerUser: 5,
+      callsFrom: 'plan',
+      usersPerSecond: 4.9,
+      retentionSeconds: 4 * 24 * 3600,
+      retentionFrom: 'queue',
+    });
     // At most one batch of ten ahead of the pace in any minute, and the whole run takes as long as draining it.
     expect(mostInWindow(run.sends, 60)).toBeLessThanOrEqual(Math.ceil(4.9 * 60) + 10);
     expect(run.elapsed()).toBeGreaterThanOrEqual((200 - 10) / 4.9);
@@ -364,18 +446,26 @@ describe('backfill pacing: never faster than the workers drain', () => {
     await queued();
 
     POOL = `${POOL}b`;
-    servePool(Array.from({ length: 100 }, (_, i) => cognitoUser(i + 1)), 60);
+    servePool(
+      Array.from({ length: 100 }, (_, i) => cognitoUser(i + 1)),
+      60,
+    );
     const slow = pacedDeps();
     const slower = await runBackfill({ ...baseOptions(), state: join(dir, 'b.json'), trayBudget: 10.5 }, slow.deps);
     expect(slower.data.pace).toMatchObject({ budgetFrom: 'flag', usersPerSecond: 2 });
     expect(mostInWindow(slow.sends, 30)).toBeLessThanOrEqual(2 * 30 + 10);
     expect(slow.elapsed()).toBeGreaterThanOrEqual((100 - 10) / 2);
-    expect(slow.io.stderr).toMatch(/enqueueing at 2 users\/s, what the workers drain at budget 10\.5\/s \(flag\), 5 Tray calls per user \(plan\)/);
+    expect(slow.io.stderr).toMatch(
+      /enqueueing at 2 users\/s, what the workers drain at budget 10\.5\/s \(flag\), 5 Tray calls per user \(plan\)/,
+    );
     slow.sqs.destroy();
   });
 
   it('--rate can only go slower than the drain rate', async () => {
-    servePool(Array.from({ length: 40 }, (_, i) => cognitoUser(i + 1)), 60);
+    servePool(
+      Array.from({ length: 40 }, (_, i) => cognitoUser(i + 1)),
+      60,
+    );
     const fast = pacedDeps();
     const result = await runBackfill({ ...baseOptions(), rate: 100 }, fast.deps);
     expect(result.data.pace.usersPerSecond).toBe(4.9);
@@ -384,7 +474,10 @@ describe('backfill pacing: never faster than the workers drain', () => {
     await queued();
 
     POOL = `${POOL}b`;
-    servePool(Array.from({ length: 40 }, (_, i) => cognitoUser(i + 1)), 60);
+    servePool(
+      Array.from({ length: 40 }, (_, i) => cognitoUser(i + 1)),
+      60,
+    );
     const slow = pacedDeps();
     expect((await runBackfill({ ...baseOptions(), state: join(dir, 'b.json'), rate: 1 }, slow.deps)).data.pace.usersPerSecond).toBe(1);
     expect(slow.elapsed()).toBeGreaterThanOrEqual(30);
@@ -392,7 +485,10 @@ describe('backfill pacing: never faster than the workers drain', () => {
   });
 
   it('waits while the queue is deeper than --max-queue-depth, then goes on', async () => {
-    servePool(Array.from({ length: 60 }, (_, i) => cognitoUser(i + 1)), 60);
+    servePool(
+      Array.from({ length: 60 }, (_, i) => cognitoUser(i + 1)),
+      60,
+    );
     let drains = 0;
     // The "workers" drain the queue only while the backfill waits for them.
     const run = pacedDeps(async (ms) => {
@@ -411,12 +507,27 @@ describe('backfill pacing: never faster than the workers drain', () => {
     run.sqs.destroy();
   });
 
-  it('refuses (exit 1, nothing sent) a backfill the workers cannot drain within 80 % of the queue\'s retention, with the numbers and the way out', async () => {
-    servePool(Array.from({ length: 30 }, (_, i) => cognitoUser(i + 1)), 60);
+  it("refuses (exit 1, nothing sent) a backfill the workers cannot drain within 80 % of the queue's retention, with the numbers and the way out", async () => {
+    servePool(
+      Array.from({ length: 30 }, (_, i) => cognitoUser(i + 1)),
+      60,
+    );
     // 2,000,000 users at 4.9 users/s is 4.7 days; 80 % of 4 days at 4.9/s is 1,354,752 users.
     cognitoMock.on(DescribeUserPoolCommand).resolves({ UserPool: { Id: POOL, EstimatedNumberOfUsers: 2_000_000 } });
     const run = pacedDeps();
-    const args = ['backfill', '--user-pool-id', POOL, '--queue-url', stack.queueUrl, '--table', stack.tableName, '--plan', PLAN, '--state', join(dir, 'state.json')];
+    const args = [
+      'backfill',
+      '--user-pool-id',
+      POOL,
+      '--queue-url',
+      stack.queueUrl,
+      '--table',
+      stack.tableName,
+      '--plan',
+      PLAN,
+      '--state',
+      join(dir, 'state.json'),
+    ];
     expect(await main(args, run.deps)).toBe(1);
     expect(run.io.stderr).toMatch(/refusing to backfill about 2000000 users: at 4\.9 users\/s/);
     expect(run.io.stderr).toMatch(/need 4 d 17 h, more than 80 % of the queue's 4 d retention \(1354752 users\)/);
@@ -433,7 +544,10 @@ describe('backfill pacing: never faster than the workers drain', () => {
   });
 
   it('--max-users stops mid-page and a rerun goes on without enqueueing anyone twice', async () => {
-    servePool(Array.from({ length: 25 }, (_, i) => cognitoUser(i + 1)), 60);
+    servePool(
+      Array.from({ length: 25 }, (_, i) => cognitoUser(i + 1)),
+      60,
+    );
     const first = pacedDeps();
     const r1 = await runBackfill({ ...baseOptions(), maxUsers: 15 }, first.deps);
     expect(r1.exitCode).toBe(0);
@@ -449,7 +563,10 @@ describe('backfill pacing: never faster than the workers drain', () => {
   });
 
   it('--dry-run counts exactly and prints the ETA, and says (exit 1) when the real run would be refused', async () => {
-    servePool(Array.from({ length: 120 }, (_, i) => cognitoUser(i + 1)), 60);
+    servePool(
+      Array.from({ length: 120 }, (_, i) => cognitoUser(i + 1)),
+      60,
+    );
     const run = pacedDeps();
     const result = await runBackfill({ ...baseOptions(), dryRun: true }, run.deps);
     expect(result.exitCode).toBe(0);
@@ -459,7 +576,10 @@ describe('backfill pacing: never faster than the workers drain', () => {
 
     // Budget 0.51/s: 0.002 users/s, 552 users within 80 % of 4 days.
     POOL = `${POOL}b`;
-    servePool(Array.from({ length: 600 }, (_, i) => cognitoUser(i + 1)), 60);
+    servePool(
+      Array.from({ length: 600 }, (_, i) => cognitoUser(i + 1)),
+      60,
+    );
     const tiny = pacedDeps();
     const refused = await runBackfill({ ...baseOptions(), dryRun: true, trayBudget: 0.51 }, tiny.deps);
     expect(refused.exitCode).toBe(1);
@@ -519,7 +639,10 @@ describe('reconcile', () => {
     // --include-failed: the failed user is due too, with its attributes as Cognito has them now
     // (a DLQ redrive would replay the old message body).
     const included = backfillDeps();
-    const withFailed = await runReconcile({ userPoolId: POOL, queueUrl: stack.queueUrl, table: stack.tableName, plan: PLAN, includeFailed: true }, included.deps);
+    const withFailed = await runReconcile(
+      { userPoolId: POOL, queueUrl: stack.queueUrl, table: stack.tableName, plan: PLAN, includeFailed: true },
+      included.deps,
+    );
     expect(withFailed.exitCode).toBe(0);
     expect(withFailed.data.candidates.map((c) => [c.sub, c.reason])).toEqual([
       [sub(2), 'failed'],
@@ -530,12 +653,22 @@ describe('reconcile', () => {
     expect(withFailed.data).toMatchObject({ includeFailed: true, failedSkipped: 0, enqueued: 4, recent: 3 });
     messages = await queued();
     expect(messages.map((m) => m.sub).sort()).toEqual([sub(2), sub(3), sub(5), sub(7)]);
-    expect(messages.find((m) => m.sub === sub(2))?.attributes).toEqual({ email: 'user2@example.com', name: 'User 2', 'custom:tenant_id': 'tenant-2' });
+    expect(messages.find((m) => m.sub === sub(2))?.attributes).toEqual({
+      email: 'user2@example.com',
+      name: 'User 2',
+      'custom:tenant_id': 'tenant-2',
+    });
 
     // With a shorter window, the recent ones are due too.
-    const shorter = await runReconcile({ userPoolId: POOL, table: stack.tableName, plan: PLAN, dryRun: true, olderThan: 1 }, backfillDeps().deps);
+    const shorter = await runReconcile(
+      { userPoolId: POOL, table: stack.tableName, plan: PLAN, dryRun: true, olderThan: 1 },
+      backfillDeps().deps,
+    );
     expect(shorter.data.candidates.map((c) => c.sub)).toEqual([sub(3), sub(5), sub(6), sub(7), sub(10)]);
-    const shorterWithFailed = await runReconcile({ userPoolId: POOL, table: stack.tableName, plan: PLAN, dryRun: true, olderThan: 1, includeFailed: true }, backfillDeps().deps);
+    const shorterWithFailed = await runReconcile(
+      { userPoolId: POOL, table: stack.tableName, plan: PLAN, dryRun: true, olderThan: 1, includeFailed: true },
+      backfillDeps().deps,
+    );
     expect(shorterWithFailed.data.candidates.map((c) => c.sub)).toEqual([sub(2), sub(3), sub(4), sub(5), sub(6), sub(7), sub(10)]);
   });
 
@@ -548,7 +681,13 @@ describe('reconcile', () => {
 
     const plain = backfillDeps();
     expect(await main(args, plain.deps)).toBe(1);
-    expect(plain.io.json<ReconcileSummary>()).toMatchObject({ olderThanMinutes: 30, includeFailed: false, failedSkipped: 1, recent: 1, candidates: [{ sub: sub(3), reason: 'retrying' }] });
+    expect(plain.io.json<ReconcileSummary>()).toMatchObject({
+      olderThanMinutes: 30,
+      includeFailed: false,
+      failedSkipped: 1,
+      recent: 1,
+      candidates: [{ sub: sub(3), reason: 'retrying' }],
+    });
 
     const withFailed = backfillDeps();
     expect(await main([...args, '--include-failed'], withFailed.deps)).toBe(1);

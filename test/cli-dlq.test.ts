@@ -1,18 +1,18 @@
-import { nameOfSub, readableSub } from './support/subs.js';
 import { existsSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { DeleteMessageCommand, PurgeQueueCommand, ReceiveMessageCommand, SQSClient, type Message } from '@aws-sdk/client-sqs';
+import { DeleteMessageCommand, type Message, PurgeQueueCommand, ReceiveMessageCommand, SQSClient } from '@aws-sdk/client-sqs';
 import type { SQSRecord } from 'aws-lambda';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { type DlqDeleteResult, type ExportLine, parseDuration, runDlqDelete, runDlqExport, runDlqList } from '../cli/commands/dlq.js';
 import { DlqScanner } from '../cli/dlq-messages.js';
-import { parseDuration, runDlqDelete, runDlqExport, runDlqList, type DlqDeleteResult, type ExportLine } from '../cli/commands/dlq.js';
 import { main } from '../cli/main.js';
-import { bufferIo } from '../cli/output.js';
+import { bufferIo } from '../cli/toolkit/output.js';
+import { type LocalStack, startLocalStack } from '../local/local-stack.js';
 import { sendToDeadLetterQueue } from '../shared/dead-letter.js';
-import { ImportError, type ErrorCode } from '../shared/errors.js';
+import { type ErrorCode, ImportError } from '../shared/errors.js';
 import { buildQueueMessage } from '../shared/message.js';
-import { startLocalStack, type LocalStack } from '../local/local-stack.js';
+import { nameOfSub, readableSub } from './support/subs.js';
 
 const POOL = 'us-east-1_DlqPool';
 let stack: LocalStack;
@@ -32,9 +32,20 @@ afterEach(() => rmSync(dir, { recursive: true, force: true }));
 
 async function deadLetter(name: string, code: ErrorCode) {
   const sub = readableSub(name);
-  const body = JSON.stringify(buildQueueMessage({ userPoolId: POOL, username: `user-${sub}`, userAttributes: { sub, email: `${sub}@example.com` }, attributeNames: ['email'], source: 'signup' }));
+  const body = JSON.stringify(
+    buildQueueMessage({
+      userPoolId: POOL,
+      username: `user-${sub}`,
+      userAttributes: { sub, email: `${sub}@example.com` },
+      attributeNames: ['email'],
+      source: 'signup',
+    }),
+  );
   const record = { messageId: `m-${sub}`, body, attributes: { ApproximateReceiveCount: '1' } } as unknown as SQSRecord;
-  await sendToDeadLetterQueue(stack.sqs, stack.dlqUrl, record, new ImportError(code, 'plan', `${code} for ${name}`), { sub, userPoolId: POOL });
+  await sendToDeadLetterQueue(stack.sqs, stack.dlqUrl, record, new ImportError(code, 'plan', `${code} for ${name}`), {
+    sub,
+    userPoolId: POOL,
+  });
 }
 
 async function drain(): Promise<Message[]> {
@@ -48,7 +59,11 @@ async function drain(): Promise<Message[]> {
   }
 }
 const subs = (messages: Message[]) => messages.map((m) => nameOfSub((JSON.parse(m.Body ?? '{}') as { sub: string }).sub)).sort();
-const readLines = (file: string) => readFileSync(file, 'utf8').trim().split('\n').map((l) => JSON.parse(l) as ExportLine);
+const readLines = (file: string) =>
+  readFileSync(file, 'utf8')
+    .trim()
+    .split('\n')
+    .map((l) => JSON.parse(l) as ExportLine);
 const deps = (extra: { sqs?: SQSClient; now?: () => number } = {}) => {
   const io = bufferIo();
   return { io, deps: { io, sqs: extra.sqs ?? stack.sqs, dynamodb: stack.dynamodb, receiveWaitSeconds: 0, now: extra.now } };
@@ -58,7 +73,13 @@ describe('DlqScanner', () => {
   it('treats the depth read at the start as approximate: past it, goes on while receives still bring older messages', async () => {
     for (let i = 0; i < 12; i++) await deadLetter(`older-${i}`, 'TRAY_REJECTED');
     // As if SQS's approximate count had lagged behind: it said 1.
-    const scanner = new DlqScanner(stack.sqs, stack.dlqUrl, { holdSeconds: 30, waitSeconds: 0, max: 100, startedAt: Date.now(), expected: 1 });
+    const scanner = new DlqScanner(stack.sqs, stack.dlqUrl, {
+      holdSeconds: 30,
+      waitSeconds: 0,
+      max: 100,
+      startedAt: Date.now(),
+      expected: 1,
+    });
     let seen = 0;
     for await (const batch of scanner.batches()) seen += batch.length;
     await scanner.release();
@@ -72,7 +93,14 @@ describe('dlq list exit codes', () => {
     expect((await runDlqList({ dlqUrl: stack.dlqUrl }, deps().deps)).exitCode).toBe(0);
     await deadLetter('waiting', 'TRAY_REJECTED');
     const io = bufferIo();
-    expect(await main(['dlq', 'list', '--dlq-url', stack.dlqUrl, '--json'], { io, sqs: stack.sqs, dynamodb: stack.dynamodb, receiveWaitSeconds: 0 })).toBe(3);
+    expect(
+      await main(['dlq', 'list', '--dlq-url', stack.dlqUrl, '--json'], {
+        io,
+        sqs: stack.sqs,
+        dynamodb: stack.dynamodb,
+        receiveWaitSeconds: 0,
+      }),
+    ).toBe(3);
     expect(io.json()).toMatchObject({ ok: true, count: 1 });
   });
 });
@@ -89,14 +117,21 @@ describe('dlq export', () => {
     const lines = readLines(out);
     expect(lines.map((l) => nameOfSub(l.sub)).sort()).toEqual(['e1', 'e2']);
     const e2 = lines.find((l) => l.sub === readableSub('e2'));
-    expect(e2?.attributes).toMatchObject({ ErrorCode: 'MISSING_ATTRIBUTE', UserSub: readableSub('e2'), ErrorReason: 'MISSING_ATTRIBUTE for e2' });
+    expect(e2?.attributes).toMatchObject({
+      ErrorCode: 'MISSING_ATTRIBUTE',
+      UserSub: readableSub('e2'),
+      ErrorReason: 'MISSING_ATTRIBUTE for e2',
+    });
     expect(JSON.parse(e2?.body ?? '')).toMatchObject({ sub: readableSub('e2'), userPoolId: POOL });
     expect(e2?.sentAt).toMatch(/^\d{4}-/);
     expect(statSync(out).mode & 0o077).toBe(0);
     expect(subs(await drain())).toEqual(['e1', 'e2']); // still there, visible at once
 
     // Never overwrites: a second export to the same file is a usage error.
-    await expect(runDlqExport({ dlqUrl: stack.dlqUrl, out }, deps().deps)).rejects.toMatchObject({ exitCode: 2, message: expect.stringContaining('exists already') });
+    await expect(runDlqExport({ dlqUrl: stack.dlqUrl, out }, deps().deps)).rejects.toMatchObject({
+      exitCode: 2,
+      message: expect.stringContaining('exists already'),
+    });
   });
 });
 
@@ -132,16 +167,25 @@ describe('dlq delete', () => {
     await deadLetter('old-a', 'MISSING_ATTRIBUTE');
     await deadLetter('old-b', 'TRAY_REJECTED');
     const twoHoursLater = () => Date.now() + 2 * 3_600_000;
-    const dry = await runDlqDelete({ dlqUrl: stack.dlqUrl, code: ['MISSING_ATTRIBUTE'], olderThan: '1h', dryRun: true, export: join(dir, 'never.jsonl') }, deps({ now: twoHoursLater }).deps);
+    const dry = await runDlqDelete(
+      { dlqUrl: stack.dlqUrl, code: ['MISSING_ATTRIBUTE'], olderThan: '1h', dryRun: true, export: join(dir, 'never.jsonl') },
+      deps({ now: twoHoursLater }).deps,
+    );
     expect(dry.data.matched.map((m) => nameOfSub(m.sub))).toEqual(['old-a']);
     expect(existsSync(join(dir, 'never.jsonl'))).toBe(false);
     expect(subs(await drain())).toEqual(['old-a', 'old-b']);
 
     await deadLetter('old-a', 'MISSING_ATTRIBUTE');
     await deadLetter('old-b', 'TRAY_REJECTED');
-    const tooYoung = await runDlqDelete({ dlqUrl: stack.dlqUrl, olderThan: '3h', export: join(dir, 'young.jsonl') }, deps({ now: twoHoursLater }).deps);
+    const tooYoung = await runDlqDelete(
+      { dlqUrl: stack.dlqUrl, olderThan: '3h', export: join(dir, 'young.jsonl') },
+      deps({ now: twoHoursLater }).deps,
+    );
     expect(tooYoung.data.deleted).toBe(0);
-    const all = await runDlqDelete({ dlqUrl: stack.dlqUrl, olderThan: '1h', export: join(dir, 'all.jsonl') }, deps({ now: twoHoursLater }).deps);
+    const all = await runDlqDelete(
+      { dlqUrl: stack.dlqUrl, olderThan: '1h', export: join(dir, 'all.jsonl') },
+      deps({ now: twoHoursLater }).deps,
+    );
     expect(all.data.deleted).toBe(2);
     expect(await drain()).toEqual([]);
   });
@@ -149,14 +193,20 @@ describe('dlq delete', () => {
   it('deletes nothing when the export cannot be written', async () => {
     await deadLetter('safe', 'TRAY_REJECTED');
     const file = join(dir, 'taken.jsonl');
-    writeFileSync(file, 'someone else\'s file\n');
-    await expect(runDlqDelete({ dlqUrl: stack.dlqUrl, user: [readableSub('safe')], export: file }, deps().deps)).rejects.toMatchObject({ exitCode: 2 });
-    expect(readFileSync(file, 'utf8')).toBe('someone else\'s file\n');
+    writeFileSync(file, "someone else's file\n");
+    await expect(runDlqDelete({ dlqUrl: stack.dlqUrl, user: [readableSub('safe')], export: file }, deps().deps)).rejects.toMatchObject({
+      exitCode: 2,
+    });
+    expect(readFileSync(file, 'utf8')).toBe("someone else's file\n");
     expect(subs(await drain())).toEqual(['safe']);
   });
 
   it('refuses to run without a filter, with an empty one, or with a bad duration (exit 2)', async () => {
-    for (const argv of [['dlq', 'delete'], ['dlq', 'delete', '--user', ''], ['dlq', 'delete', '--older-than', 'soon']]) {
+    for (const argv of [
+      ['dlq', 'delete'],
+      ['dlq', 'delete', '--user', ''],
+      ['dlq', 'delete', '--older-than', 'soon'],
+    ]) {
       const io = bufferIo();
       expect(await main([...argv, '--dlq-url', stack.dlqUrl], { io, sqs: stack.sqs })).toBe(2);
       expect(io.stderr).toMatch(/needs a filter|is empty|not a duration/);

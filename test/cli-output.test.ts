@@ -1,7 +1,8 @@
 import { PassThrough } from 'node:stream';
 import { describe, expect, it } from 'vitest';
 import { Pacer, sendBatch } from '../cli/enqueue.js';
-import { bufferIo, emit, progress, table } from '../cli/output.js';
+import { bufferIo, emit, table } from '../cli/toolkit/output.js';
+import { progress } from '../cli/toolkit/progress.js';
 import { registerSecret, resetSecretsForTests } from '../shared/redact.js';
 
 describe('cli output', () => {
@@ -12,7 +13,13 @@ describe('cli output', () => {
     silent.stop();
     expect(quiet.stderr).toBe('');
 
-    const stream = Object.assign(new PassThrough(), { isTTY: true, columns: 120, cursorTo: () => true, clearLine: () => true, moveCursor: () => true });
+    const stream = Object.assign(new PassThrough(), {
+      isTTY: true,
+      columns: 120,
+      cursorTo: () => true,
+      clearLine: () => true,
+      moveCursor: () => true,
+    });
     let drawn = '';
     stream.on('data', (c: Buffer) => (drawn += c.toString()));
     const tty = { ...bufferIo(), stderrIsTTY: true, progressStream: stream };
@@ -36,7 +43,18 @@ describe('cli output', () => {
     expect(failed.json()).toEqual({ ok: false, found: false });
 
     const text = bufferIo();
-    emit(text, false, {}, () => table([{ sub: 'a', n: 1 }, { sub: 'bbbb', n: undefined }], [['sub', (r) => r.sub], ['n', (r) => r.n]]));
+    emit(text, false, {}, () =>
+      table(
+        [
+          { sub: 'a', n: 1 },
+          { sub: 'bbbb', n: undefined },
+        ],
+        [
+          ['sub', (r) => r.sub],
+          ['n', (r) => r.n],
+        ],
+      ),
+    );
     expect(text.stdout).toBe('sub   n\na     1\nbbbb  -\n');
     resetSecretsForTests();
   });
@@ -44,17 +62,34 @@ describe('cli output', () => {
   it('paces sends to the given rate', async () => {
     let now = 0;
     const waits: number[] = [];
-    const pacer = new Pacer(20, () => now, async (ms) => {
-      waits.push(ms);
-      now += ms;
-    });
+    const pacer = new Pacer(
+      20,
+      () => now,
+      async (ms) => {
+        waits.push(ms);
+        now += ms;
+      },
+    );
     for (let i = 0; i < 3; i++) await pacer.take(10); // 10 users at 20/s: half a second each batch
     expect(waits).toEqual([500, 500]);
   });
 
-  it('does not retry entries SQS rejects as the sender\'s fault', async () => {
-    const sqs = { send: async () => ({ Successful: [{ Id: 'm0' }], Failed: [{ Id: 'm1', SenderFault: true, Code: 'InvalidMessageContents', Message: 'bad' }] }) };
-    const message = (sub: string) => ({ v: 1 as const, userPoolId: 'us-east-1_P', username: sub, sub, attributes: {}, source: 'backfill' as const, requestedAt: new Date().toISOString() });
+  it("does not retry entries SQS rejects as the sender's fault", async () => {
+    const sqs = {
+      send: async () => ({
+        Successful: [{ Id: 'm0' }],
+        Failed: [{ Id: 'm1', SenderFault: true, Code: 'InvalidMessageContents', Message: 'bad' }],
+      }),
+    };
+    const message = (sub: string) => ({
+      v: 1 as const,
+      userPoolId: 'us-east-1_P',
+      username: sub,
+      sub,
+      attributes: {},
+      source: 'backfill' as const,
+      requestedAt: new Date().toISOString(),
+    });
     let calls = 0;
     const counting = { send: async () => (calls++, sqs.send()) };
     const out = await sendBatch(counting as never, 'http://q', [message('a'), message('b')], { sleep: async () => undefined });

@@ -1,29 +1,29 @@
-import { readableSub } from './support/subs.js';
+import { AdminUpdateUserAttributesCommand } from '@aws-sdk/client-cognito-identity-provider';
 import {
   CancelMessageMoveTaskCommand,
+  DeleteMessageCommand,
   ListMessageMoveTasksCommand,
+  type Message,
   PurgeQueueCommand,
   ReceiveMessageCommand,
-  DeleteMessageCommand,
   SendMessageCommand,
   SQSClient,
   StartMessageMoveTaskCommand,
-  type Message,
 } from '@aws-sdk/client-sqs';
 import type { SQSRecord } from 'aws-lambda';
 import { mockClient } from 'aws-sdk-client-mock';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { runDlqList, type DlqListResult } from '../cli/commands/dlq.js';
-import { runRedrive, runRedriveCancel, runRedriveStatus, type RedriveResult } from '../cli/commands/redrive.js';
-import { bufferIo } from '../cli/output.js';
+import { type DlqListResult, runDlqList } from '../cli/commands/dlq.js';
+import { type RedriveResult, runRedrive, runRedriveCancel, runRedriveStatus } from '../cli/commands/redrive.js';
+import { main } from '../cli/main.js';
+import { bufferIo } from '../cli/toolkit/output.js';
+import { type LocalStack, startLocalStack } from '../local/local-stack.js';
 import { sendToDeadLetterQueue } from '../shared/dead-letter.js';
-import { ImportError, type ErrorCode } from '../shared/errors.js';
+import { type ErrorCode, ImportError } from '../shared/errors.js';
 import { Ledger } from '../shared/ledger.js';
 import { buildQueueMessage, DLQ_ATTRIBUTES } from '../shared/message.js';
-import { startLocalStack, type LocalStack } from '../local/local-stack.js';
-import { main } from '../cli/main.js';
-import { AdminUpdateUserAttributesCommand } from '@aws-sdk/client-cognito-identity-provider';
-import { startCognitoLocal, type CognitoLocal } from './support/cognito-local.js';
+import { type CognitoLocal, startCognitoLocal } from './support/cognito-local.js';
+import { readableSub } from './support/subs.js';
 
 const POOL = 'us-east-1_RedrivePool';
 const QUEUE_ARN = 'arn:aws:sqs:us-east-1:000000000000:tray-auth-import-queue';
@@ -44,19 +44,32 @@ beforeEach(async () => {
 const S = readableSub;
 
 const body = (sub: string) =>
-  JSON.stringify(buildQueueMessage({ userPoolId: POOL, username: `user-${sub}`, userAttributes: { sub, email: `${sub}@example.com` }, attributeNames: ['email'], source: 'signup' }));
+  JSON.stringify(
+    buildQueueMessage({
+      userPoolId: POOL,
+      username: `user-${sub}`,
+      userAttributes: { sub, email: `${sub}@example.com` },
+      attributeNames: ['email'],
+      source: 'signup',
+    }),
+  );
 
 /** Dead-letters a user as the worker does: the body unchanged, the reason in attributes. */
 async function deadLetter(sub: string, code: ErrorCode, step: 'createSolutionInstance' | 'authorize' = 'createSolutionInstance') {
   const record = { messageId: `m-${sub}`, body: body(sub), attributes: { ApproximateReceiveCount: '5' } } as unknown as SQSRecord;
-  await sendToDeadLetterQueue(stack.sqs, stack.dlqUrl, record, new ImportError(code, step, `${code} for ${sub}`), { sub, userPoolId: POOL });
+  await sendToDeadLetterQueue(stack.sqs, stack.dlqUrl, record, new ImportError(code, step, `${code} for ${sub}`), {
+    sub,
+    userPoolId: POOL,
+  });
 }
 
 /** Receives and deletes everything visible: what a queue holds. */
 async function drain(url: string): Promise<Message[]> {
   const all: Message[] = [];
   for (;;) {
-    const out = await stack.sqs.send(new ReceiveMessageCommand({ QueueUrl: url, MaxNumberOfMessages: 10, VisibilityTimeout: 60, MessageAttributeNames: ['All'] }));
+    const out = await stack.sqs.send(
+      new ReceiveMessageCommand({ QueueUrl: url, MaxNumberOfMessages: 10, VisibilityTimeout: 60, MessageAttributeNames: ['All'] }),
+    );
     const got = out.Messages ?? [];
     if (got.length === 0) return all;
     all.push(...got);
@@ -79,7 +92,12 @@ describe('dlq list', () => {
     await stack.sqs.send(new SendMessageCommand({ QueueUrl: stack.dlqUrl, MessageBody: body(S('sub-c')) }));
     const ledger = new Ledger({ tableName: stack.tableName, client: stack.dynamodb });
     await ledger.acquire({ userPoolId: POOL, sub: S('sub-c') }, 'o', 60_000, { username: `user-${S('sub-c')}`, source: 'signup' });
-    await ledger.recordFailure({ userPoolId: POOL, sub: S('sub-c') }, 'o', { code: 'TRAY_TIMEOUT', step: 'createExternalUser', message: 'Tray did not answer' }, false);
+    await ledger.recordFailure(
+      { userPoolId: POOL, sub: S('sub-c') },
+      'o',
+      { code: 'TRAY_TIMEOUT', step: 'createExternalUser', message: 'Tray did not answer' },
+      false,
+    );
 
     const { io, deps: d } = deps();
     const result = await runDlqList({ dlqUrl: stack.dlqUrl, table: stack.tableName, json: true }, d);
@@ -87,7 +105,13 @@ describe('dlq list', () => {
     const listed = io.json<DlqListResult>();
     expect(listed.count).toBe(3);
     const bySub = Object.fromEntries(listed.messages.map((m) => [m.sub, m]));
-    expect(bySub[S('sub-a')]).toMatchObject({ origin: 'worker', errorCode: 'TRAY_REJECTED', step: 'createSolutionInstance', username: `user-${S('sub-a')}`, receiveCount: 5 });
+    expect(bySub[S('sub-a')]).toMatchObject({
+      origin: 'worker',
+      errorCode: 'TRAY_REJECTED',
+      step: 'createSolutionInstance',
+      username: `user-${S('sub-a')}`,
+      receiveCount: 5,
+    });
     expect(bySub[S('sub-a')]?.failedAt).toMatch(/^\d{4}-/);
     expect(bySub[S('sub-b')]).toMatchObject({ errorCode: 'MISSING_ATTRIBUTE', step: 'authorize' });
     expect(bySub[S('sub-c')]).toMatchObject({ origin: 'sqs-redrive', errorCode: 'TRAY_TIMEOUT', step: 'createExternalUser' });
@@ -131,7 +155,9 @@ describe('redrive, selective', () => {
   it('keeps the body byte for byte', async () => {
     await deadLetter(S('sub-exact'), 'TRAY_REJECTED');
     const [original] = await drain(stack.dlqUrl);
-    await stack.sqs.send(new SendMessageCommand({ QueueUrl: stack.dlqUrl, MessageBody: original?.Body, MessageAttributes: original?.MessageAttributes }));
+    await stack.sqs.send(
+      new SendMessageCommand({ QueueUrl: stack.dlqUrl, MessageBody: original?.Body, MessageAttributes: original?.MessageAttributes }),
+    );
     const { deps: d } = deps();
     await runRedrive({ dlqUrl: stack.dlqUrl, queueUrl: stack.queueUrl, user: [S('sub-exact')] }, d);
     const [moved] = await drain(stack.queueUrl);
@@ -167,7 +193,8 @@ describe('redrive, selective', () => {
     failing.middlewareStack.add(
       (next, context) => async (args) => {
         calls.push(context.commandName as string);
-        if (context.commandName === 'SendMessageCommand') throw Object.assign(new Error('queue unavailable'), { name: 'ServiceUnavailable' });
+        if (context.commandName === 'SendMessageCommand')
+          throw Object.assign(new Error('queue unavailable'), { name: 'ServiceUnavailable' });
         return next(args);
       },
       { step: 'initialize', name: 'failSends' },
@@ -189,7 +216,12 @@ describe('redrive, selective', () => {
     await stack.sqs.send(new SendMessageCommand({ QueueUrl: stack.dlqUrl, MessageBody: body(S('crashed')) }));
     const ledger = new Ledger({ tableName: stack.tableName, client: stack.dynamodb });
     await ledger.acquire({ userPoolId: POOL, sub: S('crashed') }, 'o', 60_000, { username: `user-${S('crashed')}`, source: 'signup' });
-    await ledger.recordFailure({ userPoolId: POOL, sub: S('crashed') }, 'o', { code: 'INTERNAL', step: 'authorize', message: 'boom' }, false);
+    await ledger.recordFailure(
+      { userPoolId: POOL, sub: S('crashed') },
+      'o',
+      { code: 'INTERNAL', step: 'authorize', message: 'boom' },
+      false,
+    );
     const { deps: d } = deps();
     const result = await runRedrive({ dlqUrl: stack.dlqUrl, queueUrl: stack.queueUrl, table: stack.tableName, errorCode: ['INTERNAL'] }, d);
     expect(result.data.moved).toBe(1);
@@ -228,7 +260,10 @@ describe('redrive terminates', () => {
     const worker = failingWorker(new Set([S('loop')]));
     const { io, deps: d } = deps({ sqs: worker.sqs });
     const started = Date.now();
-    const result = await runRedrive({ dlqUrl: stack.dlqUrl, queueUrl: stack.queueUrl, errorCode: ['TRAY_REJECTED'], watch: 1, json: true }, d);
+    const result = await runRedrive(
+      { dlqUrl: stack.dlqUrl, queueUrl: stack.queueUrl, errorCode: ['TRAY_REJECTED'], watch: 1, json: true },
+      d,
+    );
     worker.sqs.destroy();
 
     expect(Date.now() - started).toBeLessThan(5_000); // it ends: the scan at the count it started with, the watch after 1 s
@@ -261,9 +296,17 @@ describe('redrive terminates', () => {
   it('refuses an empty --user instead of moving the whole DLQ (usage error, exit 2)', async () => {
     await deadLetter(S('keep-me'), 'TRAY_REJECTED');
     const io = bufferIo();
-    expect(await main(['redrive', '--user', '', '--dlq-url', stack.dlqUrl, '--queue-url', stack.queueUrl], { io, sqs: stack.sqs, receiveWaitSeconds: 0 })).toBe(2);
+    expect(
+      await main(['redrive', '--user', '', '--dlq-url', stack.dlqUrl, '--queue-url', stack.queueUrl], {
+        io,
+        sqs: stack.sqs,
+        receiveWaitSeconds: 0,
+      }),
+    ).toBe(2);
     expect(io.stderr).toContain('--user is empty');
-    await expect(runRedrive({ dlqUrl: stack.dlqUrl, queueUrl: stack.queueUrl, errorCode: [' '] }, { io: bufferIo(), sqs: stack.sqs })).rejects.toMatchObject({ exitCode: 2 });
+    await expect(
+      runRedrive({ dlqUrl: stack.dlqUrl, queueUrl: stack.queueUrl, errorCode: [' '] }, { io: bufferIo(), sqs: stack.sqs }),
+    ).rejects.toMatchObject({ exitCode: 2 });
     expect(subsOf(await drain(stack.dlqUrl))).toEqual([S('keep-me')]);
     expect(await drain(stack.queueUrl)).toEqual([]);
   });
@@ -273,7 +316,9 @@ describe('redrive terminates', () => {
     await deadLetter(S('v2'), 'TRAY_UNAVAILABLE');
     const { deps: d } = deps();
     await runRedrive({ dlqUrl: stack.dlqUrl, user: [S('v1')], dryRun: true }, d);
-    const visible = await stack.sqs.send(new ReceiveMessageCommand({ QueueUrl: stack.dlqUrl, MaxNumberOfMessages: 10, VisibilityTimeout: 0 }));
+    const visible = await stack.sqs.send(
+      new ReceiveMessageCommand({ QueueUrl: stack.dlqUrl, MaxNumberOfMessages: 10, VisibilityTimeout: 0 }),
+    );
     expect(visible.Messages ?? []).toHaveLength(2);
   });
 });
@@ -287,28 +332,60 @@ describe('redrive checks the cause first (cognito-local)', () => {
     await cognito?.stop();
   });
 
-  it('MISSING_ATTRIBUTE: refuses while Cognito still lacks the attribute, then sends the user\'s current attributes once it is set', async () => {
+  it("MISSING_ATTRIBUTE: refuses while Cognito still lacks the attribute, then sends the user's current attributes once it is set", async () => {
     const pool = await cognito.createPool();
     const sub = await cognito.confirmedUser(pool, 'mia', { email: 'mia@example.com' });
-    const stale = JSON.stringify(buildQueueMessage({ userPoolId: pool, username: 'mia', userAttributes: { sub, email: 'mia@example.com' }, attributeNames: ['email', 'custom:tenant_id'], source: 'signup' }));
+    const stale = JSON.stringify(
+      buildQueueMessage({
+        userPoolId: pool,
+        username: 'mia',
+        userAttributes: { sub, email: 'mia@example.com' },
+        attributeNames: ['email', 'custom:tenant_id'],
+        source: 'signup',
+      }),
+    );
     const record = { messageId: 'm-mia', body: stale, attributes: { ApproximateReceiveCount: '1' } } as unknown as SQSRecord;
-    const reason = 'user mia lacks attribute "custom:tenant_id" that the plan needs: set it on the user in Cognito (and check that MESSAGE_ATTRIBUTES carries it), then redrive';
-    await sendToDeadLetterQueue(stack.sqs, stack.dlqUrl, record, new ImportError('MISSING_ATTRIBUTE', 'plan', reason), { sub, userPoolId: pool });
+    const reason =
+      'user mia lacks attribute "custom:tenant_id" that the plan needs: set it on the user in Cognito (and check that MESSAGE_ATTRIBUTES carries it), then redrive';
+    await sendToDeadLetterQueue(stack.sqs, stack.dlqUrl, record, new ImportError('MISSING_ATTRIBUTE', 'plan', reason), {
+      sub,
+      userPoolId: pool,
+    });
 
     const first = deps();
-    const refused = await runRedrive({ dlqUrl: stack.dlqUrl, queueUrl: stack.queueUrl, user: [sub], json: true }, { ...first.deps, cognito: cognito.client });
+    const refused = await runRedrive(
+      { dlqUrl: stack.dlqUrl, queueUrl: stack.queueUrl, user: [sub], json: true },
+      { ...first.deps, cognito: cognito.client },
+    );
     expect(refused.exitCode).toBe(1);
     expect(refused.data.moved).toBe(0);
-    expect(refused.data.outcomes?.[0]).toMatchObject({ outcome: 'cause still holds', note: expect.stringContaining('still lacks "custom:tenant_id"') });
+    expect(refused.data.outcomes?.[0]).toMatchObject({
+      outcome: 'cause still holds',
+      note: expect.stringContaining('still lacks "custom:tenant_id"'),
+    });
     expect(await drain(stack.queueUrl)).toEqual([]);
 
-    await cognito.client.send(new AdminUpdateUserAttributesCommand({ UserPoolId: pool, Username: 'mia', UserAttributes: [{ Name: 'custom:tenant_id', Value: 'tenant-7' }] }));
+    await cognito.client.send(
+      new AdminUpdateUserAttributesCommand({
+        UserPoolId: pool,
+        Username: 'mia',
+        UserAttributes: [{ Name: 'custom:tenant_id', Value: 'tenant-7' }],
+      }),
+    );
     const second = deps();
-    const fixed = await runRedrive({ dlqUrl: stack.dlqUrl, queueUrl: stack.queueUrl, user: [sub], json: true }, { ...second.deps, cognito: cognito.client });
+    const fixed = await runRedrive(
+      { dlqUrl: stack.dlqUrl, queueUrl: stack.queueUrl, user: [sub], json: true },
+      { ...second.deps, cognito: cognito.client },
+    );
     expect(fixed.exitCode).toBe(0);
     expect(fixed.data.outcomes?.[0]?.outcome).toBe('refreshed');
     const [sent] = await drain(stack.queueUrl);
-    expect(JSON.parse(sent?.Body ?? '{}')).toMatchObject({ sub, username: 'mia', attributes: { email: 'mia@example.com', 'custom:tenant_id': 'tenant-7' }, source: 'signup' });
+    expect(JSON.parse(sent?.Body ?? '{}')).toMatchObject({
+      sub,
+      username: 'mia',
+      attributes: { email: 'mia@example.com', 'custom:tenant_id': 'tenant-7' },
+      source: 'signup',
+    });
     expect(await drain(stack.dlqUrl)).toEqual([]);
   });
 });
@@ -321,29 +398,45 @@ describe('redrive with an SQS move task (mocked: fauxqs lacks it)', () => {
     const io = bufferIo();
     const result = await runRedrive({ dlqArn: stack.dlqArn, queueArn: QUEUE_ARN, rate: 50, json: true }, { io, sqs });
     expect(result.exitCode).toBe(0);
-    expect(mock.commandCalls(StartMessageMoveTaskCommand)[0]?.args[0].input).toEqual({ SourceArn: stack.dlqArn, DestinationArn: QUEUE_ARN, MaxNumberOfMessagesPerSecond: 50 });
+    expect(mock.commandCalls(StartMessageMoveTaskCommand)[0]?.args[0].input).toEqual({
+      SourceArn: stack.dlqArn,
+      DestinationArn: QUEUE_ARN,
+      MaxNumberOfMessagesPerSecond: 50,
+    });
     expect(io.json()).toMatchObject({ mode: 'move-task', taskHandle: 'handle-1' });
   });
 
   it('refuses a rate above 500, and --max on a move task', async () => {
     const sqs = new SQSClient({});
     mockClient(sqs);
-    await expect(runRedrive({ dlqArn: stack.dlqArn, queueArn: QUEUE_ARN, rate: 501 }, { io: bufferIo(), sqs })).rejects.toMatchObject({ exitCode: 2, message: expect.stringContaining('--rate') });
-    await expect(runRedrive({ dlqArn: stack.dlqArn, queueArn: QUEUE_ARN, max: 5 }, { io: bufferIo(), sqs })).rejects.toMatchObject({ exitCode: 2, message: expect.stringContaining('--max applies to selective moves') });
+    await expect(runRedrive({ dlqArn: stack.dlqArn, queueArn: QUEUE_ARN, rate: 501 }, { io: bufferIo(), sqs })).rejects.toMatchObject({
+      exitCode: 2,
+      message: expect.stringContaining('--rate'),
+    });
+    await expect(runRedrive({ dlqArn: stack.dlqArn, queueArn: QUEUE_ARN, max: 5 }, { io: bufferIo(), sqs })).rejects.toMatchObject({
+      exitCode: 2,
+      message: expect.stringContaining('--max applies to selective moves'),
+    });
   });
 
   it('reports a move task that cannot start; the "one task at a time" hint only when one is running', async () => {
     const sqs = new SQSClient({});
     const mock = mockClient(sqs);
-    mock.on(StartMessageMoveTaskCommand).rejects(Object.assign(new Error('There is already a task running'), { name: 'UnsupportedOperation' }));
-    mock.on(ListMessageMoveTasksCommand).resolves({ Results: [{ TaskHandle: 'h-running', Status: 'RUNNING', ApproximateNumberOfMessagesMoved: 2, ApproximateNumberOfMessagesToMove: 9 }] });
+    mock
+      .on(StartMessageMoveTaskCommand)
+      .rejects(Object.assign(new Error('There is already a task running'), { name: 'UnsupportedOperation' }));
+    mock.on(ListMessageMoveTasksCommand).resolves({
+      Results: [{ TaskHandle: 'h-running', Status: 'RUNNING', ApproximateNumberOfMessagesMoved: 2, ApproximateNumberOfMessagesToMove: 9 }],
+    });
     await expect(runRedrive({ dlqArn: stack.dlqArn, queueArn: QUEUE_ARN }, { io: bufferIo(), sqs })).rejects.toMatchObject({
       exitCode: 1,
       message: expect.stringMatching(/already running.*h-running.*redrive cancel/),
     });
 
     mock.reset();
-    mock.on(StartMessageMoveTaskCommand).rejects(Object.assign(new Error('Value arn:x for parameter SourceArn is invalid'), { name: 'InvalidParameterValue' }));
+    mock
+      .on(StartMessageMoveTaskCommand)
+      .rejects(Object.assign(new Error('Value arn:x for parameter SourceArn is invalid'), { name: 'InvalidParameterValue' }));
     mock.on(ListMessageMoveTasksCommand).resolves({ Results: [{ Status: 'COMPLETED' }] });
     const error = await runRedrive({ dlqArn: stack.dlqArn, queueArn: QUEUE_ARN }, { io: bufferIo(), sqs }).catch((e: Error) => e);
     expect(error).toMatchObject({ exitCode: 1, message: expect.stringContaining('--dlq-arn') });
@@ -351,7 +444,9 @@ describe('redrive with an SQS move task (mocked: fauxqs lacks it)', () => {
     expect((error as Error).message).not.toContain('already running');
 
     mock.reset();
-    mock.on(StartMessageMoveTaskCommand).rejects(Object.assign(new Error('The security token included in the request is expired'), { name: 'ExpiredTokenException' }));
+    mock
+      .on(StartMessageMoveTaskCommand)
+      .rejects(Object.assign(new Error('The security token included in the request is expired'), { name: 'ExpiredTokenException' }));
     mock.on(ListMessageMoveTasksCommand).rejects(Object.assign(new Error('expired'), { name: 'ExpiredTokenException' }));
     await expect(runRedrive({ dlqArn: stack.dlqArn, queueArn: QUEUE_ARN }, { io: bufferIo(), sqs })).rejects.toMatchObject({ exitCode: 4 });
   });
@@ -361,7 +456,14 @@ describe('redrive with an SQS move task (mocked: fauxqs lacks it)', () => {
     const mock = mockClient(sqs);
     mock.on(ListMessageMoveTasksCommand).resolves({
       Results: [
-        { TaskHandle: 'running-handle', Status: 'RUNNING', SourceArn: stack.dlqArn, ApproximateNumberOfMessagesMoved: 3, ApproximateNumberOfMessagesToMove: 10, StartedTimestamp: 1_700_000_000_000 },
+        {
+          TaskHandle: 'running-handle',
+          Status: 'RUNNING',
+          SourceArn: stack.dlqArn,
+          ApproximateNumberOfMessagesMoved: 3,
+          ApproximateNumberOfMessagesToMove: 10,
+          StartedTimestamp: 1_700_000_000_000,
+        },
         { Status: 'COMPLETED', SourceArn: stack.dlqArn, ApproximateNumberOfMessagesMoved: 4, ApproximateNumberOfMessagesToMove: 4 },
       ],
     });
@@ -370,7 +472,10 @@ describe('redrive with an SQS move task (mocked: fauxqs lacks it)', () => {
     const io = bufferIo();
     const status = await runRedriveStatus({ dlqArn: stack.dlqArn, json: true }, { io, sqs });
     expect(status.exitCode).toBe(0);
-    expect(io.json<{ tasks: { status: string; moved: number }[] }>().tasks.map((t) => [t.status, t.moved])).toEqual([['RUNNING', 3], ['COMPLETED', 4]]);
+    expect(io.json<{ tasks: { status: string; moved: number }[] }>().tasks.map((t) => [t.status, t.moved])).toEqual([
+      ['RUNNING', 3],
+      ['COMPLETED', 4],
+    ]);
     expect(mock.commandCalls(ListMessageMoveTasksCommand)[0]?.args[0].input).toMatchObject({ SourceArn: stack.dlqArn });
 
     const dry = await runRedriveCancel({ dlqArn: stack.dlqArn, dryRun: true }, { io: bufferIo(), sqs });
@@ -383,7 +488,9 @@ describe('redrive with an SQS move task (mocked: fauxqs lacks it)', () => {
 
   it('cancel without a running task fails with exit code 1', async () => {
     const sqs = new SQSClient({});
-    mockClient(sqs).on(ListMessageMoveTasksCommand).resolves({ Results: [{ Status: 'COMPLETED' }] });
+    mockClient(sqs)
+      .on(ListMessageMoveTasksCommand)
+      .resolves({ Results: [{ Status: 'COMPLETED' }] });
     await expect(runRedriveCancel({ dlqArn: stack.dlqArn }, { io: bufferIo(), sqs })).rejects.toMatchObject({ exitCode: 1 });
   });
 });

@@ -11,7 +11,7 @@ import { mockClient } from 'aws-sdk-client-mock';
 import { beforeEach, describe, expect, it } from 'vitest';
 import { READ_ONLY_POOL_FIELDS, runAttachTrigger, runDetachTrigger, statementId, type TriggerResult } from '../cli/commands/trigger.js';
 import { main } from '../cli/main.js';
-import { bufferIo } from '../cli/output.js';
+import { bufferIo } from '../cli/toolkit/output.js';
 
 const POOL_ID = 'eu-west-1_ExistingPool';
 const POOL_ARN = `arn:aws:cognito-idp:eu-west-1:123456789012:userpool/${POOL_ID}`;
@@ -33,7 +33,16 @@ function describedPool(lambdaConfig?: UserPoolType['LambdaConfig']): UserPoolTyp
     EmailConfigurationFailure: 'none',
     SmsConfigurationFailure: 'none',
     SchemaAttributes: [{ Name: 'email', AttributeDataType: 'String', Mutable: true, Required: true }],
-    Policies: { PasswordPolicy: { MinimumLength: 12, RequireUppercase: true, RequireLowercase: true, RequireNumbers: true, RequireSymbols: false, TemporaryPasswordValidityDays: 3 } },
+    Policies: {
+      PasswordPolicy: {
+        MinimumLength: 12,
+        RequireUppercase: true,
+        RequireLowercase: true,
+        RequireNumbers: true,
+        RequireSymbols: false,
+        TemporaryPasswordValidityDays: 3,
+      },
+    },
     DeletionProtection: 'ACTIVE',
     LambdaConfig: lambdaConfig,
     AutoVerifiedAttributes: ['email'],
@@ -42,7 +51,11 @@ function describedPool(lambdaConfig?: UserPoolType['LambdaConfig']): UserPoolTyp
     UserAttributeUpdateSettings: { AttributesRequireVerificationBeforeUpdate: ['email'] },
     MfaConfiguration: 'OPTIONAL',
     DeviceConfiguration: { ChallengeRequiredOnNewDevice: true, DeviceOnlyRememberedOnUserPrompt: true },
-    EmailConfiguration: { EmailSendingAccount: 'DEVELOPER', SourceArn: 'arn:aws:ses:eu-west-1:123456789012:identity/example.com', From: 'no-reply@example.com' },
+    EmailConfiguration: {
+      EmailSendingAccount: 'DEVELOPER',
+      SourceArn: 'arn:aws:ses:eu-west-1:123456789012:identity/example.com',
+      From: 'no-reply@example.com',
+    },
     SmsConfiguration: { SnsCallerArn: 'arn:aws:iam::123456789012:role/sms', ExternalId: 'ext', SnsRegion: 'eu-west-1' },
     UserPoolTags: { team: 'identity', env: 'prod' },
     AdminCreateUserConfig: { AllowAdminCreateUserOnly: false, InviteMessageTemplate: { EmailSubject: 'Welcome' } },
@@ -79,7 +92,7 @@ async function serializedUpdate(input: UpdateUserPoolCommandInput): Promise<{ ta
     } as never,
   });
   const command = new UpdateUserPoolCommand(input);
-  const handler = command.resolveMiddleware(client.middlewareStack as never, client.config as never, {});
+  const handler = command.resolveMiddleware(client.middlewareStack, client.config, {});
   await handler({ input: command.input }).catch((e: Error) => {
     if (e.name !== 'Captured') throw e;
   });
@@ -105,12 +118,23 @@ beforeEach(() => {
 
 const deps = () => {
   const io = bufferIo();
-  return { io, deps: { io, cognito: new CognitoIdentityProviderClient({ region: 'eu-west-1' }), lambda: new LambdaClient({ region: 'eu-west-1' }), cloudformation: new CloudFormationClient({ region: 'eu-west-1' }) } };
+  return {
+    io,
+    deps: {
+      io,
+      cognito: new CognitoIdentityProviderClient({ region: 'eu-west-1' }),
+      lambda: new LambdaClient({ region: 'eu-west-1' }),
+      cloudformation: new CloudFormationClient({ region: 'eu-west-1' }),
+    },
+  };
 };
 
 describe('attach-trigger', () => {
   it('sends back every field it read, with only LambdaConfig.PostConfirmation added, and grants Cognito invoke permission first', async () => {
-    const pool = describedPool({ PreSignUp: 'arn:aws:lambda:eu-west-1:123456789012:function:PreSignUp', KMSKeyID: 'arn:aws:kms:eu-west-1:123456789012:key/k' });
+    const pool = describedPool({
+      PreSignUp: 'arn:aws:lambda:eu-west-1:123456789012:function:PreSignUp',
+      KMSKeyID: 'arn:aws:kms:eu-west-1:123456789012:key/k',
+    });
     cognito.on(DescribeUserPoolCommand, { UserPoolId: POOL_ID }).resolves({ UserPool: pool });
 
     const { io, deps: d } = deps();
@@ -135,7 +159,12 @@ describe('attach-trigger', () => {
     expect(grants[0]!.calledBefore(updates[0]!)).toBe(true);
 
     const out = io.json<TriggerResult>();
-    expect(out).toMatchObject({ changed: true, permission: 'granted', before: pool.LambdaConfig, after: { ...pool.LambdaConfig, PostConfirmation: FUNCTION_ARN } });
+    expect(out).toMatchObject({
+      changed: true,
+      permission: 'granted',
+      before: pool.LambdaConfig,
+      after: { ...pool.LambdaConfig, PostConfirmation: FUNCTION_ARN },
+    });
     expect(out.before).not.toHaveProperty('PostConfirmation');
     expect(out.diff).toEqual([`LambdaConfig.PostConfirmation: (none) → ${FUNCTION_ARN}`]);
   });
@@ -143,7 +172,9 @@ describe('attach-trigger', () => {
   it('works on a pool without any LambdaConfig and accepts an existing permission statement', async () => {
     const pool = describedPool(undefined);
     cognito.on(DescribeUserPoolCommand).resolves({ UserPool: pool });
-    lambda.on(AddPermissionCommand).rejects(Object.assign(new Error('The statement id provided already exists'), { name: 'ResourceConflictException' }));
+    lambda
+      .on(AddPermissionCommand)
+      .rejects(Object.assign(new Error('The statement id provided already exists'), { name: 'ResourceConflictException' }));
     const result = await runAttachTrigger({ userPoolId: POOL_ID, functionArn: FUNCTION_ARN }, deps().deps);
     expect(result.data.permission).toBe('already granted');
     expect(cognito.commandCalls(UpdateUserPoolCommand)[0]!.args[0].input).toEqual(expectedUpdate(pool, { PostConfirmation: FUNCTION_ARN }));
@@ -152,7 +183,10 @@ describe('attach-trigger', () => {
   it('refuses to replace another post-confirmation trigger unless --force', async () => {
     const pool = describedPool({ PostConfirmation: OTHER_ARN });
     cognito.on(DescribeUserPoolCommand).resolves({ UserPool: pool });
-    await expect(runAttachTrigger({ userPoolId: POOL_ID, functionArn: FUNCTION_ARN }, deps().deps)).rejects.toMatchObject({ exitCode: 1, message: expect.stringContaining('--force') });
+    await expect(runAttachTrigger({ userPoolId: POOL_ID, functionArn: FUNCTION_ARN }, deps().deps)).rejects.toMatchObject({
+      exitCode: 1,
+      message: expect.stringContaining('--force'),
+    });
     expect(cognito.commandCalls(UpdateUserPoolCommand)).toHaveLength(0);
     expect(lambda.commandCalls(AddPermissionCommand)).toHaveLength(0);
 
@@ -174,10 +208,17 @@ describe('attach-trigger', () => {
 
   it('takes the function ARN and pool id from the stack outputs when no flag is given', async () => {
     cloudformation.on(DescribeStacksCommand, { StackName: 'MyImport' }).resolves({
-      Stacks: [{ StackName: 'MyImport', CreationTime: new Date(), StackStatus: 'CREATE_COMPLETE', Outputs: [
-        { OutputKey: 'PostConfirmationFunctionArn', OutputValue: FUNCTION_ARN },
-        { OutputKey: 'UserPoolId', OutputValue: POOL_ID },
-      ] }],
+      Stacks: [
+        {
+          StackName: 'MyImport',
+          CreationTime: new Date(),
+          StackStatus: 'CREATE_COMPLETE',
+          Outputs: [
+            { OutputKey: 'PostConfirmationFunctionArn', OutputValue: FUNCTION_ARN },
+            { OutputKey: 'UserPoolId', OutputValue: POOL_ID },
+          ],
+        },
+      ],
     });
     cognito.on(DescribeUserPoolCommand, { UserPoolId: POOL_ID }).resolves({ UserPool: describedPool() });
     const result = await runAttachTrigger({ stackName: 'MyImport' }, deps().deps);
@@ -186,17 +227,30 @@ describe('attach-trigger', () => {
   });
 
   it('names the flag when neither flag nor stack output is available (a missing stack exits 5, not 2)', async () => {
-    cloudformation.on(DescribeStacksCommand).rejects(Object.assign(new Error('Stack with id TrayAuthImport does not exist'), { name: 'ValidationError' }));
-    await expect(runAttachTrigger({ userPoolId: POOL_ID }, deps().deps)).rejects.toMatchObject({ exitCode: 5, message: expect.stringContaining('pass --function-arn') });
+    cloudformation
+      .on(DescribeStacksCommand)
+      .rejects(Object.assign(new Error('Stack with id TrayAuthImport does not exist'), { name: 'ValidationError' }));
+    await expect(runAttachTrigger({ userPoolId: POOL_ID }, deps().deps)).rejects.toMatchObject({
+      exitCode: 5,
+      message: expect.stringContaining('pass --function-arn'),
+    });
   });
 
   it('exits 2 through the CLI entry point for a usage error, with --json giving a JSON error', async () => {
     // The stack exists but has no such output: the operator must pass the flag.
-    cloudformation.on(DescribeStacksCommand).resolves({ Stacks: [{ StackName: 'TrayAuthImport', CreationTime: new Date(), StackStatus: 'CREATE_COMPLETE', Outputs: [] }] });
+    cloudformation
+      .on(DescribeStacksCommand)
+      .resolves({ Stacks: [{ StackName: 'TrayAuthImport', CreationTime: new Date(), StackStatus: 'CREATE_COMPLETE', Outputs: [] }] });
     const io = bufferIo();
-    const code = await main(['--json', 'attach-trigger', '--user-pool-id', POOL_ID], { io, cloudformation: new CloudFormationClient({ region: 'eu-west-1' }) });
+    const code = await main(['--json', 'attach-trigger', '--user-pool-id', POOL_ID], {
+      io,
+      cloudformation: new CloudFormationClient({ region: 'eu-west-1' }),
+    });
     expect(code).toBe(2);
-    expect(io.json<{ ok: boolean; error: { message: string } }>()).toMatchObject({ ok: false, error: { message: expect.stringContaining('--function-arn') } });
+    expect(io.json<{ ok: boolean; error: { message: string } }>()).toMatchObject({
+      ok: false,
+      error: { message: expect.stringContaining('--function-arn') },
+    });
   });
 });
 
@@ -212,13 +266,26 @@ describe('UpdateUserPool input (written out, not derived from the implementation
     EstimatedNumberOfUsers: 42,
     Domain: 'customers-auth',
     SchemaAttributes: [{ Name: 'email', AttributeDataType: 'String', Mutable: true, Required: true }],
-    Policies: { PasswordPolicy: { MinimumLength: 10, RequireUppercase: true, RequireLowercase: true, RequireNumbers: true, RequireSymbols: true, TemporaryPasswordValidityDays: 7 } },
+    Policies: {
+      PasswordPolicy: {
+        MinimumLength: 10,
+        RequireUppercase: true,
+        RequireLowercase: true,
+        RequireNumbers: true,
+        RequireSymbols: true,
+        TemporaryPasswordValidityDays: 7,
+      },
+    },
     LambdaConfig: { PreSignUp: 'arn:aws:lambda:eu-west-1:123456789012:function:PreSignUp' },
     AutoVerifiedAttributes: ['email'],
     UsernameAttributes: ['email'],
     MfaConfiguration: 'OFF',
     EmailConfiguration: { EmailSendingAccount: 'COGNITO_DEFAULT' },
-    AdminCreateUserConfig: { AllowAdminCreateUserOnly: true, UnusedAccountValidityDays: 7, InviteMessageTemplate: { EmailSubject: 'Welcome', EmailMessage: 'Hi {username}, {####}' } },
+    AdminCreateUserConfig: {
+      AllowAdminCreateUserOnly: true,
+      UnusedAccountValidityDays: 7,
+      InviteMessageTemplate: { EmailSubject: 'Welcome', EmailMessage: 'Hi {username}, {####}' },
+    },
     AccountRecoverySetting: { RecoveryMechanisms: [{ Name: 'verified_email', Priority: 1 }] },
   };
 
@@ -232,13 +299,25 @@ describe('UpdateUserPool input (written out, not derived from the implementation
     const input = updates[0]!.args[0].input;
     expect(input).toEqual({
       UserPoolId: POOL_ID,
-      Policies: { PasswordPolicy: { MinimumLength: 10, RequireUppercase: true, RequireLowercase: true, RequireNumbers: true, RequireSymbols: true, TemporaryPasswordValidityDays: 7 } },
+      Policies: {
+        PasswordPolicy: {
+          MinimumLength: 10,
+          RequireUppercase: true,
+          RequireLowercase: true,
+          RequireNumbers: true,
+          RequireSymbols: true,
+          TemporaryPasswordValidityDays: 7,
+        },
+      },
       LambdaConfig: { PreSignUp: 'arn:aws:lambda:eu-west-1:123456789012:function:PreSignUp', PostConfirmation: FUNCTION_ARN },
       AutoVerifiedAttributes: ['email'],
       UsernameAttributes: ['email'],
       MfaConfiguration: 'OFF',
       EmailConfiguration: { EmailSendingAccount: 'COGNITO_DEFAULT' },
-      AdminCreateUserConfig: { AllowAdminCreateUserOnly: true, InviteMessageTemplate: { EmailSubject: 'Welcome', EmailMessage: 'Hi {username}, {####}' } },
+      AdminCreateUserConfig: {
+        AllowAdminCreateUserOnly: true,
+        InviteMessageTemplate: { EmailSubject: 'Welcome', EmailMessage: 'Hi {username}, {####}' },
+      },
       AccountRecoverySetting: { RecoveryMechanisms: [{ Name: 'verified_email', Priority: 1 }] },
     });
 
@@ -248,12 +327,24 @@ describe('UpdateUserPool input (written out, not derived from the implementation
       target: 'AWSCognitoIdentityProviderService.UpdateUserPool',
       body: {
         UserPoolId: POOL_ID,
-        Policies: { PasswordPolicy: { MinimumLength: 10, RequireUppercase: true, RequireLowercase: true, RequireNumbers: true, RequireSymbols: true, TemporaryPasswordValidityDays: 7 } },
+        Policies: {
+          PasswordPolicy: {
+            MinimumLength: 10,
+            RequireUppercase: true,
+            RequireLowercase: true,
+            RequireNumbers: true,
+            RequireSymbols: true,
+            TemporaryPasswordValidityDays: 7,
+          },
+        },
         LambdaConfig: { PreSignUp: 'arn:aws:lambda:eu-west-1:123456789012:function:PreSignUp', PostConfirmation: FUNCTION_ARN },
         AutoVerifiedAttributes: ['email'],
         MfaConfiguration: 'OFF',
         EmailConfiguration: { EmailSendingAccount: 'COGNITO_DEFAULT' },
-        AdminCreateUserConfig: { AllowAdminCreateUserOnly: true, InviteMessageTemplate: { EmailSubject: 'Welcome', EmailMessage: 'Hi {username}, {####}' } },
+        AdminCreateUserConfig: {
+          AllowAdminCreateUserOnly: true,
+          InviteMessageTemplate: { EmailSubject: 'Welcome', EmailMessage: 'Hi {username}, {####}' },
+        },
         AccountRecoverySetting: { RecoveryMechanisms: [{ Name: 'verified_email', Priority: 1 }] },
       },
     });
@@ -263,22 +354,35 @@ describe('UpdateUserPool input (written out, not derived from the implementation
 
   it('keeps UnusedAccountValidityDays (sent as read) when the password policy has no TemporaryPasswordValidityDays', async () => {
     const { TemporaryPasswordValidityDays: _none, ...policyWithout } = legacyPool.Policies!.PasswordPolicy!;
-    cognito.on(DescribeUserPoolCommand).resolves({ UserPool: { ...structuredClone(legacyPool), Policies: { PasswordPolicy: policyWithout } } });
+    cognito
+      .on(DescribeUserPoolCommand)
+      .resolves({ UserPool: { ...structuredClone(legacyPool), Policies: { PasswordPolicy: policyWithout } } });
     await runAttachTrigger({ userPoolId: POOL_ID, functionArn: FUNCTION_ARN }, deps().deps);
     const { body } = await serializedUpdate(cognito.commandCalls(UpdateUserPoolCommand)[0]!.args[0].input);
     expect(body).toMatchObject({
-      Policies: { PasswordPolicy: { MinimumLength: 10, RequireUppercase: true, RequireLowercase: true, RequireNumbers: true, RequireSymbols: true } },
-      AdminCreateUserConfig: { AllowAdminCreateUserOnly: true, UnusedAccountValidityDays: 7, InviteMessageTemplate: { EmailSubject: 'Welcome', EmailMessage: 'Hi {username}, {####}' } },
+      Policies: {
+        PasswordPolicy: { MinimumLength: 10, RequireUppercase: true, RequireLowercase: true, RequireNumbers: true, RequireSymbols: true },
+      },
+      AdminCreateUserConfig: {
+        AllowAdminCreateUserOnly: true,
+        UnusedAccountValidityDays: 7,
+        InviteMessageTemplate: { EmailSubject: 'Welcome', EmailMessage: 'Hi {username}, {####}' },
+      },
     });
     expect((body as { Policies: { PasswordPolicy: object } }).Policies.PasswordPolicy).not.toHaveProperty('TemporaryPasswordValidityDays');
   });
 
   it('detach-trigger drops it the same way', async () => {
-    cognito.on(DescribeUserPoolCommand).resolves({ UserPool: { ...structuredClone(legacyPool), LambdaConfig: { PostConfirmation: FUNCTION_ARN } } });
+    cognito
+      .on(DescribeUserPoolCommand)
+      .resolves({ UserPool: { ...structuredClone(legacyPool), LambdaConfig: { PostConfirmation: FUNCTION_ARN } } });
     await runDetachTrigger({ userPoolId: POOL_ID, functionArn: FUNCTION_ARN }, deps().deps);
     const { body } = await serializedUpdate(cognito.commandCalls(UpdateUserPoolCommand)[0]!.args[0].input);
     expect((body as { LambdaConfig: object }).LambdaConfig).toEqual({});
-    expect((body as { AdminCreateUserConfig: object }).AdminCreateUserConfig).toEqual({ AllowAdminCreateUserOnly: true, InviteMessageTemplate: { EmailSubject: 'Welcome', EmailMessage: 'Hi {username}, {####}' } });
+    expect((body as { AdminCreateUserConfig: object }).AdminCreateUserConfig).toEqual({
+      AllowAdminCreateUserOnly: true,
+      InviteMessageTemplate: { EmailSubject: 'Welcome', EmailMessage: 'Hi {username}, {####}' },
+    });
   });
 });
 
@@ -289,11 +393,14 @@ describe('detach-trigger', () => {
     const result = await runDetachTrigger({ userPoolId: POOL_ID, functionArn: FUNCTION_ARN }, deps().deps);
     expect(result.exitCode).toBe(0);
     expect(cognito.commandCalls(UpdateUserPoolCommand)[0]!.args[0].input).toEqual(expectedUpdate(pool, { PreSignUp: 'arn:pre' }));
-    expect(lambda.commandCalls(RemovePermissionCommand)[0]!.args[0].input).toEqual({ FunctionName: FUNCTION_ARN, StatementId: statementId(POOL_ID) });
+    expect(lambda.commandCalls(RemovePermissionCommand)[0]!.args[0].input).toEqual({
+      FunctionName: FUNCTION_ARN,
+      StatementId: statementId(POOL_ID),
+    });
     expect(result.data.permission).toBe('removed');
   });
 
-  it('refuses to remove another function\'s trigger unless --force; does nothing when there is none', async () => {
+  it("refuses to remove another function's trigger unless --force; does nothing when there is none", async () => {
     cognito.on(DescribeUserPoolCommand).resolves({ UserPool: describedPool({ PostConfirmation: OTHER_ARN }) });
     await expect(runDetachTrigger({ userPoolId: POOL_ID, functionArn: FUNCTION_ARN }, deps().deps)).rejects.toMatchObject({ exitCode: 1 });
 

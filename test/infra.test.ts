@@ -1,29 +1,29 @@
 import { execFile } from 'node:child_process';
-import { createRequire } from 'node:module';
-import { CfnGuardValidator } from '@cdklabs/cdk-validator-cfnguard';
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
-import { App, Validations, type CfnElement } from 'aws-cdk-lib';
+import { CfnGuardValidator } from '@cdklabs/cdk-validator-cfnguard';
+import { App, type CfnElement, Validations } from 'aws-cdk-lib';
 import { Annotations, Match, Template } from 'aws-cdk-lib/assertions';
 import { Queue, QueueEncryption } from 'aws-cdk-lib/aws-sqs';
 import type { IConstruct } from 'constructs';
 import { afterAll, describe, expect, it } from 'vitest';
+import { ASSUMED_QUEUE_RETENTION_SECONDS } from '../cli/commands/backfill.js';
+import { loadWorkerConfig, WorkerEnvSchema } from '../functions/import-worker/settings.js';
 import { METRIC_NAMESPACE } from '../functions/post-confirmation/trigger.js';
-import { buildApp, type BuiltApp } from '../infra/build.js';
+import { type BuiltApp, buildApp } from '../infra/build.js';
 import { DeployConfigError, fullBatchSeconds, loadConfigFile, trayCallsPerUser, workerRatePerSecond } from '../infra/config.js';
-import { VISIBILITY_TIMEOUT_FACTOR } from '../infra/constructs/import-queues.js';
 import { TRIGGER_METRIC, WORKER_METRICS } from '../infra/constructs/alarms.js';
+import { VISIBILITY_TIMEOUT_FACTOR } from '../infra/constructs/import-queues.js';
 import { REPO_ROOT, repoPath } from '../infra/paths.js';
 import { secretResources } from '../infra/secret-grants.js';
-import { loadWorkerConfig, WorkerEnvSchema } from '../shared/config.js';
-import { CLI_RATE_PER_SECOND, DEFAULT_TRAY_BUDGET_PER_SECOND, workerShare } from '../shared/tray/pacer.js';
 import { ImportError } from '../shared/errors.js';
 import { LEDGER_KEY } from '../shared/ledger.js';
-import { loadPlanFile, parsePlan, requiredAttributes, type ImportPlan } from '../shared/plan.js';
-import { STACK_OUTPUT_KEYS } from '../cli/context.js';
-import { ASSUMED_QUEUE_RETENTION_SECONDS } from '../cli/commands/backfill.js';
+import { STACK_OUTPUT_KEYS, WORKER_METRIC } from '../shared/names.js';
+import { type ImportPlan, loadPlanFile, parsePlan, requiredAttributes } from '../shared/plan.js';
+import { CLI_RATE_PER_SECOND, DEFAULT_TRAY_BUDGET_PER_SECOND, workerShare } from '../shared/tray/pacer.js';
 
 /**
  * Template assertions on the stack the app deploys. Bundling is skipped (`aws:cdk:bundling-stacks`:
@@ -82,7 +82,7 @@ function flat(value: unknown): string {
     return parts.map(flat).join(delimiter);
   }
   if (Array.isArray(v['Fn::GetAtt'])) return `<${(v['Fn::GetAtt'] as string[]).join('.')}>`;
-  if (v.Ref !== undefined) return `<${String(v.Ref)}>`;
+  if (v.Ref !== undefined) return `<${v.Ref as string}>`;
   return JSON.stringify(value);
 }
 
@@ -91,17 +91,20 @@ function allowed(template: Template, roleId: string): string[] {
   const statements: Record<string, unknown>[] = [];
   for (const policy of Object.values(template.findResources('AWS::IAM::Policy'))) {
     const roles = policy.Properties.Roles as unknown[];
-    if (roles.some((r) => JSON.stringify(r) === JSON.stringify({ Ref: roleId }))) statements.push(...policy.Properties.PolicyDocument.Statement);
+    if (roles.some((r) => JSON.stringify(r) === JSON.stringify({ Ref: roleId })))
+      statements.push(...policy.Properties.PolicyDocument.Statement);
   }
   const role = template.findResources('AWS::IAM::Role')[roleId];
   expect(role, `role ${roleId}`).toBeDefined();
-  for (const inline of (role!.Properties.Policies ?? []) as { PolicyDocument: { Statement: Record<string, unknown>[] } }[]) statements.push(...inline.PolicyDocument.Statement);
+  for (const inline of (role!.Properties.Policies ?? []) as { PolicyDocument: { Statement: Record<string, unknown>[] } }[])
+    statements.push(...inline.PolicyDocument.Statement);
   const pairs: string[] = [];
   for (const statement of statements) {
     expect(statement.Effect).toBe('Allow');
     expect(statement.NotAction).toBeUndefined();
     expect(statement.NotResource).toBeUndefined();
-    for (const action of [statement.Action].flat()) for (const resource of [statement.Resource].flat()) pairs.push(`${String(action)} on ${flat(resource)}`);
+    for (const action of [statement.Action].flat())
+      for (const resource of [statement.Resource].flat()) pairs.push(`${String(action)} on ${flat(resource)}`);
   }
   return pairs.sort();
 }
@@ -139,7 +142,9 @@ describe('configuration', () => {
     expect(() => build({ maxRecieveCount: 3 })).toThrow(/unknown field "maxRecieveCount"/);
     expect(() => build({ masterTokenSecret: {} })).toThrow(/\$\.masterTokenSecret: set exactly one of "name"/);
     expect(() => build({ userPool: { existingUserPoolId: POOL_ID, create: {} } })).toThrow(/\$\.userPool: set exactly one of/);
-    expect(() => build({ masterTokenSecret: { arn: 'arn:aws:secretsmanager:eu-west-1:123456789012:secret:tray' } })).toThrow(/complete ARN/);
+    expect(() => build({ masterTokenSecret: { arn: 'arn:aws:secretsmanager:eu-west-1:123456789012:secret:tray' } })).toThrow(
+      /complete ARN/,
+    );
     expect(() => build({ logRetentionDays: 10 })).toThrow(/\$\.logRetentionDays/);
   });
 
@@ -158,24 +163,38 @@ describe('configuration', () => {
   it('defaults: budget 25/s, batches of 150 gathered for up to 5 s, 180 s timeout', () => {
     const { trayBudgetPerSecond: _b, batchSize: _s, maxBatchingWindowSeconds: _w, workerTimeoutSeconds: _t, ...rest } = EXAMPLE;
     const { config } = build(rest).loaded;
-    expect(config).toMatchObject({ trayBudgetPerSecond: DEFAULT_TRAY_BUDGET_PER_SECOND, batchSize: 150, maxBatchingWindowSeconds: 5, workerTimeoutSeconds: 180, maxConcurrency: 2 });
+    expect(config).toMatchObject({
+      trayBudgetPerSecond: DEFAULT_TRAY_BUDGET_PER_SECOND,
+      batchSize: 150,
+      maxBatchingWindowSeconds: 5,
+      workerTimeoutSeconds: 180,
+      maxConcurrency: 2,
+    });
     expect(() => build({ batchConcurrency: 1 })).toThrow(/unknown field "batchConcurrency"/);
     expect(() => build({ trayMinCallMs: 100 })).toThrow(/unknown field "trayMinCallMs"/);
   });
 
-  it('the budget must exceed the CLI reserve and stay within Tray\'s limit', () => {
-    expect(() => build({ trayBudgetPerSecond: 31 })).toThrow(/\$\.trayBudgetPerSecond: 31\/s is above Tray's limit of 30\/s.*use at most 30/);
+  it("the budget must exceed the CLI reserve and stay within Tray's limit", () => {
+    expect(() => build({ trayBudgetPerSecond: 31 })).toThrow(
+      /\$\.trayBudgetPerSecond: 31\/s is above Tray's limit of 30\/s.*use at most 30/,
+    );
     expect(() => build({ trayBudgetPerSecond: 25, trayRateLimitPerSecond: 20 })).toThrow(/\$\.trayBudgetPerSecond/);
     expect(() => build({ trayBudgetPerSecond: CLI_RATE_PER_SECOND })).toThrow(/\$\.trayBudgetPerSecond: must be above the CLI's reserve/);
     expect(() => build({ trayBudgetPerSecond: 30, batchSize: 100 })).not.toThrow();
-    expect(() => build({ trayBudgetPerSecond: 0.51, maxConcurrency: 1000, batchSize: 1 })).toThrow(/\$\.maxConcurrency: .*less than 0\.01 call\/s/);
+    expect(() => build({ trayBudgetPerSecond: 0.51, maxConcurrency: 1000, batchSize: 1 })).toThrow(
+      /\$\.maxConcurrency: .*less than 0\.01 call\/s/,
+    );
     // A partner with a higher limit: a share above what the worker accepts (50/s) is refused at synth, not at cold start.
-    expect(() => build({ trayRateLimitPerSecond: 200, trayBudgetPerSecond: 150, batchSize: 100 })).toThrow(/\$\.maxConcurrency: each of 2 invocations would get 74\.75 Tray calls\/s.*raise maxConcurrency/);
+    expect(() => build({ trayRateLimitPerSecond: 200, trayBudgetPerSecond: 150, batchSize: 100 })).toThrow(
+      /\$\.maxConcurrency: each of 2 invocations would get 74\.75 Tray calls\/s.*raise maxConcurrency/,
+    );
     expect(() => build({ trayRateLimitPerSecond: 200, trayBudgetPerSecond: 150, maxConcurrency: 4, batchSize: 100 })).not.toThrow();
   });
 
   it('batches above 10 need a batching window of at least 1 s (AWS rule); batch size up to 10000', () => {
-    expect(() => build({ batchSize: 11, maxBatchingWindowSeconds: 0 })).toThrow(/\$\.maxBatchingWindowSeconds: AWS requires .* at least 1 s/);
+    expect(() => build({ batchSize: 11, maxBatchingWindowSeconds: 0 })).toThrow(
+      /\$\.maxBatchingWindowSeconds: AWS requires .* at least 1 s/,
+    );
     expect(() => build({ batchSize: 10, maxBatchingWindowSeconds: 0 })).not.toThrow();
     expect(() => build({ batchSize: 10_001 })).toThrow(/\$\.batchSize: must be at most 10000/);
     expect(() => build({ maxBatchingWindowSeconds: 301 })).toThrow(/\$\.maxBatchingWindowSeconds/);
@@ -199,7 +218,7 @@ describe('configuration', () => {
   });
 });
 
-describe('an invalid import plan fails synth with the plan\'s own error', () => {
+describe("an invalid import plan fails synth with the plan's own error", () => {
   const badPlan = { ...DEMO_PLAN_RAW, auths: [] };
 
   it('inline plan', () => {
@@ -226,7 +245,11 @@ describe('an invalid import plan fails synth with the plan\'s own error', () => 
     writeFileSync(join(dir, 'config.json'), JSON.stringify({ ...EXAMPLE, planFile: 'plan.json' }));
     const run = promisify(execFile)(join(REPO_ROOT, 'node_modules/.bin/tsx'), ['infra/app.ts'], {
       cwd: REPO_ROOT,
-      env: { ...process.env, CDK_CONTEXT_JSON: JSON.stringify({ config: join(dir, 'config.json'), 'aws:cdk:bundling-stacks': [] }), CDK_OUTDIR: join(dir, 'out') },
+      env: {
+        ...process.env,
+        CDK_CONTEXT_JSON: JSON.stringify({ config: join(dir, 'config.json'), 'aws:cdk:bundling-stacks': [] }),
+        CDK_OUTDIR: join(dir, 'out'),
+      },
     });
     const failure = (await run.then(
       () => undefined,
@@ -244,7 +267,7 @@ describe('an invalid import plan fails synth with the plan\'s own error', () => 
 describe('queues', () => {
   const { template, ids, stack } = synth();
 
-  it('import queue: SSE, TLS only, fixed name, visibility 6× worker timeout, redrive to the DLQ, nobody\'s DLQ', () => {
+  it("import queue: SSE, TLS only, fixed name, visibility 6× worker timeout, redrive to the DLQ, nobody's DLQ", () => {
     template.hasResourceProperties('AWS::SQS::Queue', {
       QueueName: 'TrayAuthImport-imports',
       SqsManagedSseEnabled: true,
@@ -258,9 +281,15 @@ describe('queues', () => {
 
   it('DLQ: SSE, 14 days retention, only the import queue may use it (ARN built from the name: no cycle)', () => {
     const dlq = template.findResources('AWS::SQS::Queue')[ids.dlq]!;
-    expect(dlq.Properties).toMatchObject({ QueueName: 'TrayAuthImport-imports-dlq', SqsManagedSseEnabled: true, MessageRetentionPeriod: 14 * 24 * 3600 });
+    expect(dlq.Properties).toMatchObject({
+      QueueName: 'TrayAuthImport-imports-dlq',
+      SqsManagedSseEnabled: true,
+      MessageRetentionPeriod: 14 * 24 * 3600,
+    });
     expect(dlq.Properties.RedriveAllowPolicy.redrivePermission).toBe('byQueue');
-    expect(dlq.Properties.RedriveAllowPolicy.sourceQueueArns.map(flat)).toEqual(['arn:<AWS::Partition>:sqs:<AWS::Region>:<AWS::AccountId>:TrayAuthImport-imports']);
+    expect(dlq.Properties.RedriveAllowPolicy.sourceQueueArns.map(flat)).toEqual([
+      'arn:<AWS::Partition>:sqs:<AWS::Region>:<AWS::AccountId>:TrayAuthImport-imports',
+    ]);
     // No reference from the DLQ to the import queue resource: the one reference goes queue → DLQ.
     expect(JSON.stringify(dlq)).not.toContain(ids.queue);
     // `cdk destroy` keeps the DLQ: its messages are the record of users that could not be imported.
@@ -273,7 +302,13 @@ describe('queues', () => {
         Queues: [{ Ref: queueId }],
         PolicyDocument: {
           Statement: Match.arrayWith([
-            Match.objectLike({ Effect: 'Deny', Action: 'sqs:*', Principal: { AWS: '*' }, Condition: { Bool: { 'aws:SecureTransport': 'false' } }, Resource: { 'Fn::GetAtt': [queueId, 'Arn'] } }),
+            Match.objectLike({
+              Effect: 'Deny',
+              Action: 'sqs:*',
+              Principal: { AWS: '*' },
+              Condition: { Bool: { 'aws:SecureTransport': 'false' } },
+              Resource: { 'Fn::GetAtt': [queueId, 'Arn'] },
+            }),
           ]),
         },
       });
@@ -298,9 +333,9 @@ describe('queues', () => {
       Timeout: 90,
       Environment: { Variables: Match.objectLike({ MAX_RECEIVE_COUNT: '8' }) },
     });
-    expect(custom.template.findResources('AWS::SQS::Queue')[custom.ids.dlq]!.Properties.RedriveAllowPolicy.sourceQueueArns.map(flat)).toEqual([
-      'arn:<AWS::Partition>:sqs:<AWS::Region>:<AWS::AccountId>:Imports-Prod-imports',
-    ]);
+    expect(
+      custom.template.findResources('AWS::SQS::Queue')[custom.ids.dlq]!.Properties.RedriveAllowPolicy.sourceQueueArns.map(flat),
+    ).toEqual(['arn:<AWS::Partition>:sqs:<AWS::Region>:<AWS::AccountId>:Imports-Prod-imports']);
   });
 
   it('the stack has no dependency cycle (it synthesizes) and exactly two queues', () => {
@@ -315,7 +350,13 @@ describe('worker', () => {
   const env = worker.Properties.Environment.Variables as Record<string, unknown>;
 
   it('Node.js 24 on arm64, its own log group with retention, timeout from config', () => {
-    expect(worker.Properties).toMatchObject({ Runtime: 'nodejs24.x', Architectures: ['arm64'], Timeout: 180, MemorySize: 512, Handler: 'index.handler' });
+    expect(worker.Properties).toMatchObject({
+      Runtime: 'nodejs24.x',
+      Architectures: ['arm64'],
+      Timeout: 180,
+      MemorySize: 512,
+      Handler: 'index.handler',
+    });
     expect(worker.Properties.LoggingConfig).toEqual({ LogGroup: { Ref: ids.workerLogs } });
     template.hasResourceProperties('AWS::Logs::LogGroup', { RetentionInDays: 90 });
     expect(template.findResources('AWS::Logs::LogGroup')[ids.workerLogs]!.Properties.RetentionInDays).toBe(90);
@@ -349,7 +390,13 @@ describe('worker', () => {
     const prod = synth({ trayBudgetPerSecond: 20, maxConcurrency: 3, batchSize: 100 });
     const prodEnv = prod.template.findResources('AWS::Lambda::Function')[prod.ids.worker]!.Properties.Environment.Variables;
     expect(prodEnv.TRAY_RATE_PER_SECOND).toBe('6.5');
-    expect(prod.template.toJSON().Metadata.TrayBudget).toMatchObject({ budgetPerSecond: 20, cliReservePerSecond: 0.5, maxConcurrency: 3, workerRatePerSecond: 6.5, callsPerUser: 5 });
+    expect(prod.template.toJSON().Metadata.TrayBudget).toMatchObject({
+      budgetPerSecond: 20,
+      cliReservePerSecond: 0.5,
+      maxConcurrency: 3,
+      workerRatePerSecond: 6.5,
+      callsPerUser: 5,
+    });
     prod.template.hasOutput('TrayBudgetPerSecond', { Value: '20' });
     prod.template.hasOutput('TrayCallsPerUser', { Value: '5' });
   });
@@ -441,12 +488,25 @@ describe('worker', () => {
     expect(Object.keys(acks)).toEqual([`Annotation::AwsSolutions-IAM5[Resource::${secretArn('tray-import/users/*')}]`]);
     expect(custom.nag.validateScope(custom.app).violations).toEqual([]);
 
-    const unscoped = { ...plan, auths: [{ ...plan.auths[0], data: { api_key: { secret: { secretIdTemplate: '{{sub}}', field: 'k' } }, account_id: { attribute: 'custom:tenant_id' } } }] };
+    const unscoped = {
+      ...plan,
+      auths: [
+        {
+          ...plan.auths[0],
+          data: { api_key: { secret: { secretIdTemplate: '{{sub}}', field: 'k' } }, account_id: { attribute: 'custom:tenant_id' } },
+        },
+      ],
+    };
     // Refused by the plan validator (a template must start with a fixed prefix) or, failing that,
     // by the grant builder below.
     expect(() => build({ planFile: undefined, plan: unscoped })).toThrow(/fixed prefix/);
-    const unparsed = { ...DEMO_PLAN, auths: [{ ...DEMO_PLAN.auths[0]!, data: { api_key: { secret: { secretIdTemplate: '{{sub}}', field: 'k' } } } }] } as ImportPlan;
-    expect(() => secretResources(custom.stack, unparsed, { name: 'tray-auth-import/master-token' })).toThrow(/must start with a fixed prefix.*every secret in the account/);
+    const unparsed = {
+      ...DEMO_PLAN,
+      auths: [{ ...DEMO_PLAN.auths[0]!, data: { api_key: { secret: { secretIdTemplate: '{{sub}}', field: 'k' } } } }],
+    } as ImportPlan;
+    expect(() => secretResources(custom.stack, unparsed, { name: 'tray-auth-import/master-token' })).toThrow(
+      /must start with a fixed prefix.*every secret in the account/,
+    );
   });
 
   it('IAM: the ledger is read and updated item by item; the worker cannot query it (only the CLI does)', () => {
@@ -476,7 +536,7 @@ describe('worker', () => {
       .flatMap((p) => p.Properties.PolicyDocument.Statement as { Sid?: string; Action: unknown; Resource: unknown }[])
       .find((st) => st.Sid === 'ReadMasterTokenAndPlanSecrets');
     expect(statement?.Action).toBe('secretsmanager:GetSecretValue');
-    expect(([statement?.Resource].flat() as unknown[]).map(flat).sort()).toEqual(
+    expect(([statement?.Resource] as unknown[]).flat().map(flat).sort()).toEqual(
       [
         secretArn('tray-auth-import/master-token-??????'),
         'arn:aws:secretsmanager:eu-west-1:123456789012:secret:acme/api-??????',
@@ -500,7 +560,7 @@ describe('post-confirmation trigger', () => {
     expect(template.findResources('AWS::Logs::LogGroup')[ids.pcLogs]!.Properties.RetentionInDays).toBe(90);
   });
 
-  it('environment: queue URL, the plan\'s attributes, enqueue timeout', () => {
+  it("environment: queue URL, the plan's attributes, enqueue timeout", () => {
     expect(fn.Properties.Environment.Variables).toEqual({
       QUEUE_URL: { Ref: ids.queue },
       MESSAGE_ATTRIBUTES: requiredAttributes(DEMO_PLAN).join(','),
@@ -512,7 +572,11 @@ describe('post-confirmation trigger', () => {
 
   it('IAM: SendMessage on the import queue and its own logs, nothing else', () => {
     expect(allowed(template, ids.pcRole)).toEqual(
-      [`logs:CreateLogStream on <${ids.pcLogs}.Arn>`, `logs:PutLogEvents on <${ids.pcLogs}.Arn>`, `sqs:SendMessage on <${ids.queue}.Arn>`].sort(),
+      [
+        `logs:CreateLogStream on <${ids.pcLogs}.Arn>`,
+        `logs:PutLogEvents on <${ids.pcLogs}.Arn>`,
+        `sqs:SendMessage on <${ids.queue}.Arn>`,
+      ].sort(),
     );
   });
 
@@ -521,20 +585,30 @@ describe('post-confirmation trigger', () => {
     expect(Object.keys(roles).sort()).toEqual([ids.workerRole, ids.pcRole].sort());
     for (const role of Object.values(roles)) {
       expect(role.Properties.ManagedPolicyArns).toBeUndefined();
-      expect(role.Properties.AssumeRolePolicyDocument.Statement).toEqual([{ Action: 'sts:AssumeRole', Effect: 'Allow', Principal: { Service: 'lambda.amazonaws.com' } }]);
+      expect(role.Properties.AssumeRolePolicyDocument.Statement).toEqual([
+        { Action: 'sts:AssumeRole', Effect: 'Allow', Principal: { Service: 'lambda.amazonaws.com' } },
+      ]);
     }
   });
 });
 
 describe('user pool', () => {
-  it('created: post-confirmation trigger, strong password policy, retained, the plan\'s custom attribute declared', () => {
+  it("created: post-confirmation trigger, strong password policy, retained, the plan's custom attribute declared", () => {
     const { template, ids } = synth();
     template.resourceCountIs('AWS::Cognito::UserPool', 1);
     template.hasResource('AWS::Cognito::UserPool', {
       DeletionPolicy: 'Retain',
       Properties: Match.objectLike({
         LambdaConfig: { PostConfirmation: { 'Fn::GetAtt': [ids.pc, 'Arn'] } },
-        Policies: { PasswordPolicy: Match.objectLike({ MinimumLength: 12, RequireLowercase: true, RequireUppercase: true, RequireNumbers: true, RequireSymbols: true }) },
+        Policies: {
+          PasswordPolicy: Match.objectLike({
+            MinimumLength: 12,
+            RequireLowercase: true,
+            RequireUppercase: true,
+            RequireNumbers: true,
+            RequireSymbols: true,
+          }),
+        },
         MfaConfiguration: 'OPTIONAL',
         DeletionProtection: 'ACTIVE',
         Schema: Match.arrayWith([Match.objectLike({ Name: 'tenant_id', AttributeDataType: 'String', Mutable: true })]),
@@ -549,19 +623,25 @@ describe('user pool', () => {
     template.hasOutput('UserPoolId', { Value: { Ref: ids.pool } });
   });
 
-  it('existing pool: no pool resource, invoke permission scoped to that pool\'s ARN, its id as output', () => {
+  it("existing pool: no pool resource, invoke permission scoped to that pool's ARN, its id as output", () => {
     const { template, ids, stack } = synth({ userPool: { existingUserPoolId: POOL_ID } });
     // The pool's region is the stack's (a trigger lives in its pool's region).
     expect(stack.region).toBe('eu-west-1');
     template.resourceCountIs('AWS::Cognito::UserPool', 0);
     const permissions = Object.values(template.findResources('AWS::Lambda::Permission'));
     expect(permissions).toHaveLength(1);
-    expect(permissions[0]!.Properties).toMatchObject({ Action: 'lambda:InvokeFunction', Principal: 'cognito-idp.amazonaws.com', FunctionName: { 'Fn::GetAtt': [ids.pc, 'Arn'] } });
+    expect(permissions[0]!.Properties).toMatchObject({
+      Action: 'lambda:InvokeFunction',
+      Principal: 'cognito-idp.amazonaws.com',
+      FunctionName: { 'Fn::GetAtt': [ids.pc, 'Arn'] },
+    });
     expect(flat(permissions[0]!.Properties.SourceArn)).toBe(`arn:aws:cognito-idp:eu-west-1:<AWS::AccountId>:userpool/${POOL_ID}`);
     expect(permissions[0]!.Properties.SourceAccount).toEqual({ Ref: 'AWS::AccountId' });
     template.hasOutput('UserPoolId', { Value: POOL_ID });
     // CloudFormation cannot unset a trigger it did not set: the stack says what to run before `cdk destroy`.
-    template.hasOutput('DetachTriggerCommand', { Value: `npm run cli -- detach-trigger --user-pool-id ${POOL_ID} --stack-name TrayAuthImport --region eu-west-1` });
+    template.hasOutput('DetachTriggerCommand', {
+      Value: `npm run cli -- detach-trigger --user-pool-id ${POOL_ID} --stack-name TrayAuthImport --region eu-west-1`,
+    });
   });
 });
 
@@ -609,7 +689,12 @@ describe('alarms', () => {
 
   it('worker errors and the oldest message on the import queue', () => {
     expect(alarms).toContainEqual(
-      expect.objectContaining({ Namespace: 'AWS/Lambda', MetricName: 'Errors', Dimensions: [{ Name: 'FunctionName', Value: { Ref: ids.worker } }], Threshold: 0 }),
+      expect.objectContaining({
+        Namespace: 'AWS/Lambda',
+        MetricName: 'Errors',
+        Dimensions: [{ Name: 'FunctionName', Value: { Ref: ids.worker } }],
+        Threshold: 0,
+      }),
     );
     expect(alarms).toContainEqual(
       expect.objectContaining({
@@ -621,14 +706,27 @@ describe('alarms', () => {
     );
   });
 
-  it('the trigger\'s EnqueueFailed records, counted from this stack\'s own trigger log group', () => {
+  it("the trigger's EnqueueFailed records, counted from this stack's own trigger log group", () => {
     expect(TRIGGER_METRIC.namespace).toBe(METRIC_NAMESPACE);
     template.hasResourceProperties('AWS::Logs::MetricFilter', {
       LogGroupName: { Ref: ids.pcLogs },
       FilterPattern: '{ $.EnqueueFailed >= 1 }',
-      MetricTransformations: [{ MetricNamespace: `${METRIC_NAMESPACE}/TrayAuthImport`, MetricName: 'EnqueueFailed', MetricValue: '$.EnqueueFailed', DefaultValue: 0 }],
+      MetricTransformations: [
+        {
+          MetricNamespace: `${METRIC_NAMESPACE}/TrayAuthImport`,
+          MetricName: 'EnqueueFailed',
+          MetricValue: '$.EnqueueFailed',
+          DefaultValue: 0,
+        },
+      ],
     });
-    expect(alarms).toContainEqual(expect.objectContaining({ AlarmName: 'TrayAuthImport-SignUpsNotEnqueued', Namespace: `${METRIC_NAMESPACE}/TrayAuthImport`, MetricName: 'EnqueueFailed' }));
+    expect(alarms).toContainEqual(
+      expect.objectContaining({
+        AlarmName: 'TrayAuthImport-SignUpsNotEnqueued',
+        Namespace: `${METRIC_NAMESPACE}/TrayAuthImport`,
+        MetricName: 'EnqueueFailed',
+      }),
+    );
   });
 
   it('the DLQ alarm also notifies when it clears (OK action)', () => {
@@ -646,7 +744,9 @@ describe('alarms', () => {
         names: alarmProps.map((a) => a.AlarmName as string),
         // Custom metrics only: AWS/* metrics are told apart by their queue/function dimensions, which are per stack.
         custom: [
-          ...alarmProps.filter((a) => !String(a.Namespace).startsWith('AWS/')).map((a) => JSON.stringify([a.Namespace, a.MetricName, a.Dimensions ?? []])),
+          ...alarmProps
+            .filter((a) => !String(a.Namespace).startsWith('AWS/'))
+            .map((a) => JSON.stringify([a.Namespace, a.MetricName, a.Dimensions ?? []])),
           ...filters.map((f) => JSON.stringify([f.MetricNamespace, f.MetricName, []])),
         ],
         body,
@@ -664,13 +764,23 @@ describe('alarms', () => {
   });
 
   it('a dashboard with imports, retries, dead letters, queue age and worker duration, from the metrics the worker emits', () => {
-    const source = readFileSync(repoPath('shared/import-worker.ts'), 'utf8');
-    const emitted = [...source.matchAll(/addMetric\(([^,]+),/g)].flatMap((m) => [...(m[1] ?? '').matchAll(/'([A-Za-z]+)'/g)].map((n) => n[1])).filter((n) => /^[A-Z]/.test(n ?? ''));
+    const source = readFileSync(repoPath('shared/import-batch.ts'), 'utf8');
+    const emitted = [...source.matchAll(/addMetric\(([^,]+),/g)]
+      .flatMap((m) => [...(m[1] ?? '').matchAll(/WORKER_METRIC\.(\w+)/g)].map((n) => WORKER_METRIC[n[1] as keyof typeof WORKER_METRIC]))
+      .filter((n) => n !== WORKER_METRIC.trayCallMs && n !== WORKER_METRIC.deadLetterFailed);
     expect(new Set(emitted)).toEqual(new Set(WORKER_METRICS.names));
     const dashboards = template.findResources('AWS::CloudWatch::Dashboard');
     expect(Object.keys(dashboards)).toHaveLength(1);
     const body = JSON.stringify(Object.values(dashboards)[0]?.Properties.DashboardBody);
-    for (const name of [...WORKER_METRICS.names, 'TrayCallMs', 'ApproximateAgeOfOldestMessage', 'ApproximateNumberOfMessagesVisible', 'Duration', 'EnqueueFailed']) expect(body).toContain(name);
+    for (const name of [
+      ...WORKER_METRICS.names,
+      'TrayCallMs',
+      'ApproximateAgeOfOldestMessage',
+      'ApproximateNumberOfMessagesVisible',
+      'Duration',
+      'EnqueueFailed',
+    ])
+      expect(body).toContain(name);
     template.hasResourceProperties('AWS::CloudWatch::Dashboard', { DashboardName: 'TrayAuthImport-imports' });
   });
 
@@ -684,22 +794,34 @@ describe('alarms', () => {
     template.hasResourceProperties('AWS::KMS::Key', {
       EnableKeyRotation: true,
       KeyPolicy: {
-        Statement: Match.arrayWith([Match.objectLike({ Principal: { Service: 'cloudwatch.amazonaws.com' }, Action: ['kms:Decrypt', 'kms:GenerateDataKey*'] })]),
+        Statement: Match.arrayWith([
+          Match.objectLike({ Principal: { Service: 'cloudwatch.amazonaws.com' }, Action: ['kms:Decrypt', 'kms:GenerateDataKey*'] }),
+        ]),
       },
     });
     // CloudWatch may use the key only for this account's alarms (confused deputy), like the topic policy.
-    const keyStatements = template.findResources('AWS::KMS::Key')[ids.key]!.Properties.KeyPolicy.Statement as { Principal?: { Service?: string }; Condition?: Record<string, Record<string, unknown>> }[];
+    const keyStatements = template.findResources('AWS::KMS::Key')[ids.key]!.Properties.KeyPolicy.Statement as {
+      Principal?: { Service?: string };
+      Condition?: Record<string, Record<string, unknown>>;
+    }[];
     const cloudwatch = keyStatements.filter((st) => st.Principal?.Service === 'cloudwatch.amazonaws.com');
     expect(cloudwatch).toHaveLength(1);
     expect(cloudwatch[0]!.Condition?.StringEquals).toEqual({ 'aws:SourceAccount': { Ref: 'AWS::AccountId' } });
-    expect(flat(cloudwatch[0]!.Condition?.ArnLike?.['aws:SourceArn'])).toBe('arn:<AWS::Partition>:cloudwatch:<AWS::Region>:<AWS::AccountId>:alarm:*');
+    expect(flat(cloudwatch[0]!.Condition?.ArnLike?.['aws:SourceArn'])).toBe(
+      'arn:<AWS::Partition>:cloudwatch:<AWS::Region>:<AWS::AccountId>:alarm:*',
+    );
     expect(Object.keys(cloudwatch[0]!.Condition ?? {}).sort()).toEqual(['ArnLike', 'StringEquals']);
     template.hasResourceProperties('AWS::SNS::TopicPolicy', {
       Topics: [{ Ref: ids.topic }],
       PolicyDocument: {
         Statement: Match.arrayWith([
           Match.objectLike({ Effect: 'Deny', Action: 'sns:Publish', Condition: { Bool: { 'aws:SecureTransport': 'false' } } }),
-          Match.objectLike({ Effect: 'Allow', Action: 'sns:Publish', Principal: { Service: 'cloudwatch.amazonaws.com' }, Condition: Match.objectLike({ StringEquals: { 'aws:SourceAccount': { Ref: 'AWS::AccountId' } } }) }),
+          Match.objectLike({
+            Effect: 'Allow',
+            Action: 'sns:Publish',
+            Principal: { Service: 'cloudwatch.amazonaws.com' },
+            Condition: Match.objectLike({ StringEquals: { 'aws:SourceAccount': { Ref: 'AWS::AccountId' } } }),
+          }),
         ]),
       },
     });
@@ -708,12 +830,16 @@ describe('alarms', () => {
 
   it('optional e-mail subscription', () => {
     const custom = synth({ alarmEmail: 'ops@example.com' });
-    custom.template.hasResourceProperties('AWS::SNS::Subscription', { Protocol: 'email', Endpoint: 'ops@example.com', TopicArn: { Ref: custom.ids.topic } });
+    custom.template.hasResourceProperties('AWS::SNS::Subscription', {
+      Protocol: 'email',
+      Endpoint: 'ops@example.com',
+      TopicArn: { Ref: custom.ids.topic },
+    });
   });
 });
 
 describe('outputs', () => {
-  it('exactly the ids the operators\' CLI reads', () => {
+  it("exactly the ids the operators' CLI reads", () => {
     const { template, ids } = synth();
     const outputs = template.toJSON().Outputs as Record<string, { Value: unknown }>;
     // Plus one for people: the dashboard (an existing pool adds DetachTriggerCommand, see 'user pool').
@@ -740,7 +866,13 @@ describe('cdk-nag AwsSolutions', () => {
   const variants: [string, Record<string, unknown>][] = [
     ['example config (created pool)', {}],
     ['existing pool', { userPool: { existingUserPoolId: POOL_ID } }],
-    ['MFA required, Plus plan, alarm e-mail', { userPool: { create: { selfSignUpEnabled: false, mfa: 'REQUIRED', featurePlan: 'PLUS', customAttributes: ['tenant_id'] } }, alarmEmail: 'ops@example.com' }],
+    [
+      'MFA required, Plus plan, alarm e-mail',
+      {
+        userPool: { create: { selfSignUpEnabled: false, mfa: 'REQUIRED', featurePlan: 'PLUS', customAttributes: ['tenant_id'] } },
+        alarmEmail: 'ops@example.com',
+      },
+    ],
   ];
 
   it.each(variants)('%s: no unacknowledged finding, synth passes validation', (_name, overrides) => {
@@ -759,7 +891,9 @@ describe('cdk-nag AwsSolutions', () => {
   it('the checks are wired: a non-compliant resource fails synth', () => {
     const { app, stack, nag } = build();
     new Queue(stack, 'Unsafe', { encryption: QueueEncryption.UNENCRYPTED });
-    expect(nag.validateScope(app).violations.map((v) => v.ruleName)).toEqual(expect.arrayContaining(['AwsSolutions-SQS2', 'AwsSolutions-SQS3', 'AwsSolutions-SQS4']));
+    expect(nag.validateScope(app).violations.map((v) => v.ruleName)).toEqual(
+      expect.arrayContaining(['AwsSolutions-SQS2', 'AwsSolutions-SQS3', 'AwsSolutions-SQS4']),
+    );
     expect(() => app.synth()).toThrow(/AwsSolutions-SQS2[\s\S]*TrayAuthImport\/Unsafe\/Resource[\s\S]*validation-report\.json/);
   });
 
@@ -775,8 +909,11 @@ describe('cdk-nag AwsSolutions', () => {
 });
 
 describe('lambda environment size', () => {
-  it('a plan too large for Lambda\'s 4 KB environment fails synth with the reason', () => {
-    const huge = { ...DEMO_PLAN_RAW, auths: [{ ...(DEMO_PLAN_RAW.auths as Record<string, unknown>[])[0], formData: { blob: 'x'.repeat(5000) } }] };
+  it("a plan too large for Lambda's 4 KB environment fails synth with the reason", () => {
+    const huge = {
+      ...DEMO_PLAN_RAW,
+      auths: [{ ...(DEMO_PLAN_RAW.auths as Record<string, unknown>[])[0], formData: { blob: 'x'.repeat(5000) } }],
+    };
     expect(() => build({ planFile: undefined, plan: huge })).toThrow(DeployConfigError);
     expect(() => build({ planFile: undefined, plan: huge })).toThrow(/above Lambda's 4096.*import plan alone is \d+ bytes/);
   });
@@ -840,13 +977,29 @@ describe('AWS CloudFormation validator (@aws/cloudformation-validate, bundled wi
   const variants: [string, Record<string, unknown>][] = [
     ['example config (created pool)', {}],
     ['existing pool', { userPool: { existingUserPoolId: POOL_ID } }],
-    ['strict pool (MFA required, Plus plan)', { userPool: { create: { mfa: 'REQUIRED', featurePlan: 'PLUS', customAttributes: ['tenant_id'] } } }],
+    [
+      'strict pool (MFA required, Plus plan)',
+      { userPool: { create: { mfa: 'REQUIRED', featurePlan: 'PLUS', customAttributes: ['tenant_id'] } } },
+    ],
     ['other limits and stack name', { maxReceiveCount: 8, workerTimeoutSeconds: 90, stackName: 'Imports-Prod' }],
-    ['Tray URL override, master token by ARN, alarm e-mail', { trayGraphqlUrl: 'https://eu1.tray.io/graphql', masterTokenSecret: { arn: 'arn:aws:secretsmanager:eu-west-1:123456789012:secret:tray/master-AbC123' }, alarmEmail: 'ops@example.com' }],
+    [
+      'Tray URL override, master token by ARN, alarm e-mail',
+      {
+        trayGraphqlUrl: 'https://eu1.tray.io/graphql',
+        masterTokenSecret: { arn: 'arn:aws:secretsmanager:eu-west-1:123456789012:secret:tray/master-AbC123' },
+        alarmEmail: 'ops@example.com',
+      },
+    ],
     ['per-user secrets in the plan', { planFile: undefined, plan: perUserPlan }],
     [
       'Control Tower switches (VPC, KMS-encrypted logs kept a year, pinned account)',
-      { account: '123456789012', region: 'eu-west-1', logRetentionDays: 365, encryptLogs: true, vpc: { vpcId: 'vpc-0123456789abcdef0', subnetIds: ['subnet-0aaa1111bbbb2222c'], securityGroupIds: ['sg-0123456789abcdef0'] } },
+      {
+        account: '123456789012',
+        region: 'eu-west-1',
+        logRetentionDays: 365,
+        encryptLogs: true,
+        vpc: { vpcId: 'vpc-0123456789abcdef0', subnetIds: ['subnet-0aaa1111bbbb2222c'], securityGroupIds: ['sg-0123456789abcdef0'] },
+      },
     ],
   ];
   const dir = mkdtempSync(join(tmpdir(), 'cfn-validate-'));
@@ -883,7 +1036,11 @@ describe('AWS CloudFormation validator (@aws/cloudformation-validate, bundled wi
     writeFileSync(file, JSON.stringify(broken));
     const engine = new validator.CompositeEngine();
     try {
-      const { diagnostics } = engine.validateTemplate(new validator.TemplateFile(file), { detailLevel: 'STANDARD', severityLevel: 'INFO', pseudoParameterOverrides: { accountId: '123456789012', region: 'eu-west-1' } });
+      const { diagnostics } = engine.validateTemplate(new validator.TemplateFile(file), {
+        detailLevel: 'STANDARD',
+        severityLevel: 'INFO',
+        pseudoParameterOverrides: { accountId: '123456789012', region: 'eu-west-1' },
+      });
       expect(diagnostics.filter(isError).map((d) => d.ruleId)).toEqual(expect.arrayContaining(['F3002', 'F3012']));
     } finally {
       engine.free();
@@ -906,11 +1063,17 @@ describe('AWS Control Tower proactive controls (cfn-guard)', () => {
       userPool: { existingUserPoolId: POOL_ID },
       logRetentionDays: 365,
       encryptLogs: true,
-      vpc: { vpcId: 'vpc-0123456789abcdef0', subnetIds: ['subnet-0aaa1111bbbb2222c', 'subnet-0ddd3333eeee4444f'], securityGroupIds: ['sg-0123456789abcdef0'] },
+      vpc: {
+        vpcId: 'vpc-0123456789abcdef0',
+        subnetIds: ['subnet-0aaa1111bbbb2222c', 'subnet-0ddd3333eeee4444f'],
+        securityGroupIds: ['sg-0123456789abcdef0'],
+      },
     };
     const { app, stack, nag } = build(compliant);
     expect(nag.validateScope(app).violations.map((v) => v.ruleName)).toEqual([]);
-    const template = Template.fromStack(stack).toJSON() as { Resources: Record<string, { Type: string; Properties: Record<string, unknown> }> };
+    const template = Template.fromStack(stack).toJSON() as {
+      Resources: Record<string, { Type: string; Properties: Record<string, unknown> }>;
+    };
     const dir = mkdtempSync(join(tmpdir(), 'cfn-guard-'));
     try {
       const file = join(dir, 'template.json');
@@ -924,7 +1087,11 @@ describe('AWS Control Tower proactive controls (cfn-guard)', () => {
     // The switches did what they say.
     const functions = Object.values(template.Resources).filter((r) => r.Type === 'AWS::Lambda::Function');
     expect(functions).toHaveLength(2);
-    for (const fn of functions) expect(fn.Properties.VpcConfig).toMatchObject({ SubnetIds: compliant.vpc.subnetIds, SecurityGroupIds: compliant.vpc.securityGroupIds });
+    for (const fn of functions)
+      expect(fn.Properties.VpcConfig).toMatchObject({
+        SubnetIds: compliant.vpc.subnetIds,
+        SecurityGroupIds: compliant.vpc.securityGroupIds,
+      });
     const logGroups = Object.values(template.Resources).filter((r) => r.Type === 'AWS::Logs::LogGroup');
     for (const group of logGroups) expect(group.Properties).toMatchObject({ RetentionInDays: 365, KmsKeyId: expect.anything() });
   });

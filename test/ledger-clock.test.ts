@@ -1,6 +1,6 @@
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { LOCAL_TABLE_NAME, startLocalStack, type LocalStack } from '../local/local-stack.js';
+import { LOCAL_TABLE_NAME, type LocalStack, startLocalStack } from '../local/local-stack.js';
 import { Ledger } from '../shared/ledger.js';
 import { ServerClock } from '../shared/server-clock.js';
 
@@ -19,7 +19,8 @@ describe("leases on DynamoDB's clock", () => {
   });
   afterAll(async () => stack?.close());
 
-  const ledgerWithClock = (localClock: () => number) => new Ledger({ tableName: LOCAL_TABLE_NAME, client: new DynamoDBClient({}), localClock });
+  const ledgerWithClock = (localClock: () => number) =>
+    new Ledger({ tableName: LOCAL_TABLE_NAME, client: new DynamoDBClient({}), localClock });
   const info = { username: 'ada', source: 'manual' as const };
 
   it("a host whose clock is 10 minutes slow holds its lease as long as it said, by the server's clock", async () => {

@@ -22,7 +22,7 @@ function npmStart(args: string[]): Promise<{ code: number | null; stdout: string
 }
 
 describe('npm start (child process, no TTY)', () => {
-  it('signs up 3 users, prints the table and the broken user\'s DLQ reason, and exits 0', async () => {
+  it("signs up 3 users, prints the table and the broken user's DLQ reason, and exits 0", async () => {
     const run = await npmStart(['--users', '3']);
 
     expect(run.stderr).not.toMatch(/failed|Error:/);
@@ -40,7 +40,7 @@ describe('npm start (child process, no TTY)', () => {
     console.info(`npm start -- --users 3: ${(run.ms / 1000).toFixed(1)}s`);
   }, 90_000);
 
-  it('exits 2 with the plan\'s error for an invalid --plan', async () => {
+  it("exits 2 with the plan's error for an invalid --plan", async () => {
     const run = await npmStart(['--plan', 'does-not-exist.json']);
     expect(run.code).toBe(2);
     expect(run.stderr).toMatch(/error: cannot read the import plan at .*does-not-exist\.json/);

@@ -2,14 +2,20 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { AdminConfirmSignUpCommand, CognitoIdentityProviderClient, ListUsersCommand, SignUpCommand } from '@aws-sdk/client-cognito-identity-provider';
+import {
+  AdminConfirmSignUpCommand,
+  CognitoIdentityProviderClient,
+  ListUsersCommand,
+  SignUpCommand,
+} from '@aws-sdk/client-cognito-identity-provider';
 import { SendMessageCommand, SQSClient } from '@aws-sdk/client-sqs';
 import { CommanderError } from 'commander';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { DEMO_CREDENTIAL_SECRET, DEMO_PLAN_PATH, DEMO_SOLUTION, demoUsers, type DemoUser } from '../local/demo.js';
+import { UsageError } from '../cli/toolkit/errors.js';
+import { DEMO_CREDENTIAL_SECRET, DEMO_PLAN_PATH, DEMO_SOLUTION, type DemoUser, demoUsers } from '../local/demo.js';
 import { parseRunOptions } from '../local/runner/options.js';
 import { runLocalPipeline } from '../local/runner/pipeline.js';
-import { UsageError, type LocalRunResult, type RunOutput } from '../local/runner/types.js';
+import type { LocalRunResult, RunOutput } from '../local/runner/types.js';
 import { startTrayStandIn, type TrayStandIn } from '../local/tray-standin/index.js';
 
 /**
@@ -43,7 +49,7 @@ function expectAllEnabled(result: LocalRunResult, n: number): void {
 const DEMO_PLAN_FILE = fileURLToPath(DEMO_PLAN_PATH);
 
 describe('npm start pipeline against the Tray stand-in', () => {
-  it('imports 20 users through 10% injected Tray faults: 20 enabled in the ledger and the stand-in, nothing duplicated, DLQ empty (the 100- and 600-user runs are the benchmark\'s)', async () => {
+  it("imports 20 users through 10% injected Tray faults: 20 enabled in the ledger and the stand-in, nothing duplicated, DLQ empty (the 100- and 600-user runs are the benchmark's)", async () => {
     const out = capture();
     const started = Date.now();
     const result = await runLocalPipeline({ users: 20, faultRate: 0.1, brokenUser: false }, out);
@@ -64,7 +70,9 @@ describe('npm start pipeline against the Tray stand-in', () => {
     expect(out.lines.filter((l) => /^user0\d\d\s+user-\S+\s+auth-\S+\s+inst-\S+\s+yes$/.test(l))).toHaveLength(20);
     expect(out.lines).toContain('Dead-letter queue: 0 messages');
     expect(out.lines.at(-1)).toMatch(/^OK: 20 of 20 users enabled/);
-    console.info(`20 users with 10% faults: ${seconds.toFixed(1)}s, ${result.counts.trayFaults} Tray faults, ${result.counts.retried} redeliveries`);
+    console.info(
+      `20 users with 10% faults: ${seconds.toFixed(1)}s, ${result.counts.trayFaults} Tray faults, ${result.counts.retried} redeliveries`,
+    );
   }, 120_000);
 
   it('dead-letters exactly the broken user, with its reason, and imports the others', async () => {
@@ -79,12 +87,12 @@ describe('npm start pipeline against the Tray stand-in', () => {
     expect(result.deadLettered[0]).toMatchObject({
       username: 'broken-user',
       errorCode: 'MISSING_ATTRIBUTE',
-      errorStep: 'plan',
-      errorKind: 'permanent',
-      receiveCount: '1',
+      step: 'plan',
+      kind: 'permanent',
+      receiveCount: 1,
       expected: true,
     });
-    expect(result.deadLettered[0]?.errorReason).toMatch(/lacks attribute "custom:tenant_id"/);
+    expect(result.deadLettered[0]?.reason).toMatch(/lacks attribute "custom:tenant_id"/);
     const broken = result.users.find((u) => u.expected === 'deadLettered');
     expect(broken).toMatchObject({ username: 'broken-user', deadLettered: true, enabled: false, trayUserId: undefined, problems: [] });
     expect(result.broken).toEqual({ username: 'broken-user', attribute: 'custom:tenant_id', usedAt: ['auths[0].data.account_id'] });
@@ -99,7 +107,13 @@ describe('npm start pipeline against the Tray stand-in', () => {
     expect(subs.some((sub) => sub.startsWith('00000000-0000-4000-8000-'))).toBe(false);
     expect(new Set(subs).size).toBe(6);
     expect(result.deadLettered[0]?.sub).toBe(broken?.sub);
-    expect(out.lines.some((l) => /^Cognito \(cognito-local at http:\/\/127\.0\.0\.1:\d+\): pool local_\w+ holds 6 users \(6 CONFIRMED\); it invoked the post-confirmation trigger 6 times\.$/.test(l))).toBe(true);
+    expect(
+      out.lines.some((l) =>
+        /^Cognito \(cognito-local at http:\/\/127\.0\.0\.1:\d+\): pool local_\w+ holds 6 users \(6 CONFIRMED\); it invoked the post-confirmation trigger 6 times\.$/.test(
+          l,
+        ),
+      ),
+    ).toBe(true);
 
     expect(out.lines).toContain('Dead-letter queue: 1 message');
     expect(out.lines.some((l) => l.includes('ErrorReason: user broken-user lacks attribute "custom:tenant_id"'))).toBe(true);
@@ -141,35 +155,58 @@ describe('npm start --serve', () => {
       expect(text).toContain(`--endpoint-url http://127.0.0.1:${basePort} sqs receive-message --queue-url ${result.serve?.dlqUrl}`);
       const cognitoInfo = result.serve?.cognito;
       expect(cognitoInfo?.userPoolId).toBe(result.cognito?.userPoolId);
-      expect(text).toContain(`--endpoint-url ${cognitoInfo?.endpoint} cognito-idp sign-up --client-id ${cognitoInfo?.clientId} --username grace`);
+      expect(text).toContain(
+        `--endpoint-url ${cognitoInfo?.endpoint} cognito-idp sign-up --client-id ${cognitoInfo?.clientId} --username grace`,
+      );
       expect(text).toContain(`'Name=custom:tenant_id,Value=tenant-001'`);
       expect(text).toContain(`cognito-idp admin-confirm-sign-up --user-pool-id ${cognitoInfo?.userPoolId} --username grace`);
 
       // The printed example message, sent by hand, is imported by the worker that keeps polling.
-      const sqs = new SQSClient({ endpoint: result.serve?.sqs, region: 'us-east-1', credentials: { accessKeyId: 'local', secretAccessKey: 'local' } });
+      const sqs = new SQSClient({
+        endpoint: result.serve?.sqs,
+        region: 'us-east-1',
+        credentials: { accessKeyId: 'local', secretAccessKey: 'local' },
+      });
       await sqs.send(new SendMessageCommand({ QueueUrl: result.serve?.queueUrl, MessageBody: result.serve?.exampleMessage }));
       sqs.destroy();
-      const state = async () => (await (await fetch(`http://127.0.0.1:${basePort + 3}/_standin/state`)).json()) as { users: unknown[]; instances: { enabled: boolean }[] };
+      const state = async () =>
+        (await (await fetch(`http://127.0.0.1:${basePort + 3}/_standin/state`)).json()) as {
+          users: unknown[];
+          instances: { enabled: boolean }[];
+        };
       const deadline = Date.now() + 15_000;
       // Tray enables the instance a moment before the invocation returns and prints its line:
       // wait for both, or the check races the worker under load.
       const batchLogged = () => out.lines.some((l) => l.startsWith('worker: batch of 1'));
-      while (((await state()).instances.filter((i) => i.enabled).length < 2 || !batchLogged()) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
+      while (((await state()).instances.filter((i) => i.enabled).length < 2 || !batchLogged()) && Date.now() < deadline)
+        await new Promise((r) => setTimeout(r, 100));
       expect((await state()).users).toHaveLength(2);
       expect(batchLogged()).toBe(true);
 
       // The printed sign-up, done by hand against cognito-local: Cognito invokes the trigger, the worker imports the user.
-      const cognito = new CognitoIdentityProviderClient({ endpoint: cognitoInfo?.endpoint, region: 'us-east-1', credentials: { accessKeyId: 'local', secretAccessKey: 'local' } });
+      const cognito = new CognitoIdentityProviderClient({
+        endpoint: cognitoInfo?.endpoint,
+        region: 'us-east-1',
+        credentials: { accessKeyId: 'local', secretAccessKey: 'local' },
+      });
       try {
         const attributes = Object.entries(cognitoInfo?.exampleAttributes ?? {}).map(([Name, Value]) => ({ Name, Value }));
-        await cognito.send(new SignUpCommand({ ClientId: cognitoInfo?.clientId, Username: 'grace', Password: cognitoInfo?.password, UserAttributes: attributes }));
+        await cognito.send(
+          new SignUpCommand({
+            ClientId: cognitoInfo?.clientId,
+            Username: 'grace',
+            Password: cognitoInfo?.password,
+            UserAttributes: attributes,
+          }),
+        );
         await cognito.send(new AdminConfirmSignUpCommand({ UserPoolId: cognitoInfo?.userPoolId, Username: 'grace' }));
         expect((await cognito.send(new ListUsersCommand({ UserPoolId: cognitoInfo?.userPoolId }))).Users).toHaveLength(2);
       } finally {
         cognito.destroy();
       }
       const byHand = Date.now() + 15_000;
-      while ((await state()).instances.filter((i) => i.enabled).length < 3 && Date.now() < byHand) await new Promise((r) => setTimeout(r, 100));
+      while ((await state()).instances.filter((i) => i.enabled).length < 3 && Date.now() < byHand)
+        await new Promise((r) => setTimeout(r, 100));
       expect((await state()).users).toHaveLength(3);
       expect(out.lines.some((l) => /^post-confirmation: Cognito confirmed grace \(sub [0-9a-f-]{36}\)/.test(l))).toBe(true);
     } finally {
@@ -189,24 +226,34 @@ describe('npm start options', () => {
     const options = parseRunOptions([], { env: {} });
     expect(options).toMatchObject({ users: 10, faultRate: 0.1, brokenUser: true, serve: false, verbose: false, planFile: DEMO_PLAN_FILE });
     expect(options.timeoutSeconds).toBeUndefined(); // 120 s, more for big runs
-    expect(parseRunOptions(['--timeout', '30', '--users', '3', '--no-broken-user'], { env: {} })).toMatchObject({ timeoutSeconds: 30, users: 3, brokenUser: false });
+    expect(parseRunOptions(['--timeout', '30', '--users', '3', '--no-broken-user'], { env: {} })).toMatchObject({
+      timeoutSeconds: 30,
+      users: 3,
+      brokenUser: false,
+    });
     expect(options.tray).toBeUndefined();
   });
 
   it('never takes the master token as an option value', () => {
-    expect(() => parseRunOptions(['--tray-region', 'eu', '--plan', DEMO_PLAN_FILE, '--master-token', 'abc'], { env: {}, output: silent })).toThrow(CommanderError);
+    expect(() =>
+      parseRunOptions(['--tray-region', 'eu', '--plan', DEMO_PLAN_FILE, '--master-token', 'abc'], { env: {}, output: silent }),
+    ).toThrow(CommanderError);
   });
 
   it('asks for the master token, the plan and valid files with your own Tray', () => {
     expect(() => parseRunOptions(['--tray-region', 'eu', '--plan', DEMO_PLAN_FILE], { env: {} })).toThrow(/TRAY_MASTER_TOKEN/);
-    expect(() => parseRunOptions(['--tray-url', 'https://tray.example/graphql'], { env: { TRAY_MASTER_TOKEN: 't' } })).toThrow(/needs --plan/);
+    expect(() => parseRunOptions(['--tray-url', 'https://tray.example/graphql'], { env: { TRAY_MASTER_TOKEN: 't' } })).toThrow(
+      /needs --plan/,
+    );
     const badPlan = join(dir, 'bad-plan.json');
     writeFileSync(badPlan, JSON.stringify({ version: 1, solutionId: 's', instanceName: 'x', auths: [] }));
     expect(() => parseRunOptions(['--plan', badPlan], { env: {} })).toThrow(UsageError);
     expect(() => parseRunOptions(['--plan', badPlan], { env: {} })).toThrow(/\$\.auths: needs at least one auth/);
     const tokenFile = join(dir, 'token');
     writeFileSync(tokenFile, '  token-from-file\n');
-    const options = parseRunOptions(['--tray-region', 'eu', '--plan', DEMO_PLAN_FILE, '--master-token-file', tokenFile], { env: { TRAY_MASTER_TOKEN: 'from-env' } });
+    const options = parseRunOptions(['--tray-region', 'eu', '--plan', DEMO_PLAN_FILE, '--master-token-file', tokenFile], {
+      env: { TRAY_MASTER_TOKEN: 'from-env' },
+    });
     expect(options.tray).toEqual({ url: 'https://eu1.tray.io/graphql', masterToken: 'token-from-file' });
     const badSecrets = join(dir, 'secrets.json');
     writeFileSync(badSecrets, JSON.stringify({ 'acme/api': 'not json, and a credential' }));
@@ -239,9 +286,12 @@ describe('npm start against your own Tray (wiring, proven with a second stand-in
   it('runs the pipeline against --tray-url with TRAY_MASTER_TOKEN, --plan and --secrets-file', async () => {
     const secretsFile = join(dir, 'secrets.json');
     writeFileSync(secretsFile, JSON.stringify({ [DEMO_CREDENTIAL_SECRET]: { apiKey: API_KEY } }));
-    const options = parseRunOptions(['--tray-url', remote.url, '--plan', DEMO_PLAN_FILE, '--secrets-file', secretsFile, '--users', '3', '--fault-rate', '0.5'], {
-      env: { TRAY_MASTER_TOKEN: MASTER },
-    });
+    const options = parseRunOptions(
+      ['--tray-url', remote.url, '--plan', DEMO_PLAN_FILE, '--secrets-file', secretsFile, '--users', '3', '--fault-rate', '0.5'],
+      {
+        env: { TRAY_MASTER_TOKEN: MASTER },
+      },
+    );
     expect(options.notes).toContain('--fault-rate is ignored with your own Tray: faults are injected by the stand-in only.');
     const out = capture();
     const result = await runLocalPipeline(options, out);

@@ -1,12 +1,19 @@
 import { describe, expect, it } from 'vitest';
+import { demoPlan } from '../local/demo.js';
 import { buildQueueMessage, parseAttributeList, parseQueueMessage } from '../shared/message.js';
 import { renderImport } from '../shared/render.js';
-import { demoPlan } from '../local/demo.js';
 
 const SUB = '6f1c2a3b-0d4e-4f5a-8b6c-7d8e9f0a1b2c';
 const attrs = { sub: SUB, email: 'ann@example.com', name: 'Ann', phone_number: '+100', 'custom:tenant_id': 't-1' };
 const message = () =>
-  buildQueueMessage({ userPoolId: 'eu-west-1_Abc123', username: 'ann', userAttributes: attrs, attributeNames: ['custom:tenant_id', 'email', 'name'], source: 'signup', now: new Date('2026-01-02T03:04:05.000Z') });
+  buildQueueMessage({
+    userPoolId: 'eu-west-1_Abc123',
+    username: 'ann',
+    userAttributes: attrs,
+    attributeNames: ['custom:tenant_id', 'email', 'name'],
+    source: 'signup',
+    now: new Date('2026-01-02T03:04:05.000Z'),
+  });
 
 describe('queue message', () => {
   it('carries only the listed attributes, never the rest of the profile', () => {
@@ -23,7 +30,9 @@ describe('queue message', () => {
 
   it('accepts Cognito subs in either case', () => {
     expect(parseQueueMessage(JSON.stringify({ ...message(), sub: SUB.toUpperCase() })).sub).toBe(SUB.toUpperCase());
-    expect(parseQueueMessage(JSON.stringify({ ...message(), sub: '00000000-0000-4000-8000-000000000001' })).sub).toBe('00000000-0000-4000-8000-000000000001');
+    expect(parseQueueMessage(JSON.stringify({ ...message(), sub: '00000000-0000-4000-8000-000000000001' })).sub).toBe(
+      '00000000-0000-4000-8000-000000000001',
+    );
   });
 
   it('round-trips through JSON', () => {
@@ -35,7 +44,7 @@ describe('queue message', () => {
       try {
         parseQueueMessage(typeof body === 'string' ? body : JSON.stringify(body));
       } catch (e) {
-        return (e as Error & { code: string });
+        return e as Error & { code: string };
       }
       throw new Error('accepted');
     };

@@ -80,7 +80,10 @@ describe('the Tray pacer', () => {
     const clock = fakeClock();
     const pacer = new Pacer({ ratePerSecond: 1, burst: 1, ...clock });
     await pacer.take();
-    await expect(pacer.take('createExternalUser', clock.now() + 500)).rejects.toMatchObject({ code: 'OUT_OF_TIME', step: 'createExternalUser' });
+    await expect(pacer.take('createExternalUser', clock.now() + 500)).rejects.toMatchObject({
+      code: 'OUT_OF_TIME',
+      step: 'createExternalUser',
+    });
     // The refused call took no slot: the next caller gets the one it would have had.
     await pacer.take();
     expect(pacer.granted).toBe(2);

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { parsePlan, parsePlanJson, referencedSecrets, requiredAttributes, trayEndpoint, type ImportPlan } from '../shared/plan.js';
 import { demoPlan } from '../local/demo.js';
+import { type ImportPlan, parsePlan, parsePlanJson, referencedSecrets, requiredAttributes, trayEndpoint } from '../shared/plan.js';
 
 const base = () => JSON.parse(JSON.stringify(demoPlan())) as Record<string, unknown> & ImportPlan;
 const errorOf = (input: unknown) => {
@@ -69,7 +69,9 @@ describe('import plan', () => {
       return plan;
     };
     expect(() => parsePlan(withTemplate('acme/users/{{sub}}'))).not.toThrow();
-    expect(errorOf(withTemplate('acme/tenants/{{custom:tenant_id}}')).message).toContain('$.auths[0].data.api_key.secret.secretIdTemplate: may only use {{sub}}');
+    expect(errorOf(withTemplate('acme/tenants/{{custom:tenant_id}}')).message).toContain(
+      '$.auths[0].data.api_key.secret.secretIdTemplate: may only use {{sub}}',
+    );
     expect(errorOf(withTemplate('{{sub}}')).message).toContain('after a fixed prefix');
     expect(errorOf(withTemplate('acme/users/fixed')).message).toContain('may only use {{sub}}');
   });
@@ -80,13 +82,28 @@ describe('import plan', () => {
       (plan.auths[0]!.data as Record<string, unknown>).api_key = { secret: { secretIdTemplate, field: 'k' } };
       return plan;
     };
-    for (const ok of ['tray-import/users/{{sub}}', 'a/{{sub}}', 'arn:aws:secretsmanager:eu-west-1:123456789012:secret:tray-import/users/{{sub}}']) {
+    for (const ok of [
+      'tray-import/users/{{sub}}',
+      'a/{{sub}}',
+      'arn:aws:secretsmanager:eu-west-1:123456789012:secret:tray-import/users/{{sub}}',
+    ]) {
       expect(() => parsePlan(withTemplate(ok)), ok).not.toThrow();
     }
     // "t{{sub}}" would be granted every secret starting with "t"; the others widen or break the namespace.
-    for (const bad of ['t{{sub}}', 'tray-import/users-{{sub}}', 'tray-import/users/{{sub}}/key', 'tray-import/{{sub}}/{{sub}}', 'tray-import/users/{{ sub }}', '/{{sub}}', 'arn:aws:secretsmanager:eu-west-1:123456789012:secret:{{sub}}', 'tray import/{{sub}}']) {
+    for (const bad of [
+      't{{sub}}',
+      'tray-import/users-{{sub}}',
+      'tray-import/users/{{sub}}/key',
+      'tray-import/{{sub}}/{{sub}}',
+      'tray-import/users/{{ sub }}',
+      '/{{sub}}',
+      'arn:aws:secretsmanager:eu-west-1:123456789012:secret:{{sub}}',
+      'tray import/{{sub}}',
+    ]) {
       const message = errorOf(withTemplate(bad)).message;
-      expect(message, bad).toMatch(/\$\.auths\[0\]\.data\.api_key\.secret\.secretIdTemplate: (must be a fixed prefix ending in "\/" followed by exactly one \{\{sub\}\}|may only use \{\{sub\}\})/);
+      expect(message, bad).toMatch(
+        /\$\.auths\[0\]\.data\.api_key\.secret\.secretIdTemplate: (must be a fixed prefix ending in "\/" followed by exactly one \{\{sub\}\}|may only use \{\{sub\}\})/,
+      );
     }
   });
 
@@ -96,7 +113,9 @@ describe('import plan', () => {
     (plan.auths[0]!.data as Record<string, unknown>).region = { literal: 'eu', attribute: 'custom:region' };
     const message = errorOf(plan).message;
     expect(message).toContain('$.instanceName: has unbalanced');
-    expect(message).toContain('$.auths[0].data.region: set exactly one of "literal", "attribute" or "secret" (found literal and attribute)');
+    expect(message).toContain(
+      '$.auths[0].data.region: set exactly one of "literal", "attribute" or "secret" (found literal and attribute)',
+    );
   });
 
   it('says when the file is not JSON', () => {
@@ -108,25 +127,50 @@ describe('import plan', () => {
     expect(requiredAttributes(plan)).toEqual(['custom:company', 'custom:tenant_id', 'email', 'name']);
     const perUser = parsePlan({
       ...base(),
-      auths: [{ ...base().auths[0]!, data: { token: { secret: { secretIdTemplate: 'acme/users/{{sub}}', field: 'token' } }, key: { secret: { secretId: 'acme/shared', field: 'k' } } } }],
+      auths: [
+        {
+          ...base().auths[0]!,
+          data: {
+            token: { secret: { secretIdTemplate: 'acme/users/{{sub}}', field: 'token' } },
+            key: { secret: { secretId: 'acme/shared', field: 'k' } },
+          },
+        },
+      ],
     });
     expect(referencedSecrets(perUser)).toEqual({ ids: ['acme/shared'], templatePrefixes: ['acme/users/'] });
   });
 
   it('resolves the Tray endpoint: override, explicit URL, region', () => {
     expect(trayEndpoint(parsePlan({ ...base(), tray: { region: 'eu' } }), undefined)).toBe('https://eu1.tray.io/graphql');
-    expect(trayEndpoint(parsePlan({ ...base(), tray: { graphqlUrl: 'https://proxy.example.com/graphql' } }), undefined)).toBe('https://proxy.example.com/graphql');
+    expect(trayEndpoint(parsePlan({ ...base(), tray: { graphqlUrl: 'https://proxy.example.com/graphql' } }), undefined)).toBe(
+      'https://proxy.example.com/graphql',
+    );
     expect(trayEndpoint(parsePlan(base()), 'http://127.0.0.1:9/graphql')).toBe('http://127.0.0.1:9/graphql');
-    expect(errorOf({ ...base(), tray: { region: 'eu', graphqlUrl: 'https://x.example.com' } }).message).toContain('$.tray: set "region" or "graphqlUrl", not both');
+    expect(errorOf({ ...base(), tray: { region: 'eu', graphqlUrl: 'https://x.example.com' } }).message).toContain(
+      '$.tray: set "region" or "graphqlUrl", not both',
+    );
   });
 
   it('sends to Tray over https only; plain http only to loopback stand-ins', () => {
-    for (const url of ['http://127.0.0.1:9/graphql', 'http://127.3.4.5/graphql', 'http://localhost:4000/graphql', 'http://[::1]:4000/graphql']) {
+    for (const url of [
+      'http://127.0.0.1:9/graphql',
+      'http://127.3.4.5/graphql',
+      'http://localhost:4000/graphql',
+      'http://[::1]:4000/graphql',
+    ]) {
       expect(parsePlan({ ...base(), tray: { graphqlUrl: url } }).tray.graphqlUrl, url).toBe(url);
       expect(trayEndpoint(parsePlan(base()), url)).toBe(url);
     }
-    for (const url of ['http://tray.io/graphql', 'http://proxy.internal:8080/graphql', 'http://127.0.0.1.evil.example/graphql', 'http://localhost.evil.example/graphql', 'ftp://tray.io/graphql']) {
-      expect(errorOf({ ...base(), tray: { graphqlUrl: url } }).message, url).toMatch(/\$\.tray\.graphqlUrl: must be an https URL|tray\.graphqlUrl must use https/);
+    for (const url of [
+      'http://tray.io/graphql',
+      'http://proxy.internal:8080/graphql',
+      'http://127.0.0.1.evil.example/graphql',
+      'http://localhost.evil.example/graphql',
+      'ftp://tray.io/graphql',
+    ]) {
+      expect(errorOf({ ...base(), tray: { graphqlUrl: url } }).message, url).toMatch(
+        /\$\.tray\.graphqlUrl: must be an https URL|tray\.graphqlUrl must use https/,
+      );
       expect(() => trayEndpoint(parsePlan(base()), url), url).toThrow(/TRAY_GRAPHQL_URL (must use https|is not a URL)/);
     }
   });

@@ -1,12 +1,12 @@
-import { createServer, type Server, type Socket } from 'node:net';
 import type { AddressInfo } from 'node:net';
+import { createServer, type Server, type Socket } from 'node:net';
 import { DeleteMessageCommand, GetQueueAttributesCommand, ReceiveMessageCommand, SQSClient } from '@aws-sdk/client-sqs';
 import type { PostConfirmationTriggerEvent } from 'aws-lambda';
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
 import { createPostConfirmationHandler, METRIC_NAMESPACE } from '../functions/post-confirmation/trigger.js';
+import { DEMO_USER_POOL_ID, type DemoUser, demoUsers, postConfirmationEvent } from '../local/demo.js';
+import { type LocalStack, startLocalStack } from '../local/local-stack.js';
 import { MESSAGE_VERSION, QueueMessageSchema } from '../shared/message.js';
-import { DEMO_USER_POOL_ID, demoUsers, postConfirmationEvent, type DemoUser } from '../local/demo.js';
-import { startLocalStack, type LocalStack } from '../local/local-stack.js';
 
 /**
  * The Cognito post-confirmation trigger against the SQS emulator: what it enqueues, what it
@@ -30,8 +30,11 @@ function userWithExtras(): DemoUser {
   return { ...user, attributes: { ...user.attributes, phone_number: '+15555550100', 'custom:internal_note': 'do not export' } };
 }
 
-function event(user: DemoUser, source?: 'PostConfirmation_ConfirmSignUp' | 'PostConfirmation_ConfirmForgotPassword'): PostConfirmationTriggerEvent {
-  return postConfirmationEvent(user, source) as unknown as PostConfirmationTriggerEvent;
+function event(
+  user: DemoUser,
+  source?: 'PostConfirmation_ConfirmSignUp' | 'PostConfirmation_ConfirmForgotPassword',
+): PostConfirmationTriggerEvent {
+  return postConfirmationEvent(user, source);
 }
 
 async function receiveAll(queueUrl: string) {
@@ -43,7 +46,10 @@ async function receiveAll(queueUrl: string) {
 
 async function queueDepth(): Promise<number> {
   const out = await stack.sqs.send(
-    new GetQueueAttributesCommand({ QueueUrl: stack.queueUrl, AttributeNames: ['ApproximateNumberOfMessages', 'ApproximateNumberOfMessagesNotVisible', 'ApproximateNumberOfMessagesDelayed'] }),
+    new GetQueueAttributesCommand({
+      QueueUrl: stack.queueUrl,
+      AttributeNames: ['ApproximateNumberOfMessages', 'ApproximateNumberOfMessagesNotVisible', 'ApproximateNumberOfMessagesDelayed'],
+    }),
   );
   return Object.values(out.Attributes ?? {}).reduce((sum, v) => sum + Number(v), 0);
 }
@@ -94,9 +100,16 @@ function expectFailureLogged(lines: string[], user: DemoUser): void {
   for (const value of [user.attributes.email, user.attributes.name, user.attributes['custom:tenant_id'], user.attributes.phone_number]) {
     if (value) expect(errorLine).not.toContain(value);
   }
-  const metric = records.find((r) => r._aws !== undefined) as { _aws: { CloudWatchMetrics: { Namespace: string; Metrics: { Name: string; Unit: string }[] }[] }; EnqueueFailed: number; component: string };
+  const metric = records.find((r) => r._aws !== undefined) as {
+    _aws: { CloudWatchMetrics: { Namespace: string; Metrics: { Name: string; Unit: string }[] }[] };
+    EnqueueFailed: number;
+    component: string;
+  };
   expect(metric).toBeDefined();
-  expect(metric._aws.CloudWatchMetrics[0]).toMatchObject({ Namespace: METRIC_NAMESPACE, Metrics: [{ Name: 'EnqueueFailed', Unit: 'Count' }] });
+  expect(metric._aws.CloudWatchMetrics[0]).toMatchObject({
+    Namespace: METRIC_NAMESPACE,
+    Metrics: [{ Name: 'EnqueueFailed', Unit: 'Count' }],
+  });
   expect(metric).toMatchObject({ EnqueueFailed: 1, component: 'post-confirmation' });
   // Nothing else: no INFO line claiming success.
   expect(records.filter((r) => r.level === 'INFO')).toEqual([]);
@@ -105,7 +118,13 @@ function expectFailureLogged(lines: string[], user: DemoUser): void {
 describe('post-confirmation trigger (createPostConfirmationHandler)', () => {
   it('enqueues one message with only the listed attributes and returns the event unchanged', async () => {
     const lines: string[] = [];
-    const trigger = createPostConfirmationHandler({ sqs: stack.sqs, queueUrl: stack.queueUrl, attributeNames: ATTRIBUTES, timeoutMs: 2_000, log: (l) => lines.push(l) });
+    const trigger = createPostConfirmationHandler({
+      sqs: stack.sqs,
+      queueUrl: stack.queueUrl,
+      attributeNames: ATTRIBUTES,
+      timeoutMs: 2_000,
+      log: (l) => lines.push(l),
+    });
     const user = userWithExtras();
     const input = event(user);
     const before = structuredClone(input);
@@ -133,21 +152,38 @@ describe('post-confirmation trigger (createPostConfirmationHandler)', () => {
     expect(requestedAt).toBeLessThanOrEqual(Date.now());
     expect(body.requestedAt).toBe(new Date(requestedAt).toISOString());
 
-    expect(parseLines(lines)).toEqual([{ level: 'INFO', message: 'sign-up enqueued for import', userPoolId: DEMO_USER_POOL_ID, username: user.username, sub: user.sub }]);
+    expect(parseLines(lines)).toEqual([
+      { level: 'INFO', message: 'sign-up enqueued for import', userPoolId: DEMO_USER_POOL_ID, username: user.username, sub: user.sub },
+    ]);
   });
 
   it('leaves out a listed attribute the user does not have', async () => {
-    const trigger = createPostConfirmationHandler({ sqs: stack.sqs, queueUrl: stack.queueUrl, attributeNames: ATTRIBUTES, timeoutMs: 2_000, log: () => undefined });
+    const trigger = createPostConfirmationHandler({
+      sqs: stack.sqs,
+      queueUrl: stack.queueUrl,
+      attributeNames: ATTRIBUTES,
+      timeoutMs: 2_000,
+      log: () => undefined,
+    });
     const user = userWithExtras();
     delete user.attributes['custom:tenant_id'];
     await trigger(event(user));
     const [message] = await receiveAll(stack.queueUrl);
-    expect((JSON.parse(message?.Body ?? '') as { attributes: unknown }).attributes).toEqual({ email: user.attributes.email, name: user.attributes.name });
+    expect((JSON.parse(message?.Body ?? '') as { attributes: unknown }).attributes).toEqual({
+      email: user.attributes.email,
+      name: user.attributes.name,
+    });
   });
 
   it('ignores a confirmed forgotten password: nothing enqueued, event returned unchanged', async () => {
     const lines: string[] = [];
-    const trigger = createPostConfirmationHandler({ sqs: stack.sqs, queueUrl: stack.queueUrl, attributeNames: ATTRIBUTES, timeoutMs: 2_000, log: (l) => lines.push(l) });
+    const trigger = createPostConfirmationHandler({
+      sqs: stack.sqs,
+      queueUrl: stack.queueUrl,
+      attributeNames: ATTRIBUTES,
+      timeoutMs: 2_000,
+      log: (l) => lines.push(l),
+    });
     const input = event(userWithExtras(), 'PostConfirmation_ConfirmForgotPassword');
     const before = structuredClone(input);
 
@@ -164,11 +200,21 @@ describe('post-confirmation trigger (createPostConfirmationHandler)', () => {
     ['no request', (e: Record<string, unknown>) => delete e.request],
     ['a null request', (e: Record<string, unknown>) => (e.request = null)],
     ['a request without userAttributes', (e: Record<string, unknown>) => (e.request = {})],
-    ['a sub that is not Cognito\'s', (e: Record<string, unknown>) => ((e.request as { userAttributes: Record<string, string> }).userAttributes.sub = '../../tray-auth-import/master-token')],
+    [
+      "a sub that is not Cognito's",
+      (e: Record<string, unknown>) =>
+        ((e.request as { userAttributes: Record<string, string> }).userAttributes.sub = '../../tray-auth-import/master-token'),
+    ],
   ])('returns the event for %s: logged and counted, never thrown at the sign-up, nothing enqueued', async (_name, mutate) => {
     const lines: string[] = [];
     const send = vi.fn();
-    const trigger = createPostConfirmationHandler({ sqs: { send } as unknown as SQSClient, queueUrl: stack.queueUrl, attributeNames: ATTRIBUTES, timeoutMs: 2_000, log: (l) => lines.push(l) });
+    const trigger = createPostConfirmationHandler({
+      sqs: { send } as unknown as SQSClient,
+      queueUrl: stack.queueUrl,
+      attributeNames: ATTRIBUTES,
+      timeoutMs: 2_000,
+      log: (l) => lines.push(l),
+    });
     const input = event(userWithExtras());
     mutate(input as unknown as Record<string, unknown>);
 
@@ -272,9 +318,30 @@ describe('post-confirmation trigger: the Lambda entry (functions/post-confirmati
     const [message, ...rest] = await receiveAll(stack.queueUrl);
     expect(rest).toEqual([]);
     const body = QueueMessageSchema.parse(JSON.parse(message?.Body ?? ''));
-    expect(body).toMatchObject({ v: MESSAGE_VERSION, userPoolId: DEMO_USER_POOL_ID, username: user.username, sub: user.sub, source: 'signup' });
+    expect(body).toMatchObject({
+      v: MESSAGE_VERSION,
+      userPoolId: DEMO_USER_POOL_ID,
+      username: user.username,
+      sub: user.sub,
+      source: 'signup',
+    });
     expect(Object.keys(body.attributes).sort()).toEqual([...ATTRIBUTES].sort());
-    expect(log.mock.calls.map((c) => JSON.parse(String(c[0])) as unknown)).toEqual([expect.objectContaining({ level: 'INFO', username: user.username })]);
+    expect(log.mock.calls.map((c) => JSON.parse(String(c[0])) as unknown)).toEqual([
+      expect.objectContaining({ level: 'INFO', username: user.username }),
+    ]);
+  });
+
+  it('never fails a sign-up over invalid settings: each one logs what to fix and counts EnqueueFailed', async () => {
+    setEnv({ QUEUE_URL: 'not a url', MESSAGE_ATTRIBUTES: ATTRIBUTES.join(','), ENQUEUE_TIMEOUT_MS: '1500' });
+    const handler = await coldStart();
+    const lines: string[] = [];
+    vi.spyOn(console, 'log').mockImplementation((line: unknown) => void lines.push(String(line)));
+    const user = userWithExtras();
+    const input = event(user);
+
+    expect(await handler(input)).toBe(input);
+    expectFailureLogged(lines, user);
+    expect(parseLines(lines).find((r) => r.level === 'ERROR')).toMatchObject({ reason: expect.stringContaining('$.QUEUE_URL') });
   });
 
   it('stays within ENQUEUE_TIMEOUT_MS when the queue cannot be reached', async () => {
@@ -304,4 +371,3 @@ describe('post-confirmation trigger: the Lambda entry (functions/post-confirmati
     }
   });
 });
-

@@ -27,9 +27,19 @@ const ENCODERS: Record<string, (s: string) => string> = {
   raw: (s) => s,
   json: (s) => JSON.stringify(s).slice(1, -1),
   jsonInJson: (s) => JSON.stringify(JSON.stringify(s)).slice(1, -1),
-  asciiJson: (s) => JSON.stringify(s).slice(1, -1).replace(/[\u0080-\uffff]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`),
-  asciiJsonUpper: (s) => JSON.stringify(s).slice(1, -1).replace(/[\u0080-\uffff]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0').toUpperCase()}`),
-  asciiJsonInJson: (s) => JSON.stringify(JSON.stringify(s).replace(/[\u0080-\uffff]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`)).slice(1, -1),
+  asciiJson: (s) =>
+    JSON.stringify(s)
+      .slice(1, -1)
+      .replace(/[\u0080-\uffff]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`),
+  asciiJsonUpper: (s) =>
+    JSON.stringify(s)
+      .slice(1, -1)
+      .replace(/[\u0080-\uffff]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0').toUpperCase()}`),
+  asciiJsonInJson: (s) =>
+    JSON.stringify(JSON.stringify(s).replace(/[\u0080-\uffff]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`)).slice(
+      1,
+      -1,
+    ),
   uriComponent: (s) => encodeURIComponent(s),
   uriLowerHex: (s) => encodeURIComponent(s).replace(/%[0-9A-F]{2}/g, (m) => m.toLowerCase()),
   form: (s) => new URLSearchParams({ k: s }).toString().slice(2),

@@ -1,9 +1,9 @@
 import { GetSecretValueCommand, ResourceNotFoundException, SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
 import { mockClient } from 'aws-sdk-client-mock';
 import { describe, expect, it } from 'vitest';
-import { SecretReader } from '../shared/secrets.js';
-import { scrub } from '../shared/redact.js';
 import { masterTokenFromSecret } from '../shared/master-token-secret.js';
+import { scrub } from '../shared/redact.js';
+import { SecretReader } from '../shared/secrets.js';
 
 /** Unit tests of one adapter: the SDK is mocked here; the pipeline tests use the real client. */
 describe('SecretReader', () => {
@@ -29,7 +29,9 @@ describe('SecretReader', () => {
 
   it('a missing secret is permanent; throttling is transient and not cached', async () => {
     const sm = mockClient(SecretsManagerClient);
-    sm.on(GetSecretValueCommand, { SecretId: 'gone' }).rejects(new ResourceNotFoundException({ message: 'not found', $metadata: { httpStatusCode: 400 } }));
+    sm.on(GetSecretValueCommand, { SecretId: 'gone' }).rejects(
+      new ResourceNotFoundException({ message: 'not found', $metadata: { httpStatusCode: 400 } }),
+    );
     sm.on(GetSecretValueCommand, { SecretId: 'busy' })
       .rejectsOnce(Object.assign(new Error('Rate exceeded'), { name: 'ThrottlingException', $metadata: { httpStatusCode: 400 } }))
       .resolves({ SecretString: '{"a":"b-long-enough"}' });
@@ -41,7 +43,9 @@ describe('SecretReader', () => {
 
   it('refuses a credential field too short to redact, naming the secret and field, not the value', async () => {
     const sm = mockClient(SecretsManagerClient);
-    sm.on(GetSecretValueCommand).resolves({ SecretString: JSON.stringify({ apiKey: 'k9Z!x', region: 'eu', nested: { token: 'long-enough-token', pin: 4821 } }) });
+    sm.on(GetSecretValueCommand).resolves({
+      SecretString: JSON.stringify({ apiKey: 'k9Z!x', region: 'eu', nested: { token: 'long-enough-token', pin: 4821 } }),
+    });
     const reader = new SecretReader({ client: new SecretsManagerClient({ region: 'us-east-1' }) });
     const short = await reader.field('acme/api', 'apiKey').catch((e: Error) => e);
     expect(short).toMatchObject({ code: 'SECRET_INVALID', kind: 'permanent', step: 'secrets' });

@@ -1,9 +1,9 @@
 import { describe, expect, it } from 'vitest';
+import { demoPlan } from '../local/demo.js';
 import { parseQueueMessage } from '../shared/message.js';
 import { parsePlan } from '../shared/plan.js';
 import { renderImport } from '../shared/render.js';
 import { renderTemplate } from '../shared/template.js';
-import { demoPlan } from '../local/demo.js';
 
 /** Issue #11, item 5: attribute names that are Object.prototype members must never render as function text. */
 const PROTO_NAMES = ['constructor', 'toString', '__proto__', 'hasOwnProperty', 'valueOf'];
@@ -24,7 +24,15 @@ describe('attribute lookups', () => {
     raw.auths[0]!.data.account_id = { attribute: name };
     const plan = parsePlan(raw);
     const message = parseQueueMessage(
-      JSON.stringify({ v: 1, userPoolId: 'us-east-1_DemoPool1', username: 'u1', sub: '00000000-0000-4000-8000-000000000001', attributes: { email: 'a@example.com', 'custom:tenant_id': 'tenant-001' }, source: 'manual', requestedAt: new Date().toISOString() }),
+      JSON.stringify({
+        v: 1,
+        userPoolId: 'us-east-1_DemoPool1',
+        username: 'u1',
+        sub: '00000000-0000-4000-8000-000000000001',
+        attributes: { email: 'a@example.com', 'custom:tenant_id': 'tenant-001' },
+        source: 'manual',
+        requestedAt: new Date().toISOString(),
+      }),
     );
     let error: unknown;
     try {

@@ -26,7 +26,8 @@ const USER_TOKEN = 'user-token-canary-31337';
 type Echo = (body: string) => string;
 const ECHOES: Record<string, Echo> = {
   'the request body as text': (body) => `invalid request: ${body}`,
-  'the body with non-ASCII \\u-escaped (Python json.dumps)': (body) => `invalid request: ${body.replace(/[\u0080-\uffff]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`)}`,
+  'the body with non-ASCII \\u-escaped (Python json.dumps)': (body) =>
+    `invalid request: ${body.replace(/[\u0080-\uffff]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`)}`,
   'the body re-encoded as a JSON string (JSON in JSON)': (body) => `invalid request: ${JSON.stringify(body)}`,
   'the body as a query string (gateway access log)': (body) => `rejected POST /graphql?q=${encodeURIComponent(body)}`,
   'the body form-encoded': (body) => `rejected ${new URLSearchParams({ q: body }).toString()}`,
@@ -45,7 +46,12 @@ beforeAll(async () => {
     req.on('end', () => {
       const body = Buffer.concat(chunks).toString('utf8');
       res.writeHead(200, { 'content-type': 'application/json' });
-      res.end(JSON.stringify({ data: null, errors: [{ message: `${echo(body)} (auth: ${req.headers.authorization})`, extensions: { code: 'invalid_input' } }] }));
+      res.end(
+        JSON.stringify({
+          data: null,
+          errors: [{ message: `${echo(body)} (auth: ${req.headers.authorization})`, extensions: { code: 'invalid_input' } }],
+        }),
+      );
     });
   });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', () => resolve()));
@@ -63,7 +69,10 @@ const FORBIDDEN = [/31337/, /canary/i, /c%C3%A4n|c\\u00e4n|cänäry/i];
 /** Base64 runs in `text`, decoded at every alignment (a run may start mid-group after a redaction). */
 function decodedBase64Runs(text: string): string[] {
   return [...text.matchAll(/[A-Za-z0-9+/_-]{12,}={0,2}/g)].flatMap(([run]) =>
-    [0, 1, 2, 3].flatMap((skip) => [Buffer.from(run.slice(skip), 'base64').toString('latin1'), Buffer.from(run.slice(skip), 'base64url').toString('latin1')]),
+    [0, 1, 2, 3].flatMap((skip) => [
+      Buffer.from(run.slice(skip), 'base64').toString('latin1'),
+      Buffer.from(run.slice(skip), 'base64url').toString('latin1'),
+    ]),
   );
 }
 
@@ -73,8 +82,15 @@ describe.each(Object.entries(ECHOES))('Tray echoing %s', (_name, encode) => {
     const sm = mockClient(SecretsManagerClient);
     sm.on(GetSecretValueCommand).resolves({ SecretString: JSON.stringify(CANARIES) });
     const reader = new SecretReader({ client: new SecretsManagerClient({ region: 'us-east-1' }) });
-    const data = Object.fromEntries(await Promise.all(Object.keys(CANARIES).map(async (k) => [k, await reader.field('acme/api', k)] as const)));
-    const tray = new TrayClient({ url, masterToken: staticMasterToken(() => MASTER), timeoutMs: 2_000, retry: { baseDelayMs: 1, maxDelayMs: 2 } });
+    const data = Object.fromEntries(
+      await Promise.all(Object.keys(CANARIES).map(async (k) => [k, await reader.field('acme/api', k)] as const)),
+    );
+    const tray = new TrayClient({
+      url,
+      masterToken: staticMasterToken(() => MASTER),
+      timeoutMs: 2_000,
+      retry: { baseDelayMs: 1, maxDelayMs: 2 },
+    });
     // The user token is registered by TrayClient.authorize in real runs.
     registerSecret(USER_TOKEN);
 
@@ -101,5 +117,8 @@ it('a credential too short to redact is refused when it is read, before any requ
   const sm = mockClient(SecretsManagerClient);
   sm.on(GetSecretValueCommand).resolves({ SecretString: JSON.stringify({ pin: 'k9"Z' }) });
   const reader = new SecretReader({ client: new SecretsManagerClient({ region: 'us-east-1' }) });
-  await expect(reader.field('acme/api', 'pin')).rejects.toMatchObject({ code: 'SECRET_INVALID', message: expect.stringContaining('secret "acme/api" field "pin"') });
+  await expect(reader.field('acme/api', 'pin')).rejects.toMatchObject({
+    code: 'SECRET_INVALID',
+    message: expect.stringContaining('secret "acme/api" field "pin"'),
+  });
 });

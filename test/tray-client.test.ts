@@ -1,7 +1,7 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { staticMasterToken, TrayClient } from '../shared/tray/client.js';
 import { Pacer } from '../shared/tray/pacer.js';
-import { startScriptedServer, type ScriptedServer } from './support/scripted-server.js';
+import { type ScriptedServer, startScriptedServer } from './support/scripted-server.js';
 
 let server: ScriptedServer | undefined;
 /** Pacing is tested on its own (pacer.test.ts); here it would only slow the calls down. */
@@ -18,7 +18,14 @@ const badGateway = { status: 502, body: 'Bad Gateway' };
 function client(url: string, tokens = ['old-master-token', 'new-master-token'], deadline?: number) {
   let reads = 0;
   const master = staticMasterToken(() => tokens[Math.min(reads++, tokens.length - 1)]!);
-  return new TrayClient({ url, masterToken: master, timeoutMs: 2_000, retry: { baseDelayMs: 1, maxDelayMs: 2 }, pacer: fastPacer(), ...(deadline ? { deadline } : {}) });
+  return new TrayClient({
+    url,
+    masterToken: master,
+    timeoutMs: 2_000,
+    retry: { baseDelayMs: 1, maxDelayMs: 2 },
+    pacer: fastPacer(),
+    ...(deadline ? { deadline } : {}),
+  });
 }
 
 describe('TrayClient', () => {
@@ -41,7 +48,13 @@ describe('TrayClient', () => {
   });
 
   it('re-sends a create that the rate limiter refused (it was not executed)', async () => {
-    const rateLimited = { status: 200, body: { data: null, errors: [{ message: 'Rate limit exceeded', extensions: { name: 'PreconditionError', code: 'access_not_allowed' } }] } };
+    const rateLimited = {
+      status: 200,
+      body: {
+        data: null,
+        errors: [{ message: 'Rate limit exceeded', extensions: { name: 'PreconditionError', code: 'access_not_allowed' } }],
+      },
+    };
     server = await startScriptedServer([rateLimited, rateLimited, created]);
     await expect(client(server.url).createExternalUser({ name: 'a', externalUserId: 'sub-1', isTestUser: false })).resolves.toBe('user-1');
     expect(server.requests).toHaveLength(3);
@@ -54,7 +67,17 @@ describe('TrayClient', () => {
 
   it('refuses a partial list rather than letting a look-up miss (more pages, no cursor)', async () => {
     server = await startScriptedServer([
-      { status: 200, body: { data: { users: { edges: [{ node: { id: 'u1', name: 'a', externalUserId: 's' }, cursor: 'c1' }], pageInfo: { hasNextPage: true, endCursor: null } } } } },
+      {
+        status: 200,
+        body: {
+          data: {
+            users: {
+              edges: [{ node: { id: 'u1', name: 'a', externalUserId: 's' }, cursor: 'c1' }],
+              pageInfo: { hasNextPage: true, endCursor: null },
+            },
+          },
+        },
+      },
     ]);
     await expect(client(server.url).findUsersByExternalUserId('s')).rejects.toMatchObject({ code: 'TRAY_BAD_RESPONSE', step: 'lookup' });
   });
@@ -62,13 +85,19 @@ describe('TrayClient', () => {
   it("reads a user's auths with Tray's one unpaged query, and refuses a list that says it is partial", async () => {
     const node = (id: string) => ({ node: { id, name: id, service: { id: 'svc' }, serviceEnvironment: { id: 'env' } } });
     server = await startScriptedServer([
-      { status: 200, body: { data: { viewer: { authentications: { edges: [node('a1'), node('a2')], pageInfo: { hasNextPage: false } } } } } },
+      {
+        status: 200,
+        body: { data: { viewer: { authentications: { edges: [node('a1'), node('a2')], pageInfo: { hasNextPage: false } } } } },
+      },
       { status: 200, body: { data: { viewer: { authentications: { edges: [node('a1')], pageInfo: { hasNextPage: true } } } } } },
     ]);
     const auths = await client(server.url).listAuthentications('user-token-abcdef');
     expect(auths.map((a) => a.id)).toEqual(['a1', 'a2']);
     // A short list would make a retry miss an auth and create it again.
-    await expect(client(server.url).listAuthentications('user-token-abcdef')).rejects.toMatchObject({ code: 'TRAY_BAD_RESPONSE', step: 'lookup' });
+    await expect(client(server.url).listAuthentications('user-token-abcdef')).rejects.toMatchObject({
+      code: 'TRAY_BAD_RESPONSE',
+      step: 'lookup',
+    });
     expect(server.requests.map((r) => r.operationName)).toEqual(['ListAuthentications', 'ListAuthentications']);
     expect(server.requests.map((r) => r.variables ?? {})).toEqual([{}, {}]);
   });
@@ -76,15 +105,27 @@ describe('TrayClient', () => {
   it('starts no call without time left before the deadline', async () => {
     server = await startScriptedServer([created]);
     const late = client(server.url, undefined, Date.now() + 500);
-    await expect(late.createExternalUser({ name: 'a', externalUserId: 's', isTestUser: false })).rejects.toMatchObject({ code: 'OUT_OF_TIME', ambiguous: false });
+    await expect(late.createExternalUser({ name: 'a', externalUserId: 's', isTestUser: false })).rejects.toMatchObject({
+      code: 'OUT_OF_TIME',
+      ambiguous: false,
+    });
     expect(server.requests).toHaveLength(0);
   });
 
   it('cuts a call to the time left before the deadline', async () => {
     server = await startScriptedServer([{ status: 0, body: '' }]);
     const started = Date.now();
-    const soon = new TrayClient({ url: server.url, masterToken: staticMasterToken(() => 'master-token-x'), timeoutMs: 10_000, deadline: Date.now() + 1_500, pacer: fastPacer() });
-    await expect(soon.createExternalUser({ name: 'a', externalUserId: 's', isTestUser: false })).rejects.toMatchObject({ code: 'TRAY_TIMEOUT', ambiguous: true });
+    const soon = new TrayClient({
+      url: server.url,
+      masterToken: staticMasterToken(() => 'master-token-x'),
+      timeoutMs: 10_000,
+      deadline: Date.now() + 1_500,
+      pacer: fastPacer(),
+    });
+    await expect(soon.createExternalUser({ name: 'a', externalUserId: 's', isTestUser: false })).rejects.toMatchObject({
+      code: 'TRAY_TIMEOUT',
+      ambiguous: true,
+    });
     expect(Date.now() - started).toBeLessThan(5_000); // the call timeout alone would be 10 s
   });
 });

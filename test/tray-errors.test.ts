@@ -2,12 +2,15 @@ import { ClientError } from 'graphql-request';
 import { describe, expect, it } from 'vitest';
 import { ImportError } from '../shared/errors.js';
 import { registerSecret } from '../shared/redact.js';
-import { backoffDelay } from '../shared/retry.js';
+import { retryDelaySeconds } from '../shared/redelivery.js';
+import { backoffMs } from '../shared/retry.js';
 import { classifyTrayFailure, isSafeToResend } from '../shared/tray/classify.js';
-import { retryDelaySeconds } from '../shared/dead-letter.js';
 
 const clientError = (status: number, errors?: { message: string; extensions?: { name?: string; code?: string } }[]) =>
-  new ClientError({ status, headers: new Headers(), body: '', errors } as never, { query: 'mutation { x }', variables: { data: '{"api_key":"super-secret-value-1"}' } });
+  new ClientError({ status, headers: new Headers(), body: '', errors } as never, {
+    query: 'mutation { x }',
+    variables: { data: '{"api_key":"super-secret-value-1"}' },
+  });
 
 const classify = (e: unknown) => classifyTrayFailure(e, 'createUserAuthentication', 'createUserAuthentication');
 
@@ -16,10 +19,25 @@ describe('Tray error classification', () => {
     ['HTTP 500', clientError(500), 'TRAY_UNAVAILABLE', 'transient'],
     ['HTTP 502 after commit', clientError(502), 'TRAY_UNAVAILABLE', 'transient'],
     ['HTTP 429', clientError(429), 'TRAY_RATE_LIMITED', 'transient'],
-    ['rate limit body with HTTP 200', clientError(200, [{ message: 'Rate limit exceeded', extensions: { name: 'PreconditionError', code: 'access_not_allowed' } }]), 'TRAY_RATE_LIMITED', 'transient'],
+    [
+      'rate limit body with HTTP 200',
+      clientError(200, [{ message: 'Rate limit exceeded', extensions: { name: 'PreconditionError', code: 'access_not_allowed' } }]),
+      'TRAY_RATE_LIMITED',
+      'transient',
+    ],
     ['HTTP 401', clientError(401, [{ message: 'Unauthorized' }]), 'TRAY_UNAUTHORIZED', 'permanent'],
     ['HTTP 403', clientError(403), 'TRAY_UNAUTHORIZED', 'permanent'],
-    ['validation error (wrong-case slot)', clientError(200, [{ message: 'Auth slot "External_X" does not exist in solution "sol-1"', extensions: { name: 'ValidationError', code: 'invalid_input' } }]), 'TRAY_REJECTED', 'permanent'],
+    [
+      'validation error (wrong-case slot)',
+      clientError(200, [
+        {
+          message: 'Auth slot "External_X" does not exist in solution "sol-1"',
+          extensions: { name: 'ValidationError', code: 'invalid_input' },
+        },
+      ]),
+      'TRAY_REJECTED',
+      'permanent',
+    ],
   ])('%s → %s (%s)', (_name, error, code, kind) => {
     const result = classify(error);
     expect(result.code).toBe(code);
@@ -41,7 +59,9 @@ describe('Tray error classification', () => {
 
   it('scrubs registered secrets that Tray echoes back', () => {
     registerSecret('echoed-secret-value-42');
-    expect(classify(clientError(200, [{ message: 'invalid key echoed-secret-value-42' }])).message).toBe('Tray rejected createUserAuthentication: invalid key [redacted]');
+    expect(classify(clientError(200, [{ message: 'invalid key echoed-secret-value-42' }])).message).toBe(
+      'Tray rejected createUserAuthentication: invalid key [redacted]',
+    );
   });
 
   it('re-sends a create only when Tray certainly did not run it', () => {
@@ -55,11 +75,11 @@ describe('Tray error classification', () => {
 
 describe('backoff', () => {
   it('grows exponentially with full jitter, capped', () => {
-    const policy = { baseDelayMs: 100, maxDelayMs: 1_000 };
-    expect(backoffDelay(1, { ...policy, random: () => 0.999 })).toBe(100);
-    expect(backoffDelay(3, { ...policy, random: () => 0.999 })).toBe(400);
-    expect(backoffDelay(10, { ...policy, random: () => 0.999 })).toBe(999);
-    expect(backoffDelay(3, { ...policy, random: () => 0 })).toBe(0);
+    const policy = { baseDelayMs: 100, maxDelayMs: 1_000, jitter: 'full' } as const;
+    expect(backoffMs(1, policy, () => 0.999)).toBe(100);
+    expect(backoffMs(3, policy, () => 0.999)).toBe(400);
+    expect(backoffMs(10, policy, () => 0.999)).toBe(999);
+    expect(backoffMs(3, policy, () => 0)).toBe(0);
   });
 
   it('pushes redeliveries back more with each receive, within SQS limits', () => {

@@ -24,7 +24,17 @@ describe("Tray's published schema", () => {
 
   it('finds every document the project sends', () => {
     const names = documents.map(([name]) => name);
-    for (const expected of ['CREATE_EXTERNAL_USER', 'AUTHORIZE', 'FIND_USERS', 'CREATE_USER_AUTHENTICATION', 'LIST_AUTHENTICATIONS', 'CREATE_SOLUTION_INSTANCE', 'UPDATE_SOLUTION_INSTANCE', 'LIST_SOLUTION_INSTANCES', 'LIST_SOLUTIONS']) {
+    for (const expected of [
+      'CREATE_EXTERNAL_USER',
+      'AUTHORIZE',
+      'FIND_USERS',
+      'CREATE_USER_AUTHENTICATION',
+      'LIST_AUTHENTICATIONS',
+      'CREATE_SOLUTION_INSTANCE',
+      'UPDATE_SOLUTION_INSTANCE',
+      'LIST_SOLUTION_INSTANCES',
+      'LIST_SOLUTIONS',
+    ]) {
       expect(names).toContain(expected);
     }
   });
@@ -36,9 +46,15 @@ describe("Tray's published schema", () => {
 
   it('rejects what Tray rejects (the check bites)', () => {
     const idCriteria = `query ($solutionId: ID) { viewer { solutionInstances(criteria: { solutionId: $solutionId }) { totalCount } } }`;
-    expect(validate(schema, parse(idCriteria)).map((e) => e.message).join()).toMatch(/Variable "\$solutionId" of type "ID" used in position expecting type "String"/);
+    expect(
+      validate(schema, parse(idCriteria))
+        .map((e) => e.message)
+        .join(),
+    ).toMatch(/Variable "\$solutionId" of type "ID" used in position expecting type "String"/);
     const pagedAuths = `query { viewer { authentications(first: 10) { edges { node { id } cursor } } } }`;
-    const messages = validate(schema, parse(pagedAuths)).map((e) => e.message).join('\n');
+    const messages = validate(schema, parse(pagedAuths))
+      .map((e) => e.message)
+      .join('\n');
     expect(messages).toMatch(/Unknown argument "first"/);
     expect(messages).toMatch(/Cannot query field "cursor" on type "AuthenticationEdge"/);
   });

@@ -1,6 +1,6 @@
 /* eslint-disable @typescript-eslint/no-explicit-any -- response bodies are untyped JSON; tests index into them freely */
-import { describe, it, expect, beforeAll, afterAll } from 'vitest';
-import { startTrayStandIn, type SeedSolution, type TrayStandIn } from '../local/tray-standin/index.js';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { type SeedSolution, startTrayStandIn, type TrayStandIn } from '../local/tray-standin/index.js';
 
 const MASTER = 'master-token-for-tests';
 
@@ -19,7 +19,11 @@ const SOLUTIONS: SeedSolution[] = [
   { id: 'sol-hidden', title: 'Unpublished', published: false, authSlots: [], configSlots: [] },
 ];
 
-interface GqlResult { status: number; body: any; text: string }
+interface GqlResult {
+  status: number;
+  body: any;
+  text: string;
+}
 
 async function gql(url: string, token: string | undefined, query: string, variables?: Record<string, unknown>): Promise<GqlResult> {
   const res = await fetch(url, {
@@ -106,10 +110,17 @@ describe('tray stand-in: operations and rules', () => {
     const snap = s.snapshot();
     expect(snap.users.find((u) => u.id === userId)).toEqual({ id: userId, name: 'Ada', externalUserId: 'happy-1', isTestUser: true });
     expect(snap.authentications.find((a) => a.id === authId)).toMatchObject({
-      userId, serviceId: 'svc-sqs', serviceEnvironmentId: 'env-1', data: { accessKeyId: 'AK', secret: 'S' }, scopes: null, hidden: false,
+      userId,
+      serviceId: 'svc-sqs',
+      serviceEnvironmentId: 'env-1',
+      data: { accessKeyId: 'AK', secret: 'S' },
+      scopes: null,
+      hidden: false,
     });
     expect(snap.instances.find((i) => i.id === inst.id)).toMatchObject({
-      owner: userId, solutionId: 'sol-1', enabled: true,
+      owner: userId,
+      solutionId: 'sol-1',
+      enabled: true,
       authValues: [{ externalId: 'external_sqs_authentication', authId }],
       configValues: [{ externalId: 'external_email', value: '"ada@example.com"' }],
     });
@@ -118,17 +129,28 @@ describe('tray stand-in: operations and rules', () => {
     const mine = await gql(s.url, userToken, INSTANCES);
     expect(mine.body.data.viewer.solutionInstances.totalCount).toBe(1);
     expect(mine.body.data.viewer.solutionInstances.edges[0].node).toMatchObject({ id: inst.id, owner: userId, solution: { id: 'sol-1' } });
-    const auths = await gql(s.url, userToken, `{ viewer { authentications { edges { node { id name
-      service { id name version title } serviceEnvironment { id title } } } pageInfo { hasNextPage } } } }`);
+    const auths = await gql(
+      s.url,
+      userToken,
+      `{ viewer { authentications { edges { node { id name
+      service { id name version title } serviceEnvironment { id title } } } pageInfo { hasNextPage } } } }`,
+    );
     expect(auths.body.data.viewer.authentications.edges[0].node).toMatchObject({
-      id: authId, service: { id: 'svc-sqs' }, serviceEnvironment: { id: 'env-1' },
+      id: authId,
+      service: { id: 'svc-sqs' },
+      serviceEnvironment: { id: 'env-1' },
     });
     expect(s.countsByOperation()).toMatchObject({ createExternalUser: 1, authorize: 1, createSolutionInstance: 1 });
   });
 
   it('lists only published solutions with Json default values, master only', async () => {
-    const r = await gql(s.url, MASTER, `query ($c: SolutionSearchCriteria) { viewer { solutions(criteria: $c) { edges { node { id title tags
-      configSlots { externalId title defaultValue } authSlots { externalId title } } cursor } pageInfo { hasNextPage endCursor } } } }`, { c: { tags: ['import'] } });
+    const r = await gql(
+      s.url,
+      MASTER,
+      `query ($c: SolutionSearchCriteria) { viewer { solutions(criteria: $c) { edges { node { id title tags
+      configSlots { externalId title defaultValue } authSlots { externalId title } } cursor } pageInfo { hasNextPage endCursor } } } }`,
+      { c: { tags: ['import'] } },
+    );
     const edges = r.body.data.viewer.solutions.edges;
     expect(edges.map((e: any) => e.node.id)).toEqual(['sol-1']);
     expect(edges[0].node.configSlots).toContainEqual({ externalId: 'external_batch', title: 'Batch size', defaultValue: '10' });
@@ -213,7 +235,8 @@ describe('tray stand-in: operations and rules', () => {
 
     const notJson = await gql(s.url, userToken, CREATE_INSTANCE, {
       input: {
-        solutionId: 'sol-1', instanceName: 'x',
+        solutionId: 'sol-1',
+        instanceName: 'x',
         authValues: [{ externalId: 'external_sqs_authentication', authId }],
         configValues: [{ externalId: 'external_email', value: 'ada@example.com' }],
       },
@@ -237,7 +260,11 @@ describe('tray stand-in: operations and rules', () => {
 
     const otherUsersAuth = await newUserWithAuth(s);
     const foreign = await gql(s.url, userToken, CREATE_INSTANCE, {
-      input: { solutionId: 'sol-1', instanceName: 'x', authValues: [{ externalId: 'external_sqs_authentication', authId: otherUsersAuth.authId }] },
+      input: {
+        solutionId: 'sol-1',
+        instanceName: 'x',
+        authValues: [{ externalId: 'external_sqs_authentication', authId: otherUsersAuth.authId }],
+      },
     });
     expect(foreign.body.errors[0].message).toMatch(/does not exist/);
   });
@@ -261,7 +288,12 @@ describe('tray stand-in: operations and rules', () => {
 
     // Supplying the value in the same update makes it pass.
     const ok = await gql(s.url, userToken, UPDATE_INSTANCE, {
-      input: { solutionInstanceId: id, enabled: true, errorOnEnablingWithMissingValues: true, configValues: [{ externalId: 'external_email', value: '"a@b.c"' }] },
+      input: {
+        solutionInstanceId: id,
+        enabled: true,
+        errorOnEnablingWithMissingValues: true,
+        configValues: [{ externalId: 'external_email', value: '"a@b.c"' }],
+      },
     });
     expect(ok.body.data.updateSolutionInstance.solutionInstance.enabled).toBe(true);
 
@@ -281,8 +313,12 @@ describe('tray stand-in: operations and rules', () => {
     expect(ofA.body.data.viewer.solutionInstances.totalCount).toBe(1);
     expect(ofA.body.data.viewer.solutionInstances.edges[0].node.owner).toBe(a.userId);
 
-    const removed = await gql(s.url, MASTER, `mutation ($input: RemoveExternalUserInput!) { removeExternalUser(input: $input) { clientMutationId } }`,
-      { input: { userId: a.userId, clientMutationId: 'cm-1' } });
+    const removed = await gql(
+      s.url,
+      MASTER,
+      `mutation ($input: RemoveExternalUserInput!) { removeExternalUser(input: $input) { clientMutationId } }`,
+      { input: { userId: a.userId, clientMutationId: 'cm-1' } },
+    );
     expect(removed.body.data.removeExternalUser.clientMutationId).toBe('cm-1');
     expect(s.snapshot().instances.some((i) => i.owner === a.userId)).toBe(false);
     expect((await gql(s.url, a.userToken, INSTANCES)).status).toBe(401); // its token died with it
@@ -421,7 +457,10 @@ describe('tray stand-in: faults', () => {
       headers: { authorization: `Bearer ${MASTER}`, 'content-type': 'application/json' },
       body: JSON.stringify({ query: '{ users { edges { cursor } } }' }),
     });
-    const settled = pending.then(() => 'answered', () => 'failed');
+    const settled = pending.then(
+      () => 'answered',
+      () => 'failed',
+    );
     await new Promise((r) => setTimeout(r, 50));
     const t0 = Date.now();
     await h.close();
@@ -454,7 +493,11 @@ describe('tray stand-in: faults', () => {
   it('randomTransientFaultRate uses the injected RNG', async () => {
     const rolls = [0.1, 0.0, 0.9, 0.99]; // call 1: fault, kind index 0 (http500); call 2: no fault
     const r = await startTrayStandIn({
-      masterToken: MASTER, latencyMs: 0, rateLimit: false, randomTransientFaultRate: 0.5, random: () => rolls.shift() ?? 0.99,
+      masterToken: MASTER,
+      latencyMs: 0,
+      rateLimit: false,
+      randomTransientFaultRate: 0.5,
+      random: () => rolls.shift() ?? 0.99,
     });
     try {
       expect((await gql(r.url, MASTER, USERS, {})).status).toBe(500);
@@ -531,7 +574,12 @@ describe("tray stand-in: Tray's timing", () => {
     try {
       const { userToken, authId } = await newUserWithAuth(s);
       const created = await gql(s.url, userToken, CREATE_INSTANCE, {
-        input: { solutionId: 'sol-1', instanceName: 'timing', authValues: [{ externalId: 'external_sqs_authentication', authId }], configValues: [{ externalId: 'external_email', value: '"a@example.com"' }] },
+        input: {
+          solutionId: 'sol-1',
+          instanceName: 'timing',
+          authValues: [{ externalId: 'external_sqs_authentication', authId }],
+          configValues: [{ externalId: 'external_email', value: '"a@example.com"' }],
+        },
       });
       const id: string = created.body.data.createSolutionInstance.solutionInstance.id;
       const early = await gql(s.url, userToken, UPDATE_INSTANCE, { input: { solutionInstanceId: id, enabled: true } });
@@ -550,9 +598,19 @@ describe("tray stand-in: Tray's timing", () => {
     const s = await startTrayStandIn({ masterToken: MASTER, latencyMs: 0, enableDelayMs: 0, rateLimit: false, solutions: SOLUTIONS });
     try {
       const { userId } = await newUserWithAuth(s);
-      const code = await gql(s.url, MASTER, `mutation ($input: GenerateAuthorizationCodeInput!) { generateAuthorizationCode(input: $input) { authorizationCode } }`, { input: { userId } });
+      const code = await gql(
+        s.url,
+        MASTER,
+        `mutation ($input: GenerateAuthorizationCodeInput!) { generateAuthorizationCode(input: $input) { authorizationCode } }`,
+        { input: { userId } },
+      );
       expect(code.body.data.generateAuthorizationCode.authorizationCode).toMatch(/^[0-9a-f]{32}$/);
-      const updated = await gql(s.url, MASTER, `mutation ($input: UpdateExternalUserInput!) { updateExternalUser(input: $input) { user { id isTestUser } } }`, { input: { userId, isTestUser: false } });
+      const updated = await gql(
+        s.url,
+        MASTER,
+        `mutation ($input: UpdateExternalUserInput!) { updateExternalUser(input: $input) { user { id isTestUser } } }`,
+        { input: { userId, isTestUser: false } },
+      );
       expect(updated.body.data.updateExternalUser.user).toEqual({ id: userId, isTestUser: false });
     } finally {
       await s.close();

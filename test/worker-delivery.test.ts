@@ -1,9 +1,9 @@
 import type { SQSEvent, SQSRecord } from 'aws-lambda';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { DLQ_ATTRIBUTES } from '../shared/message.js';
 import { demoPlan } from '../local/demo.js';
+import { DEMO_USER_POOL_ID, demoUsers, type Harness, startHarness } from '../local/worker-harness.js';
+import { DLQ_ATTRIBUTES } from '../shared/message.js';
 import { expectImportedExactlyOnce } from './support/assertions.js';
-import { DEMO_USER_POOL_ID, demoUsers, startHarness, type Harness } from './support/worker-harness.js';
 
 const users = demoUsers(40);
 
@@ -12,7 +12,12 @@ function record(body: string, messageId: string, receiveCount = 1): SQSRecord {
     messageId,
     receiptHandle: `rh-${messageId}-${Math.random()}`,
     body,
-    attributes: { ApproximateReceiveCount: String(receiveCount), SentTimestamp: String(Date.now()), SenderId: 'test', ApproximateFirstReceiveTimestamp: String(Date.now()) },
+    attributes: {
+      ApproximateReceiveCount: String(receiveCount),
+      SentTimestamp: String(Date.now()),
+      SenderId: 'test',
+      ApproximateFirstReceiveTimestamp: String(Date.now()),
+    },
     messageAttributes: {},
     md5OfBody: '',
     eventSource: 'aws:sqs',
@@ -95,7 +100,13 @@ describe('poison inputs go to the DLQ with their reason after the first receive'
 
   const cases: { name: string; body: (h: Harness) => string; code: string; step: string; reason: RegExp }[] = [
     { name: 'not JSON', body: () => 'this is not json', code: 'INVALID_MESSAGE', step: 'parse', reason: /not JSON/ },
-    { name: 'unknown version', body: (h) => JSON.stringify({ ...h.messageFor(users[10]!), v: 2 }), code: 'INVALID_MESSAGE', step: 'parse', reason: /\$\.v: unsupported message version/ },
+    {
+      name: 'unknown version',
+      body: (h) => JSON.stringify({ ...h.messageFor(users[10]!), v: 2 }),
+      code: 'INVALID_MESSAGE',
+      step: 'parse',
+      reason: /\$\.v: unsupported message version/,
+    },
     {
       name: 'missing sub',
       body: (h) => {
@@ -137,7 +148,11 @@ describe('poison inputs go to the DLQ with their reason after the first receive'
       expect(h.stack.tray!.calls.length).toBe(callsBefore);
       // Every dead-lettered user whose sub is known has a ledger entry with the reason.
       const sub = (JSON.parse(body.startsWith('{') ? body : '{}') as { sub?: string }).sub;
-      if (sub) expect(await h.ledger.get({ userPoolId: DEMO_USER_POOL_ID, sub })).toMatchObject({ status: 'failed', lastError: { code: c.code, step: c.step } });
+      if (sub)
+        expect(await h.ledger.get({ userPoolId: DEMO_USER_POOL_ID, sub })).toMatchObject({
+          status: 'failed',
+          lastError: { code: c.code, step: c.step },
+        });
     });
   }
 
@@ -172,7 +187,12 @@ describe('a plan slot in the wrong case is a permanent Tray rejection', () => {
     await h.drain();
     const dlq = await h.dlqMessages();
     expect(dlq).toHaveLength(1);
-    expect(dlq[0]!.attributes).toMatchObject({ [DLQ_ATTRIBUTES.errorCode]: 'TRAY_REJECTED', [DLQ_ATTRIBUTES.step]: 'createSolutionInstance', [DLQ_ATTRIBUTES.receiveCount]: '1', [DLQ_ATTRIBUTES.sub]: user.sub });
+    expect(dlq[0]!.attributes).toMatchObject({
+      [DLQ_ATTRIBUTES.errorCode]: 'TRAY_REJECTED',
+      [DLQ_ATTRIBUTES.step]: 'createSolutionInstance',
+      [DLQ_ATTRIBUTES.receiveCount]: '1',
+      [DLQ_ATTRIBUTES.sub]: user.sub,
+    });
     expect(dlq[0]!.attributes[DLQ_ATTRIBUTES.reason]).toContain('External_Acme_CRM_Authentication');
     expect(h.stack.tray!.countsByOperation().createSolutionInstance).toBe(1);
     const entry = await h.ledger.get({ userPoolId: h.messageFor(user).userPoolId, sub: user.sub });
@@ -195,7 +215,11 @@ describe('transient failures that never clear are dead-lettered with a reason on
     await h.drain();
     const dlq = await h.dlqMessages();
     expect(dlq).toHaveLength(1);
-    expect(dlq[0]!.attributes).toMatchObject({ [DLQ_ATTRIBUTES.errorCode]: 'TRAY_UNAVAILABLE', [DLQ_ATTRIBUTES.kind]: 'transient', [DLQ_ATTRIBUTES.receiveCount]: '2' });
+    expect(dlq[0]!.attributes).toMatchObject({
+      [DLQ_ATTRIBUTES.errorCode]: 'TRAY_UNAVAILABLE',
+      [DLQ_ATTRIBUTES.kind]: 'transient',
+      [DLQ_ATTRIBUTES.receiveCount]: '2',
+    });
     expect(dlq[0]!.attributes[DLQ_ATTRIBUTES.reason]).toMatch(/gave up after 2 attempts: Tray answered createExternalUser with HTTP 500/);
     const entry = await h.ledger.get({ userPoolId: h.messageFor(user).userPoolId, sub: user.sub });
     expect(entry).toMatchObject({ status: 'failed', attempts: 2 });

@@ -1,9 +1,9 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { FaultKind } from '../local/tray-standin/index.js';
 import { LOCAL_TABLE_NAME } from '../local/local-stack.js';
+import type { FaultKind } from '../local/tray-standin/index.js';
+import { demoUsers, type Harness, startHarness } from '../local/worker-harness.js';
 import { Ledger, type LedgerEntry, type UserKey } from '../shared/ledger.js';
 import { expectImportedExactlyOnce, waitForEnabled } from './support/assertions.js';
-import { demoUsers, startHarness, type Harness } from './support/worker-harness.js';
 
 /**
  * Every Tray step × every fault kind (a hang after the create took effect included): after redelivery the user is enabled and Tray holds
@@ -54,7 +54,11 @@ describe('fault matrix: every Tray step × {500, hang, rate limit, commit-then-f
         if ((kind === 'commitThenFail' || kind === 'commitThenHang') && operation.startsWith('create')) {
           // The create happened once; the retry found it instead of creating it again.
           const snap = h.stack.tray!.snapshot();
-          const made = { createExternalUser: snap.users.filter((u) => u.externalUserId === user.sub).length, createUserAuthentication: snap.authentications.filter((a) => a.userId === trayUser.id).length, createSolutionInstance: snap.instances.filter((i) => i.owner === trayUser.id).length };
+          const made = {
+            createExternalUser: snap.users.filter((u) => u.externalUserId === user.sub).length,
+            createUserAuthentication: snap.authentications.filter((a) => a.userId === trayUser.id).length,
+            createSolutionInstance: snap.instances.filter((i) => i.owner === trayUser.id).length,
+          };
           expect(made[operation as keyof typeof made]).toBe(1);
         }
       });

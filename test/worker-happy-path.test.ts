@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { demoUsers, startHarness, type Harness } from './support/worker-harness.js';
+import { demoUsers, type Harness, startHarness } from '../local/worker-harness.js';
 
 describe('import worker: happy path against the emulators and the Tray stand-in', () => {
   let h: Harness;
@@ -26,7 +26,13 @@ describe('import worker: happy path against the emulators and the Tray stand-in'
     expect(snap.users[0]).toMatchObject({ externalUserId: user!.sub, name: user!.attributes.email, isTestUser: true });
     expect(snap.authentications).toHaveLength(1);
     const auth = snap.authentications[0]!;
-    expect(auth).toMatchObject({ userId: snap.users[0]!.id, name: `Acme CRM (${user!.attributes.email})`, serviceId: 'svc-acme-crm', serviceEnvironmentId: 'env-acme-crm-production', scopes: ['contacts.read', 'contacts.write'] });
+    expect(auth).toMatchObject({
+      userId: snap.users[0]!.id,
+      name: `Acme CRM (${user!.attributes.email})`,
+      serviceId: 'svc-acme-crm',
+      serviceEnvironmentId: 'env-acme-crm-production',
+      scopes: ['contacts.read', 'contacts.write'],
+    });
     const apiKey = JSON.parse(h.secrets.credentials['tray-auth-import/demo/acme-crm']!).apiKey;
     expect(auth.data).toEqual({ api_key: apiKey, account_id: user!.attributes['custom:tenant_id'], api_version: '2024-01' });
     expect(snap.instances).toHaveLength(1);

@@ -1,9 +1,9 @@
 import { ScanCommand } from '@aws-sdk/client-dynamodb';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
 import { DEMO_MASTER_TOKEN_SECRET } from '../local/demo.js';
+import { demoUsers, type Harness, startHarness } from '../local/worker-harness.js';
 import { DLQ_ATTRIBUTES } from '../shared/message.js';
 import { expectImportedExactlyOnce } from './support/assertions.js';
-import { demoUsers, startHarness, type Harness } from './support/worker-harness.js';
 
 const users = demoUsers(20);
 
@@ -14,21 +14,25 @@ function capture() {
   const out = process.stdout.write.bind(process.stdout);
   const err = process.stderr.write.bind(process.stderr);
   const realFetch = globalThis.fetch;
-  process.stdout.write = ((chunk: string | Uint8Array, ...rest: never[]) => {
+  // Powertools writes through the console under POWERTOOLS_DEV (vitest.config.ts).
+  const consoleSpies = (['log', 'info', 'warn', 'error', 'debug'] as const).map((method) =>
+    vi.spyOn(console, method).mockImplementation((...args: unknown[]) => void written.push(args.map(String).join(' '))),
+  );
+  process.stdout.write = (chunk: string | Uint8Array, ...rest: never[]) => {
     written.push(String(chunk));
     return out(chunk, ...rest);
-  }) as typeof process.stdout.write;
-  process.stderr.write = ((chunk: string | Uint8Array, ...rest: never[]) => {
+  };
+  process.stderr.write = (chunk: string | Uint8Array, ...rest: never[]) => {
     written.push(String(chunk));
     return err(chunk, ...rest);
-  }) as typeof process.stderr.write;
-  globalThis.fetch = (async (input: string | URL | Request, init?: RequestInit) => {
+  };
+  globalThis.fetch = async (input: string | URL | Request, init?: RequestInit) => {
     const response = await realFetch(input, init);
     const text = await response.clone().text();
     const token = /"accessToken":"([^"]+)"/.exec(text)?.[1];
     if (token) userTokens.push(token);
     return response;
-  }) as typeof fetch;
+  };
   return {
     written,
     userTokens,
@@ -36,6 +40,7 @@ function capture() {
       process.stdout.write = out;
       process.stderr.write = err;
       globalThis.fetch = realFetch;
+      for (const spy of consoleSpies) spy.mockRestore();
     },
   };
 }
@@ -118,7 +123,11 @@ describe('master token: cached, refetched once after a 401, permanent when still
     await h.drain();
     const dlq = await h.dlqMessages();
     expect(dlq).toHaveLength(1);
-    expect(dlq[0]!.attributes).toMatchObject({ [DLQ_ATTRIBUTES.errorCode]: 'TRAY_UNAUTHORIZED', [DLQ_ATTRIBUTES.step]: 'createExternalUser', [DLQ_ATTRIBUTES.receiveCount]: '1' });
+    expect(dlq[0]!.attributes).toMatchObject({
+      [DLQ_ATTRIBUTES.errorCode]: 'TRAY_UNAUTHORIZED',
+      [DLQ_ATTRIBUTES.step]: 'createExternalUser',
+      [DLQ_ATTRIBUTES.receiveCount]: '1',
+    });
     expect(h.stack.tray!.snapshot().users.filter((u) => u.externalUserId === users[13]!.sub)).toHaveLength(0);
   });
 });

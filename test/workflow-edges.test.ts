@@ -1,12 +1,12 @@
 import { ReceiveMessageCommand } from '@aws-sdk/client-sqs';
 import { DynamoDBDocumentClient, UpdateCommand } from '@aws-sdk/lib-dynamodb';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { demoUsers, type Harness, startHarness } from '../local/worker-harness.js';
 import { importUser } from '../shared/import-workflow.js';
 import { SecretReader } from '../shared/secrets.js';
 import { staticMasterToken, TrayClient } from '../shared/tray/client.js';
 import { Pacer } from '../shared/tray/pacer.js';
 import { expectImportedExactlyOnce } from './support/assertions.js';
-import { demoUsers, startHarness, type Harness } from './support/worker-harness.js';
 
 const users = demoUsers(10);
 
@@ -24,7 +24,12 @@ describe('edges of the import workflow', () => {
     secrets: new SecretReader({ client: h.stack.secretsManager }),
     leaseMs: 10_000,
   });
-  const trayClient = () => new TrayClient({ url: h.stack.tray!.url, masterToken: staticMasterToken(() => h.secrets.masterToken), pacer: new Pacer({ ratePerSecond: 25, burst: 5 }) });
+  const trayClient = () =>
+    new TrayClient({
+      url: h.stack.tray!.url,
+      masterToken: staticMasterToken(() => h.secrets.masterToken),
+      pacer: new Pacer({ ratePerSecond: 25, burst: 5 }),
+    });
 
   it('does not record an instance as enabled when Tray answers the enable without enabling it: not ready at first, final later', async () => {
     class StubbornTray extends TrayClient {
@@ -33,16 +38,35 @@ describe('edges of the import workflow', () => {
         return { id, enabled: false };
       }
     }
-    const tray = new StubbornTray({ url: h.stack.tray!.url, masterToken: staticMasterToken(() => h.secrets.masterToken), pacer: new Pacer({ ratePerSecond: 25, burst: 5 }) });
+    const tray = new StubbornTray({
+      url: h.stack.tray!.url,
+      masterToken: staticMasterToken(() => h.secrets.masterToken),
+      pacer: new Pacer({ ratePerSecond: 25, burst: 5 }),
+    });
     const user = users[0]!;
     const key = { userPoolId: h.messageFor(user).userPoolId, sub: user.sub };
     // Moments after the create, an instance that is not enabled is Tray not being ready: retried.
-    await expect(importUser(h.messageFor(user), deps(tray))).rejects.toMatchObject({ code: 'TRAY_NOT_READY', step: 'enableSolutionInstance', kind: 'transient' });
+    await expect(importUser(h.messageFor(user), deps(tray))).rejects.toMatchObject({
+      code: 'TRAY_NOT_READY',
+      step: 'enableSolutionInstance',
+      kind: 'transient',
+    });
     expect(await h.ledger.get(key)).toMatchObject({ status: 'retrying', enabled: false });
     // Long after the create, it is final.
     const doc = DynamoDBDocumentClient.from(h.stack.dynamodb);
-    await doc.send(new UpdateCommand({ TableName: h.ledger.tableName, Key: key, UpdateExpression: 'SET instanceCreatedAt = :old', ExpressionAttributeValues: { ':old': Date.now() - 60_000 } }));
-    await expect(importUser(h.messageFor(user), deps(tray))).rejects.toMatchObject({ code: 'TRAY_REJECTED', step: 'enableSolutionInstance', kind: 'permanent' });
+    await doc.send(
+      new UpdateCommand({
+        TableName: h.ledger.tableName,
+        Key: key,
+        UpdateExpression: 'SET instanceCreatedAt = :old',
+        ExpressionAttributeValues: { ':old': Date.now() - 60_000 },
+      }),
+    );
+    await expect(importUser(h.messageFor(user), deps(tray))).rejects.toMatchObject({
+      code: 'TRAY_REJECTED',
+      step: 'enableSolutionInstance',
+      kind: 'permanent',
+    });
     expect(await h.ledger.get(key)).toMatchObject({ status: 'failed', enabled: false });
   });
 
@@ -89,7 +113,14 @@ describe('the worker near its deadline', () => {
     await h.send(h.messageFor(user));
     const result = await h.poller.pollOnce();
     expect(result).toMatchObject({ received: 1, deleted: 1, failed: 0 });
-    const back = await h.stack.sqs.send(new ReceiveMessageCommand({ QueueUrl: h.stack.queueUrl, MessageAttributeNames: ['All'], MessageSystemAttributeNames: ['All'], WaitTimeSeconds: 2 }));
+    const back = await h.stack.sqs.send(
+      new ReceiveMessageCommand({
+        QueueUrl: h.stack.queueUrl,
+        MessageAttributeNames: ['All'],
+        MessageSystemAttributeNames: ['All'],
+        WaitTimeSeconds: 2,
+      }),
+    );
     expect(back.Messages).toHaveLength(1);
     expect(back.Messages![0]!.Attributes?.ApproximateReceiveCount).toBe('1');
     expect(back.Messages![0]!.MessageAttributes?.PriorAttempts?.StringValue).toBe('0');

@@ -1,14 +1,14 @@
 import { DynamoDBDocumentClient, UpdateCommand } from '@aws-sdk/lib-dynamodb';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { LOCAL_TABLE_NAME } from '../local/local-stack.js';
-import { companyLedgerKey, importUser, type ImportDeps, type ImportEvent } from '../shared/import-workflow.js';
+import { DEMO_USER_POOL_ID, demoUsers, type Harness, startHarness } from '../local/worker-harness.js';
+import { companyLedgerKey, type ImportDeps, type ImportEvent, importUser } from '../shared/import-workflow.js';
 import { Ledger, type LedgerEntry, type UserKey } from '../shared/ledger.js';
-import { parsePlan, type ImportPlan } from '../shared/plan.js';
+import { type ImportPlan, parsePlan } from '../shared/plan.js';
 import { SecretReader } from '../shared/secrets.js';
 import { staticMasterToken, TrayClient } from '../shared/tray/client.js';
 import { Pacer } from '../shared/tray/pacer.js';
 import { expectImportedExactlyOnce } from './support/assertions.js';
-import { DEMO_USER_POOL_ID, demoUsers, startHarness, type Harness } from './support/worker-harness.js';
 
 /**
  * Tray's rules that the import must follow, each proved against the stand-in running on Tray's
@@ -43,7 +43,12 @@ describe("Tray's rules, followed", () => {
   });
   afterAll(async () => h?.close());
 
-  const tray = () => new TrayClient({ url: h.stack.tray!.url, masterToken: staticMasterToken(() => h.secrets.masterToken), pacer: new Pacer({ ratePerSecond: 25, burst: 5 }) });
+  const tray = () =>
+    new TrayClient({
+      url: h.stack.tray!.url,
+      masterToken: staticMasterToken(() => h.secrets.masterToken),
+      pacer: new Pacer({ ratePerSecond: 25, burst: 5 }),
+    });
   const deps = (overrides: Partial<ImportDeps> = {}): ImportDeps => ({
     plan: h.config.plan,
     tray: tray(),
@@ -82,7 +87,11 @@ describe("Tray's rules, followed", () => {
         return super.enableSolutionInstance(...args);
       }
     }
-    const first = new FailingEnableOnce({ url: h.stack.tray!.url, masterToken: staticMasterToken(() => h.secrets.masterToken), pacer: new Pacer({ ratePerSecond: 25 }) });
+    const first = new FailingEnableOnce({
+      url: h.stack.tray!.url,
+      masterToken: staticMasterToken(() => h.secrets.masterToken),
+      pacer: new Pacer({ ratePerSecond: 25 }),
+    });
     await expect(importUser(h.messageFor(user), deps({ tray: first }))).rejects.toMatchObject({ code: 'TRAY_UNAVAILABLE' });
     expect((await h.ledger.get(keyOf(user.sub)))?.instanceCreatedAt).toBeGreaterThan(0);
     await new Promise((r) => setTimeout(r, 2_100));
@@ -104,7 +113,9 @@ describe("Tray's rules, followed", () => {
     await expect(importUser(withEmail('second@example.com'), deps())).rejects.toThrow(/simulated crash/);
     // Delivery 3, yet another email: finds the instance by the name that was sent.
     const events: ImportEvent[] = [];
-    await expect(importUser(withEmail('third@example.com'), deps({ onEvent: (e) => events.push(e) }))).resolves.toMatchObject({ outcome: 'enabled' });
+    await expect(importUser(withEmail('third@example.com'), deps({ onEvent: (e) => events.push(e) }))).resolves.toMatchObject({
+      outcome: 'enabled',
+    });
     expect(events).toContainEqual(expect.objectContaining({ type: 'adopted', object: 'instance' }));
     await expectImportedExactlyOnce(h, user);
     const snap = h.stack.tray!.snapshot();
@@ -116,23 +127,47 @@ describe("Tray's rules, followed", () => {
   it('an instance that could not be enabled heals once the plan is fixed: the retry sends the current values', async () => {
     const user = users[3]!;
     // The solution requires external_notification_email; this plan forgets it.
-    const broken: ImportPlan = parsePlan({ ...h.config.plan, configValues: h.config.plan.configValues.filter((c) => c.externalId !== 'external_notification_email') });
+    const broken: ImportPlan = parsePlan({
+      ...h.config.plan,
+      configValues: h.config.plan.configValues.filter((c) => c.externalId !== 'external_notification_email'),
+    });
     // Moments after the create, a refused enable is Tray not being ready: transient.
-    await expect(importUser(h.messageFor(user), deps({ plan: broken, deadline: Date.now() + 9_000, callTimeoutMs: 10_000 }))).rejects.toMatchObject({ code: 'TRAY_NOT_READY', kind: 'transient' });
+    await expect(
+      importUser(h.messageFor(user), deps({ plan: broken, deadline: Date.now() + 9_000, callTimeoutMs: 10_000 })),
+    ).rejects.toMatchObject({ code: 'TRAY_NOT_READY', kind: 'transient' });
     // Long after, it is final: the message would be dead-lettered with Tray's reason.
     const doc = DynamoDBDocumentClient.from(h.stack.dynamodb);
-    await doc.send(new UpdateCommand({ TableName: LOCAL_TABLE_NAME, Key: keyOf(user.sub), UpdateExpression: 'SET instanceCreatedAt = :old', ExpressionAttributeValues: { ':old': Date.now() - 60_000 } }));
-    await expect(importUser(h.messageFor(user), deps({ plan: broken }))).rejects.toMatchObject({ code: 'TRAY_REJECTED', message: expect.stringContaining('external_notification_email') });
+    await doc.send(
+      new UpdateCommand({
+        TableName: LOCAL_TABLE_NAME,
+        Key: keyOf(user.sub),
+        UpdateExpression: 'SET instanceCreatedAt = :old',
+        ExpressionAttributeValues: { ':old': Date.now() - 60_000 },
+      }),
+    );
+    await expect(importUser(h.messageFor(user), deps({ plan: broken }))).rejects.toMatchObject({
+      code: 'TRAY_REJECTED',
+      message: expect.stringContaining('external_notification_email'),
+    });
     expect(await h.ledger.get(keyOf(user.sub))).toMatchObject({ status: 'failed' });
     // The plan is fixed and the user redriven: the enable carries the missing value and succeeds.
     await expect(importUser(h.messageFor(user), deps())).resolves.toMatchObject({ outcome: 'enabled' });
     await expectImportedExactlyOnce(h, user);
     const instance = h.stack.tray!.snapshot().instances.find((i) => i.name === `CRM sync for ${user.attributes.email}`)!;
-    expect(instance.configValues).toContainEqual({ externalId: 'external_notification_email', value: JSON.stringify(user.attributes.email) });
+    expect(instance.configValues).toContainEqual({
+      externalId: 'external_notification_email',
+      value: JSON.stringify(user.attributes.email),
+    });
   });
 
   it('one Tray user per company, when the plan says so: later sign-ups of the company reuse its user, auth and instance', async () => {
-    const plan = parsePlan({ ...h.config.plan, trayUserPer: 'company', externalUserId: '{{custom:tenant_id}}', userName: 'Company {{custom:tenant_id}}', instanceName: 'CRM sync for {{custom:tenant_id}}' });
+    const plan = parsePlan({
+      ...h.config.plan,
+      trayUserPer: 'company',
+      externalUserId: '{{custom:tenant_id}}',
+      userName: 'Company {{custom:tenant_id}}',
+      instanceName: 'CRM sync for {{custom:tenant_id}}',
+    });
     const [alice, bob] = [users[4]!, users[5]!];
     const company = 'tenant-acme-corp';
     const messageOf = (u: typeof alice) => h.messageFor(u, { attributes: { ...h.messageFor(u).attributes, 'custom:tenant_id': company } });
@@ -147,10 +182,19 @@ describe("Tray's rules, followed", () => {
     const trayUsers = snap.users.filter((u) => u.externalUserId === company);
     expect(trayUsers).toHaveLength(1);
     expect(snap.authentications.filter((a) => a.userId === trayUsers[0]!.id)).toHaveLength(1);
-    expect(snap.instances.filter((i) => i.owner === trayUsers[0]!.id)).toEqual([expect.objectContaining({ enabled: true, name: `CRM sync for ${company}` })]);
+    expect(snap.instances.filter((i) => i.owner === trayUsers[0]!.id)).toEqual([
+      expect.objectContaining({ enabled: true, name: `CRM sync for ${company}` }),
+    ]);
     const companyKey = companyLedgerKey(DEMO_USER_POOL_ID, company);
     const [a, b, c] = await Promise.all([h.ledger.get(keyOf(alice.sub)), h.ledger.get(keyOf(bob.sub)), h.ledger.get(companyKey)]);
-    for (const member of [a, b]) expect(member).toMatchObject({ status: 'enabled', company: `${companyKey.userPoolId}/${company}`, trayUserId: c!.trayUserId, instanceId: c!.instanceId, authIds: c!.authIds });
+    for (const member of [a, b])
+      expect(member).toMatchObject({
+        status: 'enabled',
+        company: `${companyKey.userPoolId}/${company}`,
+        trayUserId: c!.trayUserId,
+        instanceId: c!.instanceId,
+        authIds: c!.authIds,
+      });
     // Listing the pool's users (status, backfill, reconcile) sees the members, not the company.
     const subs: string[] = [];
     for await (const e of h.ledger.entries(DEMO_USER_POOL_ID)) subs.push(e.sub);

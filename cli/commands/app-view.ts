@@ -1,7 +1,19 @@
-import { AppViewError, checkLinkSettings, createAppView, getImportStatus, planAuth, type AuthDialogLink, type ImportStatus, type WizardLink } from '../../shared/app-view.js';
+import {
+  AppViewError,
+  type AuthDialogLink,
+  checkLinkSettings,
+  createAppView,
+  getImportStatus,
+  type ImportStatus,
+  planAuth,
+  type WizardLink,
+} from '../../shared/app-view.js';
 import { scrub } from '../../shared/redact.js';
-import { CliError, EXIT, loadPlan, withContext, type CliDeps, type CommandResult, type GlobalOptions, type MasterTokenOptions } from '../context.js';
-import { emit, keyValues, note, type Io } from '../output.js';
+import { type CliDeps, type CommandResult, type GlobalOptions, withContext } from '../context.js';
+import { CliError, EXIT } from '../toolkit/errors.js';
+import { loadPlan } from '../toolkit/flags.js';
+import type { MasterTokenOptions } from '../toolkit/master-token.js';
+import { emit, type Io, keyValues, note } from '../toolkit/output.js';
 
 /**
  * The CLI side of shared/app-view.ts: what the company's app sees of a user (`app-status`), and
@@ -19,7 +31,7 @@ export interface AppStatusResult {
 }
 
 export async function runAppStatus(sub: string, options: AppStatusOptions, deps?: CliDeps): Promise<CommandResult<AppStatusResult>> {
-  if (!sub) throw new CliError('app-status needs the user\'s sub: `app-status SUB --user-pool-id ID`');
+  if (!sub) throw new CliError("app-status needs the user's sub: `app-status SUB --user-pool-id ID`");
   return withContext(options, deps, async (ctx) => {
     const userPoolId = await ctx.userPoolId(options.userPoolId);
     const ledger = await ctx.ledger(options.table);
@@ -39,7 +51,9 @@ export async function runAppStatus(sub: string, options: AppStatusOptions, deps?
               authIds: Object.keys(status.authIds).length ? status.authIds : undefined,
               instanceId: status.instanceId,
               company: status.company,
-              lastError: status.lastError ? `${status.lastError.code} at ${status.lastError.step} (${status.lastError.at}): ${status.lastError.message}` : undefined,
+              lastError: status.lastError
+                ? `${status.lastError.code} at ${status.lastError.step} (${status.lastError.at}): ${status.lastError.message}`
+                : undefined,
               updatedAt: status.updatedAt,
             })
           : `no ledger entry for sub ${sub} in ${userPoolId}: not imported yet (see \`status\`, \`import-user\`)`,
@@ -62,10 +76,13 @@ export interface WizardUrlOptions extends GlobalOptions, MasterTokenOptions {
 export type WizardUrlResult = { sub: string } & (({ kind: 'configWizard' } & WizardLink) | ({ kind: 'authDialog' } & AuthDialogLink));
 
 export async function runWizardUrl(sub: string, options: WizardUrlOptions, deps?: CliDeps): Promise<CommandResult<WizardUrlResult>> {
-  if (!sub) throw new CliError('wizard-url needs the user\'s sub: `wizard-url SUB --plan FILE --embedded-id ID`');
+  if (!sub) throw new CliError("wizard-url needs the user's sub: `wizard-url SUB --plan FILE --embedded-id ID`");
   return withContext(options, deps, async (ctx) => {
     const embeddedId = options.embeddedId ?? ctx.env.TRAY_EMBEDDED_ID?.trim();
-    if (!embeddedId) throw new CliError('wizard-url needs your Tray Embedded ID (Tray\'s Embedded settings): pass --embedded-id ID or set TRAY_EMBEDDED_ID');
+    if (!embeddedId)
+      throw new CliError(
+        "wizard-url needs your Tray Embedded ID (Tray's Embedded settings): pass --embedded-id ID or set TRAY_EMBEDDED_ID",
+      );
     const plan = loadPlan(options.plan);
     const userPoolId = await ctx.userPoolId(options.userPoolId);
     const ledger = await ctx.ledger(options.table);
@@ -76,7 +93,10 @@ export async function runWizardUrl(sub: string, options: WizardUrlOptions, deps?
       if (options.slot !== undefined) planAuth(plan, options.slot);
       const { tray } = await ctx.trayClient(plan, options);
       const view = createAppView({ ledger, tray, plan, userPoolId, embeddedId, embeddedHost: options.embeddedHost });
-      data = options.slot !== undefined ? { sub, kind: 'authDialog', ...(await view.authDialogUrl(sub, options.slot)) } : { sub, kind: 'configWizard', ...(await view.configWizardUrl(sub)) };
+      data =
+        options.slot !== undefined
+          ? { sub, kind: 'authDialog', ...(await view.authDialogUrl(sub, options.slot)) }
+          : { sub, kind: 'configWizard', ...(await view.configWizardUrl(sub)) };
     } catch (e) {
       throw asCliError(e);
     }
@@ -89,7 +109,8 @@ export async function runWizardUrl(sub: string, options: WizardUrlOptions, deps?
 /** The app view's errors as CLI errors: a user not imported is a failure (1), a wrong flag a usage error (2). */
 function asCliError(e: unknown): unknown {
   if (!(e instanceof AppViewError)) return e;
-  const flagged = e.code === 'EMBEDDED_HOST_UNKNOWN' ? e.message.replace('pass embeddedHost (CLI: --embedded-host)', 'pass --embedded-host') : e.message;
+  const flagged =
+    e.code === 'EMBEDDED_HOST_UNKNOWN' ? e.message.replace('pass embeddedHost (CLI: --embedded-host)', 'pass --embedded-host') : e.message;
   return new CliError(flagged, e.code === 'NOT_IMPORTED' ? EXIT.failures : EXIT.usage);
 }
 

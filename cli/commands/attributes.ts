@@ -1,6 +1,7 @@
 import { parseAttributeList } from '../../shared/message.js';
 import { requiredAttributes } from '../../shared/plan.js';
-import { CliError, loadPlan } from '../context.js';
+import { CliError } from '../toolkit/errors.js';
+import { loadPlan } from '../toolkit/flags.js';
 
 /**
  * Which user attributes a message carries: exactly what the plan needs (the same selection the

@@ -2,12 +2,15 @@ import { DescribeUserPoolCommand } from '@aws-sdk/client-cognito-identity-provid
 import { GetQueueAttributesCommand } from '@aws-sdk/client-sqs';
 import type { QueueMessage } from '../../shared/message.js';
 import { CLI_RATE_PER_SECOND, DEFAULT_TRAY_BUDGET_PER_SECOND } from '../../shared/tray/pacer.js';
-import { defaultStatePath, newState, readState, writeState, type BackfillState } from '../backfill-state.js';
+import { type BackfillState, defaultStatePath, newState, readState, writeState } from '../backfill-state.js';
 import { isImportable, listUsersPage, messageForUser } from '../cognito-users.js';
-import { CliError, EXIT, loadPlan, positiveNumber, withContext, type CliContext, type CliDeps, type CommandResult, type GlobalOptions } from '../context.js';
-import { chunks, Pacer, SendInterrupted, sendBatch, SQS_BATCH_SIZE, type EnqueueFailure } from '../enqueue.js';
-import { emit, keyValues, note, progress, warn } from '../output.js';
-import { attributeNamesFor, type AttributeOptions } from './attributes.js';
+import { type CliContext, type CliDeps, type CommandResult, type GlobalOptions, withContext } from '../context.js';
+import { chunks, type EnqueueFailure, Pacer, SendInterrupted, SQS_BATCH_SIZE, sendBatch } from '../enqueue.js';
+import { CliError, EXIT } from '../toolkit/errors.js';
+import { loadPlan, positiveNumber } from '../toolkit/flags.js';
+import { emit, keyValues, note, warn } from '../toolkit/output.js';
+import { progress } from '../toolkit/progress.js';
+import { type AttributeOptions, attributeNamesFor } from './attributes.js';
 
 /**
  * Enqueues the users who registered before the pipeline existed (or were created by an
@@ -110,14 +113,30 @@ export async function runBackfill(options: BackfillOptions, deps?: CliDeps): Pro
     const attributeNames = attributeNamesFor(options, 'backfill');
     const requestedRate = positiveNumber(options.rate, '--rate');
     const maxUsers = positiveNumber(options.maxUsers, '--max-users', { integer: true });
-    const queueUrl = options.dryRun ? ((await ctx.optionalSetting('QueueUrl', options.queueUrl)) ?? '') : await ctx.setting('QueueUrl', options.queueUrl, '--queue-url');
+    const queueUrl = options.dryRun
+      ? ((await ctx.optionalSetting('QueueUrl', options.queueUrl)) ?? '')
+      : await ctx.setting('QueueUrl', options.queueUrl, '--queue-url');
     const pace = await paceFor(ctx, options, queueUrl, requestedRate);
     const ledger = await ctx.ledger(options.table);
     const statePath = options.state ?? defaultStatePath(userPoolId);
     const state = loadOrCreateState(ctx, options, userPoolId, statePath);
     const summary: BackfillSummary = {
-      userPoolId, dryRun: options.dryRun === true, stateFile: statePath, resumed: state.paginationToken !== null || state.enqueued.length > 0,
-      pages: 0, listed: 0, notConfirmed: 0, alreadyEnabled: 0, alreadyEnqueued: 0, invalid: [], enqueued: 0, wouldEnqueue: 0, failed: [], completed: false, enqueuedTotal: state.enqueuedTotal, pace,
+      userPoolId,
+      dryRun: options.dryRun === true,
+      stateFile: statePath,
+      resumed: state.paginationToken !== null || state.enqueued.length > 0,
+      pages: 0,
+      listed: 0,
+      notConfirmed: 0,
+      alreadyEnabled: 0,
+      alreadyEnqueued: 0,
+      invalid: [],
+      enqueued: 0,
+      wouldEnqueue: 0,
+      failed: [],
+      completed: false,
+      enqueuedTotal: state.enqueuedTotal,
+      pace,
     };
     if (state.completed) {
       note(ctx.io, `${statePath} says this backfill completed at ${state.updatedAt}; pass --restart to run it again`);
@@ -148,7 +167,8 @@ export async function runBackfill(options: BackfillOptions, deps?: CliDeps): Pro
     let lastNote = started;
     let lastDepthCheck = Number.NEGATIVE_INFINITY;
     const bar = progress(ctx.io, options.dryRun ? 'counting users' : 'backfilling', ctx.io.stderrIsTTY ? pace.expectedUsers : undefined);
-    if (summary.resumed) note(ctx.io, `resuming from ${statePath} (${state.pagesDone} page(s) done, ${state.enqueuedTotal} user(s) enqueued so far)`);
+    if (summary.resumed)
+      note(ctx.io, `resuming from ${statePath} (${state.pagesDone} page(s) done, ${state.enqueuedTotal} user(s) enqueued so far)`);
 
     // Set after a page with users that could not be enqueued: the token no longer moves, so a rerun retries them.
     let frozen = false;
@@ -249,7 +269,8 @@ export async function runBackfill(options: BackfillOptions, deps?: CliDeps): Pro
       // The exact count: the ETA, and the refusal the real run would meet.
       pace.expectedUsers = Math.min(summary.wouldEnqueue, maxUsers ?? Number.POSITIVE_INFINITY);
       pace.etaSeconds = pace.expectedUsers / pace.usersPerSecond;
-      if (summary.wouldEnqueue > limit) summary.wouldRefuse = retentionRefusal({ ...pace, expectedUsers: summary.wouldEnqueue }, 'exactly').message;
+      if (summary.wouldEnqueue > limit)
+        summary.wouldRefuse = retentionRefusal({ ...pace, expectedUsers: summary.wouldEnqueue }, 'exactly').message;
     }
     return finish(ctx, summary);
   });
@@ -259,10 +280,14 @@ function loadOrCreateState(ctx: CliContext, options: BackfillOptions, userPoolId
   const existing = options.restart ? undefined : readState(path);
   if (!existing) return newState(userPoolId, options.filter, new Date(ctx.now()));
   if (existing.userPoolId !== userPoolId) {
-    throw new CliError(`--state ${path} belongs to user pool ${existing.userPoolId}, not ${userPoolId}; pass another --state FILE or --restart`);
+    throw new CliError(
+      `--state ${path} belongs to user pool ${existing.userPoolId}, not ${userPoolId}; pass another --state FILE or --restart`,
+    );
   }
   if ((existing.filter ?? undefined) !== options.filter) {
-    throw new CliError(`--state ${path} was made with --filter ${JSON.stringify(existing.filter)}; rerun with the same --filter, or pass --restart`);
+    throw new CliError(
+      `--state ${path} was made with --filter ${JSON.stringify(existing.filter)}; rerun with the same --filter, or pass --restart`,
+    );
   }
   return existing;
 }
@@ -281,7 +306,12 @@ async function estimatedUsers(ctx: CliContext, userPoolId: string): Promise<numb
  * default), the calls per user (the plan, else the stack's output, else 4 + 1 auth), and the
  * queue's retention (asked from the queue, else the stack's 4 days).
  */
-async function paceFor(ctx: CliContext, options: BackfillOptions, queueUrl: string, requestedRate: number | undefined): Promise<BackfillPace> {
+async function paceFor(
+  ctx: CliContext,
+  options: BackfillOptions,
+  queueUrl: string,
+  requestedRate: number | undefined,
+): Promise<BackfillPace> {
   // With --queue-url the operator names the resources: the stack's outputs are not read for the pace either.
   const fromStack = async (key: 'TrayBudgetPerSecond' | 'TrayCallsPerUser'): Promise<number | undefined> => {
     if (options.queueUrl) return undefined;
@@ -296,7 +326,9 @@ async function paceFor(ctx: CliContext, options: BackfillOptions, queueUrl: stri
     budgetFrom = output === undefined ? 'default' : 'stack output';
   }
   if (trayBudgetPerSecond <= CLI_RATE_PER_SECOND) {
-    throw new CliError(`--tray-budget ${trayBudgetPerSecond} leaves the workers nothing after the CLI's reserve of ${CLI_RATE_PER_SECOND}/s: pass the deployment's trayBudgetPerSecond`);
+    throw new CliError(
+      `--tray-budget ${trayBudgetPerSecond} leaves the workers nothing after the CLI's reserve of ${CLI_RATE_PER_SECOND}/s: pass the deployment's trayBudgetPerSecond`,
+    );
   }
   let callsPerUser: number;
   let callsFrom: BackfillPace['callsFrom'];
@@ -310,7 +342,10 @@ async function paceFor(ctx: CliContext, options: BackfillOptions, queueUrl: stri
   }
   const drainPerSecond = (trayBudgetPerSecond - CLI_RATE_PER_SECOND) / callsPerUser;
   if (requestedRate !== undefined && requestedRate > drainPerSecond) {
-    warn(ctx.io, `--rate ${requestedRate} is faster than the fleet drains (${round(drainPerSecond)} users/s): enqueueing at ${round(drainPerSecond)} users/s`);
+    warn(
+      ctx.io,
+      `--rate ${requestedRate} is faster than the fleet drains (${round(drainPerSecond)} users/s): enqueueing at ${round(drainPerSecond)} users/s`,
+    );
   }
   const usersPerSecond = Math.min(requestedRate ?? drainPerSecond, drainPerSecond);
 
@@ -318,7 +353,9 @@ async function paceFor(ctx: CliContext, options: BackfillOptions, queueUrl: stri
   let retentionFrom: BackfillPace['retentionFrom'] = 'assumed';
   if (queueUrl) {
     try {
-      const attributes = await ctx.sqs.send(new GetQueueAttributesCommand({ QueueUrl: queueUrl, AttributeNames: ['MessageRetentionPeriod'] }));
+      const attributes = await ctx.sqs.send(
+        new GetQueueAttributesCommand({ QueueUrl: queueUrl, AttributeNames: ['MessageRetentionPeriod'] }),
+      );
       const seconds = Number(attributes.Attributes?.MessageRetentionPeriod);
       if (Number.isFinite(seconds) && seconds > 0) {
         retentionSeconds = seconds;
@@ -328,12 +365,22 @@ async function paceFor(ctx: CliContext, options: BackfillOptions, queueUrl: stri
       // Not allowed or not reachable: the stack's retention is assumed (and said so).
     }
   }
-  const maxQueueDepth = positiveNumber(options.maxQueueDepth, '--max-queue-depth', { integer: true }) ?? Math.max(SQS_BATCH_SIZE, Math.ceil(drainPerSecond * QUEUE_DEPTH_SECONDS));
+  const maxQueueDepth =
+    positiveNumber(options.maxQueueDepth, '--max-queue-depth', { integer: true }) ??
+    Math.max(SQS_BATCH_SIZE, Math.ceil(drainPerSecond * QUEUE_DEPTH_SECONDS));
   return {
-    trayBudgetPerSecond, budgetFrom, callsPerUser, callsFrom, drainPerSecond, usersPerSecond, retentionSeconds, retentionFrom,
+    trayBudgetPerSecond,
+    budgetFrom,
+    callsPerUser,
+    callsFrom,
+    drainPerSecond,
+    usersPerSecond,
+    retentionSeconds,
+    retentionFrom,
     // The slower of enqueueing and draining decides when the last user is imported.
     withinRetention: Math.floor(usersPerSecond * retentionSeconds * RETENTION_SAFETY),
-    maxQueueDepth, depthWaits: 0,
+    maxQueueDepth,
+    depthWaits: 0,
   };
 }
 
@@ -346,13 +393,19 @@ async function waitForQueueDepth(ctx: CliContext, queueUrl: string, pace: Backfi
   for (;;) {
     let depth: number;
     try {
-      const out = await ctx.sqs.send(new GetQueueAttributesCommand({ QueueUrl: queueUrl, AttributeNames: ['ApproximateNumberOfMessages'] }));
+      const out = await ctx.sqs.send(
+        new GetQueueAttributesCommand({ QueueUrl: queueUrl, AttributeNames: ['ApproximateNumberOfMessages'] }),
+      );
       depth = Number(out.Attributes?.ApproximateNumberOfMessages ?? 0);
     } catch {
       return; // Cannot read the depth (permissions): the pacing alone holds the rate.
     }
     if (!(depth > pace.maxQueueDepth) || ctx.aborted) return;
-    if (!said) note(ctx.io, `the import queue holds ${depth} messages (> --max-queue-depth ${pace.maxQueueDepth}): waiting for the workers to drain it`);
+    if (!said)
+      note(
+        ctx.io,
+        `the import queue holds ${depth} messages (> --max-queue-depth ${pace.maxQueueDepth}): waiting for the workers to drain it`,
+      );
     said = true;
     pace.depthWaits++;
     await ctx.sleep(DEPTH_CHECK_MS);
@@ -373,8 +426,14 @@ function retentionRefusal(pace: BackfillPace, how: 'about' | 'exactly'): CliErro
 
 function paceLine(pace: BackfillPace, maxUsers: number | undefined): string {
   const source = `budget ${pace.trayBudgetPerSecond}/s (${pace.budgetFrom}), ${pace.callsPerUser} Tray calls per user (${pace.callsFrom})`;
-  const eta = pace.expectedUsers !== undefined ? `; about ${pace.expectedUsers} users, ETA ${duration(pace.etaSeconds ?? 0)}` : '; number of users unknown (--filter or no pool estimate)';
-  const limit = maxUsers !== undefined ? `; at most ${Math.min(maxUsers, pace.withinRetention)} users this run` : `; at most ${pace.withinRetention} users this run (${Math.round(RETENTION_SAFETY * 100)} % of the queue's ${duration(pace.retentionSeconds)} retention)`;
+  const eta =
+    pace.expectedUsers !== undefined
+      ? `; about ${pace.expectedUsers} users, ETA ${duration(pace.etaSeconds ?? 0)}`
+      : '; number of users unknown (--filter or no pool estimate)';
+  const limit =
+    maxUsers !== undefined
+      ? `; at most ${Math.min(maxUsers, pace.withinRetention)} users this run`
+      : `; at most ${pace.withinRetention} users this run (${Math.round(RETENTION_SAFETY * 100)} % of the queue's ${duration(pace.retentionSeconds)} retention)`;
   return `enqueueing at ${round(pace.usersPerSecond)} users/s, what the workers drain at ${source}${eta}${limit}`;
 }
 
@@ -400,36 +459,54 @@ export function duration(seconds: number): string {
 
 function finish(ctx: CliContext, summary: BackfillSummary): CommandResult<BackfillSummary> {
   for (const i of summary.invalid) warn(ctx.io, `skipped: ${i.problem}`);
-  const ok = (summary.completed || summary.limitReached === 'max-users') && !summary.interrupted && summary.failed.length === 0 && !summary.wouldRefuse;
+  const ok =
+    (summary.completed || summary.limitReached === 'max-users') &&
+    !summary.interrupted &&
+    summary.failed.length === 0 &&
+    !summary.wouldRefuse;
   const exitCode = ok || (summary.dryRun && !summary.interrupted && !summary.wouldRefuse) ? EXIT.ok : EXIT.failures;
   const pace = summary.pace;
-  emit(ctx.io, ctx.json, summary, () => [
-    keyValues({
-      'user pool': summary.userPoolId,
-      'pages listed': summary.pages,
-      'users listed': summary.listed,
-      'skipped by status (unconfirmed, or --no-federated)': summary.notConfirmed,
-      'already imported (skipped)': summary.alreadyEnabled,
-      'already enqueued (skipped)': summary.alreadyEnqueued,
-      'invalid (skipped)': summary.invalid.length,
-      ...(summary.dryRun ? { 'would enqueue': summary.wouldEnqueue } : { enqueued: summary.enqueued, 'enqueued over all runs': summary.enqueuedTotal }),
-      'could not enqueue': summary.failed.length,
-      'pace': `${round(pace.usersPerSecond)} users/s (the workers drain ${round(pace.drainPerSecond)}/s at a Tray budget of ${pace.trayBudgetPerSecond}/s, ${pace.callsPerUser} calls per user)`,
-      ...(summary.dryRun ? { ETA: `${duration((pace.expectedUsers ?? 0) / pace.usersPerSecond)} for ${pace.expectedUsers ?? 0} users (queue retention ${duration(pace.retentionSeconds)}${pace.retentionFrom === 'assumed' ? ', assumed' : ''})` } : {}),
-      ...(pace.depthWaits > 0 ? { 'waited for the queue to drain': `${pace.depthWaits} × ${DEPTH_CHECK_MS / 1000} s` } : {}),
-      'state file': summary.dryRun ? `${summary.stateFile} (not written: dry run)` : summary.stateFile,
-    }),
-    ...summary.failed.map((f) => `FAILED ${f.sub} (${f.username}): ${f.reason}`),
-    '',
-    summary.interrupted
-      ? `INTERRUPTED (${summary.interrupted}): rerun the same command to resume`
-      : summary.limitReached
-        ? `stopped after ${summary.enqueued} user(s) (${summary.limitReached === 'max-users' ? '--max-users' : `what drains within ${Math.round(RETENTION_SAFETY * 100)} % of the queue's retention`}): rerun the same command once the queue has drained to go on`
-      : summary.failed.length > 0
-        ? `${summary.failed.length} user(s) could not be enqueued: rerun the same command to retry them`
-        : summary.dryRun
-          ? summary.wouldRefuse ? `dry run: nothing was sent; the backfill would be refused: ${summary.wouldRefuse}` : 'dry run: nothing was sent'
-          : 'backfill complete',
-  ], exitCode === EXIT.ok);
+  emit(
+    ctx.io,
+    ctx.json,
+    summary,
+    () => [
+      keyValues({
+        'user pool': summary.userPoolId,
+        'pages listed': summary.pages,
+        'users listed': summary.listed,
+        'skipped by status (unconfirmed, or --no-federated)': summary.notConfirmed,
+        'already imported (skipped)': summary.alreadyEnabled,
+        'already enqueued (skipped)': summary.alreadyEnqueued,
+        'invalid (skipped)': summary.invalid.length,
+        ...(summary.dryRun
+          ? { 'would enqueue': summary.wouldEnqueue }
+          : { enqueued: summary.enqueued, 'enqueued over all runs': summary.enqueuedTotal }),
+        'could not enqueue': summary.failed.length,
+        pace: `${round(pace.usersPerSecond)} users/s (the workers drain ${round(pace.drainPerSecond)}/s at a Tray budget of ${pace.trayBudgetPerSecond}/s, ${pace.callsPerUser} calls per user)`,
+        ...(summary.dryRun
+          ? {
+              ETA: `${duration((pace.expectedUsers ?? 0) / pace.usersPerSecond)} for ${pace.expectedUsers ?? 0} users (queue retention ${duration(pace.retentionSeconds)}${pace.retentionFrom === 'assumed' ? ', assumed' : ''})`,
+            }
+          : {}),
+        ...(pace.depthWaits > 0 ? { 'waited for the queue to drain': `${pace.depthWaits} × ${DEPTH_CHECK_MS / 1000} s` } : {}),
+        'state file': summary.dryRun ? `${summary.stateFile} (not written: dry run)` : summary.stateFile,
+      }),
+      ...summary.failed.map((f) => `FAILED ${f.sub} (${f.username}): ${f.reason}`),
+      '',
+      summary.interrupted
+        ? `INTERRUPTED (${summary.interrupted}): rerun the same command to resume`
+        : summary.limitReached
+          ? `stopped after ${summary.enqueued} user(s) (${summary.limitReached === 'max-users' ? '--max-users' : `what drains within ${Math.round(RETENTION_SAFETY * 100)} % of the queue's retention`}): rerun the same command once the queue has drained to go on`
+          : summary.failed.length > 0
+            ? `${summary.failed.length} user(s) could not be enqueued: rerun the same command to retry them`
+            : summary.dryRun
+              ? summary.wouldRefuse
+                ? `dry run: nothing was sent; the backfill would be refused: ${summary.wouldRefuse}`
+                : 'dry run: nothing was sent'
+              : 'backfill complete',
+    ],
+    exitCode === EXIT.ok,
+  );
   return { exitCode, data: summary };
 }

@@ -1,11 +1,15 @@
 import { closeSync, openSync, writeSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { DeleteMessageBatchCommand } from '@aws-sdk/client-sqs';
+import type { DeadLetter } from '../../shared/dead-letter.js';
 import { Ledger } from '../../shared/ledger.js';
 import { scrub } from '../../shared/redact.js';
-import { CliError, EXIT, positiveNumber, withContext, type CliContext, type CliDeps, type CommandResult, type GlobalOptions } from '../context.js';
-import { addLedgerErrors, DlqScanner, queueDepth, type DlqMessage, type HeldMessage } from '../dlq-messages.js';
-import { emit, note, progress, table, warn } from '../output.js';
+import { type CliContext, type CliDeps, type CommandResult, type GlobalOptions, withContext } from '../context.js';
+import { addLedgerErrors, DlqScanner, type HeldMessage, queueDepth } from '../dlq-messages.js';
+import { CliError, EXIT } from '../toolkit/errors.js';
+import { positiveNumber } from '../toolkit/flags.js';
+import { emit, note, table, warn } from '../toolkit/output.js';
+import { progress } from '../toolkit/progress.js';
 
 /** Lists dead-lettered messages without removing them. */
 export interface DlqListOptions extends GlobalOptions {
@@ -17,7 +21,7 @@ export interface DlqListOptions extends GlobalOptions {
 export interface DlqListResult {
   dlqUrl: string;
   count: number;
-  messages: DlqMessage[];
+  messages: DeadLetter[];
   /** Messages that could not be made visible again (they reappear when their short hold ends). */
   notReleased: number;
 }
@@ -30,7 +34,7 @@ export async function runDlqList(options: DlqListOptions, deps?: CliDeps): Promi
     const dlqUrl = await ctx.setting('DeadLetterQueueUrl', options.dlqUrl, '--dlq-url');
     const max = positiveNumber(options.max, '--max', { integer: true }) ?? 100;
     const scanner = new DlqScanner(ctx.sqs, dlqUrl, { holdSeconds: LIST_HOLD_SECONDS, waitSeconds: ctx.receiveWaitSeconds, max });
-    const messages: DlqMessage[] = [];
+    const messages: DeadLetter[] = [];
     let notReleased = 0;
     try {
       for await (const batch of scanner.batches()) messages.push(...batch.map((m) => m.info));
@@ -38,26 +42,39 @@ export async function runDlqList(options: DlqListOptions, deps?: CliDeps): Promi
       notReleased = await scanner.release();
     }
     await addLedgerErrors(messages, await ledgerIfKnown(ctx, options.table, messages));
-    if (notReleased > 0) warn(ctx.io, `${notReleased} message(s) could not be made visible again; they reappear within ${LIST_HOLD_SECONDS}s`);
+    if (notReleased > 0)
+      warn(ctx.io, `${notReleased} message(s) could not be made visible again; they reappear within ${LIST_HOLD_SECONDS}s`);
     if (messages.length >= max) warn(ctx.io, `listed the first ${max} messages; pass --max to see more`);
 
     const data: DlqListResult = { dlqUrl, count: messages.length, messages, notReleased };
-    emit(ctx.io, ctx.json, data, () =>
-      messages.length === 0
-        ? 'the dead-letter queue is empty'
-        : [
-            table(messages, [
-              ['sub', (m) => m.sub],
-              ['username', (m) => m.username],
-              ['error', (m) => m.errorCode],
-              ['step', (m) => m.step],
-              ['failed at', (m) => m.failedAt],
-              ['receives', (m) => m.receiveCount],
-              ['reason', (m) => m.bodyProblem ?? m.reason ?? (m.origin === 'sqs-redrive' ? '(moved by SQS redrive; no reason recorded)' : undefined)],
-            ], 100),
-            '',
-            `${messages.length} message(s) in the dead-letter queue`,
-          ],
+    emit(
+      ctx.io,
+      ctx.json,
+      data,
+      () =>
+        messages.length === 0
+          ? 'the dead-letter queue is empty'
+          : [
+              table(
+                messages,
+                [
+                  ['sub', (m) => m.sub],
+                  ['username', (m) => m.username],
+                  ['error', (m) => m.errorCode],
+                  ['step', (m) => m.step],
+                  ['failed at', (m) => m.failedAt],
+                  ['receives', (m) => m.receiveCount],
+                  [
+                    'reason',
+                    (m) =>
+                      m.bodyProblem ?? m.reason ?? (m.origin === 'sqs-redrive' ? '(moved by SQS redrive; no reason recorded)' : undefined),
+                  ],
+                ],
+                100,
+              ),
+              '',
+              `${messages.length} message(s) in the dead-letter queue`,
+            ],
       // Listing worked: exit 3 only tells scripts that messages wait.
       true,
     );
@@ -67,7 +84,7 @@ export async function runDlqList(options: DlqListOptions, deps?: CliDeps): Promi
 }
 
 /** The ledger, when messages need it and its table is known (flag or stack); otherwise none, with a note. */
-export async function ledgerIfKnown(ctx: CliContext, tableFlag: string | undefined, messages: DlqMessage[]): Promise<Ledger | undefined> {
+export async function ledgerIfKnown(ctx: CliContext, tableFlag: string | undefined, messages: DeadLetter[]): Promise<Ledger | undefined> {
   if (!messages.some((m) => m.origin === 'sqs-redrive')) return undefined;
   const tableName = await ctx.optionalSetting('LedgerTableName', tableFlag);
   if (!tableName) {
@@ -114,7 +131,9 @@ export function writeExport(path: string, lines: readonly ExportLine[]): string 
   } catch (e) {
     const code = (e as NodeJS.ErrnoException).code;
     throw new CliError(
-      code === 'EEXIST' ? `export file ${full} exists already; pass another --out/--export FILE (exports are never overwritten)` : `cannot create export file ${full} (${code ?? (e as Error).message}); pass a writable path`,
+      code === 'EEXIST'
+        ? `export file ${full} exists already; pass another --out/--export FILE (exports are never overwritten)`
+        : `cannot create export file ${full} (${code ?? (e as Error).message}); pass a writable path`,
     );
   }
   try {
@@ -127,7 +146,10 @@ export function writeExport(path: string, lines: readonly ExportLine[]): string 
 
 /** `dlq-export-2026-12-02T03-40-00Z.jsonl` in the current directory. */
 export function defaultExportPath(now: number, prefix = 'dlq-export'): string {
-  return `${prefix}-${new Date(now).toISOString().replace(/\.\d+Z$/, 'Z').replace(/:/g, '-')}.jsonl`;
+  return `${prefix}-${new Date(now)
+    .toISOString()
+    .replace(/\.\d+Z$/, 'Z')
+    .replace(/:/g, '-')}.jsonl`;
 }
 
 /** Seconds a message stays hidden while export/delete scan the queue (released at the end). */
@@ -183,7 +205,7 @@ export interface DlqDeleteResult {
   /** The DLQ's depth when the run started: the scan ends after seeing that many older messages. */
   expected?: number | undefined;
   scanned: number;
-  matched: DlqMessage[];
+  matched: DeadLetter[];
   deleted: number;
   exportFile?: string | undefined;
   failed: { messageId: string; sub?: string | undefined; reason: string }[];
@@ -193,7 +215,8 @@ export interface DlqDeleteResult {
 export function parseDuration(value: string, flag = '--older-than'): number {
   const match = /^\s*(\d+(?:\.\d+)?)\s*(s|m|h|d|w)\s*$/i.exec(value);
   const units: Record<string, number> = { s: 1_000, m: 60_000, h: 3_600_000, d: 86_400_000, w: 604_800_000 };
-  if (!match?.[1] || !match[2]) throw new CliError(`${flag} ${JSON.stringify(value)} is not a duration; write a number and a unit: 90s, 30m, 12h, 7d or 2w`);
+  if (!match?.[1] || !match[2])
+    throw new CliError(`${flag} ${JSON.stringify(value)} is not a duration; write a number and a unit: 90s, 30m, 12h, 7d or 2w`);
   const ms = Number(match[1]) * (units[match[2].toLowerCase()] as number);
   if (!(ms > 0)) throw new CliError(`${flag} must be longer than 0, e.g. 7d`);
   return ms;
@@ -205,30 +228,46 @@ export function parseDuration(value: string, flag = '--older-than'): number {
  * is written. Messages sent after the run started are never deleted.
  */
 export async function runDlqDelete(options: DlqDeleteOptions, deps?: CliDeps): Promise<CommandResult<DlqDeleteResult>> {
-  for (const [flag, values] of [['--user', options.user], ['--code', options.code]] as const) {
-    if (values !== undefined && values.filter((v) => v.trim() !== '').length === 0) throw new CliError(`${flag} is empty; give a value, or leave ${flag} out`);
+  for (const [flag, values] of [
+    ['--user', options.user],
+    ['--code', options.code],
+  ] as const) {
+    if (values !== undefined && values.filter((v) => v.trim() !== '').length === 0)
+      throw new CliError(`${flag} is empty; give a value, or leave ${flag} out`);
   }
   const users = new Set((options.user ?? []).filter((v) => v.trim() !== ''));
   const codes = new Set((options.code ?? []).filter((v) => v.trim() !== ''));
   const olderThanMs = options.olderThan !== undefined ? parseDuration(options.olderThan) : undefined;
   if (users.size === 0 && codes.size === 0 && olderThanMs === undefined) {
-    throw new CliError('dlq delete needs a filter: --user SUB, --code ERROR_CODE and/or --older-than DURATION (e.g. 14d); to empty the whole DLQ use `--older-than 1s`');
+    throw new CliError(
+      'dlq delete needs a filter: --user SUB, --code ERROR_CODE and/or --older-than DURATION (e.g. 14d); to empty the whole DLQ use `--older-than 1s`',
+    );
   }
-  if (options.export !== undefined && options.export.trim() === '') throw new CliError('--export is empty; give a file name, or leave it out for an automatic one');
+  if (options.export !== undefined && options.export.trim() === '')
+    throw new CliError('--export is empty; give a file name, or leave it out for an automatic one');
   return withContext(options, deps, async (ctx) => {
     const dlqUrl = await ctx.setting('DeadLetterQueueUrl', options.dlqUrl, '--dlq-url');
     const max = positiveNumber(options.max, '--max', { integer: true }) ?? 100_000;
     const startedAt = ctx.now();
-    const matches = (m: DlqMessage, sentAt: number | undefined) =>
+    const matches = (m: DeadLetter, sentAt: number | undefined) =>
       (users.size === 0 || (m.sub !== undefined && users.has(m.sub)) || (m.username !== undefined && users.has(m.username))) &&
       (codes.size === 0 || (m.errorCode !== undefined && codes.has(m.errorCode))) &&
       (olderThanMs === undefined || (sentAt !== undefined && sentAt <= startedAt - olderThanMs));
 
     const { held, scanner, expected } = await scanAll(ctx, dlqUrl, max, startedAt, options.dryRun === true);
-    const data: DlqDeleteResult = { dlqUrl, dryRun: options.dryRun === true, expected, scanned: held.length, matched: [], deleted: 0, failed: [] };
+    const data: DlqDeleteResult = {
+      dlqUrl,
+      dryRun: options.dryRun === true,
+      expected,
+      scanned: held.length,
+      matched: [],
+      deleted: 0,
+      failed: [],
+    };
     try {
       const infos = held.map((h) => h.info);
-      if (codes.size > 0 && infos.some((m) => m.origin === 'sqs-redrive')) await addLedgerErrors(infos, await ledgerIfKnown(ctx, options.table, infos));
+      if (codes.size > 0 && infos.some((m) => m.origin === 'sqs-redrive'))
+        await addLedgerErrors(infos, await ledgerIfKnown(ctx, options.table, infos));
       const doomed = held.filter((h) => !h.newer && matches(h.info, h.sentAt));
       data.matched = doomed.map((h) => h.info);
       if (!options.dryRun && doomed.length > 0) {
@@ -238,7 +277,12 @@ export async function runDlqDelete(options: DlqDeleteOptions, deps?: CliDeps): P
         for (let i = 0; i < doomed.length; i += 10) {
           const chunk = doomed.slice(i, i + 10);
           try {
-            const out = await ctx.sqs.send(new DeleteMessageBatchCommand({ QueueUrl: dlqUrl, Entries: chunk.map((h, j) => ({ Id: String(j), ReceiptHandle: h.receiptHandle })) }));
+            const out = await ctx.sqs.send(
+              new DeleteMessageBatchCommand({
+                QueueUrl: dlqUrl,
+                Entries: chunk.map((h, j) => ({ Id: String(j), ReceiptHandle: h.receiptHandle })),
+              }),
+            );
             const failedIds = new Map((out.Failed ?? []).map((f) => [f.Id, `${f.Code ?? 'Error'}${f.Message ? `: ${f.Message}` : ''}`]));
             chunk.forEach((h, j) => {
               const reason = failedIds.get(String(j));
@@ -249,36 +293,55 @@ export async function runDlqDelete(options: DlqDeleteOptions, deps?: CliDeps): P
               }
             });
           } catch (e) {
-            for (const h of chunk) data.failed.push({ messageId: h.info.messageId, sub: h.info.sub, reason: `${(e as Error).name}: ${(e as Error).message}` });
+            for (const h of chunk)
+              data.failed.push({ messageId: h.info.messageId, sub: h.info.sub, reason: `${(e as Error).name}: ${(e as Error).message}` });
           }
         }
       }
     } finally {
       await releaseAll(ctx, scanner);
     }
-    emit(ctx.io, ctx.json, data, () => [
-      data.matched.length > 0
-        ? table(data.matched, [
-            ['sub', (m) => m.sub],
-            ['username', (m) => m.username],
-            ['error', (m) => m.errorCode],
-            ['in the DLQ since', (m) => m.sentAt],
-          ])
-        : 'no message matches',
-      ...data.failed.map((f) => `FAILED ${f.sub ?? f.messageId}: ${f.reason}`),
-      '',
-      data.dryRun
-        ? `dry run: ${data.matched.length} of ${data.scanned} message(s) would be exported and deleted; nothing changed`
-        : `deleted ${data.deleted} of ${data.matched.length} matching message(s) (${data.scanned} scanned)${data.exportFile ? `; exported first to ${data.exportFile}` : ''}`,
-    ], data.failed.length === 0);
+    emit(
+      ctx.io,
+      ctx.json,
+      data,
+      () => [
+        data.matched.length > 0
+          ? table(data.matched, [
+              ['sub', (m) => m.sub],
+              ['username', (m) => m.username],
+              ['error', (m) => m.errorCode],
+              ['in the DLQ since', (m) => m.sentAt],
+            ])
+          : 'no message matches',
+        ...data.failed.map((f) => `FAILED ${f.sub ?? f.messageId}: ${f.reason}`),
+        '',
+        data.dryRun
+          ? `dry run: ${data.matched.length} of ${data.scanned} message(s) would be exported and deleted; nothing changed`
+          : `deleted ${data.deleted} of ${data.matched.length} matching message(s) (${data.scanned} scanned)${data.exportFile ? `; exported first to ${data.exportFile}` : ''}`,
+      ],
+      data.failed.length === 0,
+    );
     return { exitCode: data.failed.length > 0 ? EXIT.failures : EXIT.ok, data };
   });
 }
 
 /** Every message the DLQ held at the start (held hidden until released), at most `max`. */
-async function scanAll(ctx: CliContext, dlqUrl: string, max: number, startedAt = ctx.now(), short = false): Promise<{ held: HeldMessage[]; scanner: DlqScanner; expected: number | undefined }> {
+async function scanAll(
+  ctx: CliContext,
+  dlqUrl: string,
+  max: number,
+  startedAt = ctx.now(),
+  short = false,
+): Promise<{ held: HeldMessage[]; scanner: DlqScanner; expected: number | undefined }> {
   const expected = await queueDepth(ctx.sqs, dlqUrl);
-  const scanner = new DlqScanner(ctx.sqs, dlqUrl, { holdSeconds: short ? LIST_HOLD_SECONDS : HOUSEKEEPING_HOLD_SECONDS, waitSeconds: ctx.receiveWaitSeconds, max, startedAt, expected });
+  const scanner = new DlqScanner(ctx.sqs, dlqUrl, {
+    holdSeconds: short ? LIST_HOLD_SECONDS : HOUSEKEEPING_HOLD_SECONDS,
+    waitSeconds: ctx.receiveWaitSeconds,
+    max,
+    startedAt,
+    expected,
+  });
   const held: HeldMessage[] = [];
   const bar = progress(ctx.io, 'reading the DLQ', expected);
   try {
@@ -298,5 +361,6 @@ async function scanAll(ctx: CliContext, dlqUrl: string, max: number, startedAt =
 
 async function releaseAll(ctx: CliContext, scanner: DlqScanner): Promise<void> {
   const notReleased = await scanner.release();
-  if (notReleased > 0) warn(ctx.io, `${notReleased} message(s) could not be made visible again; they reappear within ${HOUSEKEEPING_HOLD_SECONDS}s`);
+  if (notReleased > 0)
+    warn(ctx.io, `${notReleased} message(s) could not be made visible again; they reappear within ${HOUSEKEEPING_HOLD_SECONDS}s`);
 }

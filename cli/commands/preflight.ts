@@ -1,8 +1,11 @@
 import { ImportError } from '../../shared/errors.js';
 import type { ImportPlan } from '../../shared/plan.js';
 import type { TraySolution } from '../../shared/tray/operations.js';
-import { CliError, EXIT, loadPlan, withContext, type CliDeps, type CommandResult, type GlobalOptions, type MasterTokenOptions } from '../context.js';
-import { emit, table } from '../output.js';
+import { type CliDeps, type CommandResult, type GlobalOptions, withContext } from '../context.js';
+import { CliError, EXIT } from '../toolkit/errors.js';
+import { loadPlan } from '../toolkit/flags.js';
+import type { MasterTokenOptions } from '../toolkit/master-token.js';
+import { emit, table } from '../toolkit/output.js';
 
 /**
  * Checks a plan against the live Tray account before it is deployed or used: the solution is
@@ -37,12 +40,24 @@ export interface PreflightReport {
 export async function runPreflight(options: PreflightOptions, deps?: CliDeps): Promise<CommandResult<PreflightReport>> {
   return withContext(options, deps, async (ctx) => {
     const findings: Finding[] = [];
-    const report: PreflightReport = { ok: false, plan: options.plan, trayUrl: undefined, solution: undefined, findings, errors: 0, warnings: 0 };
+    const report: PreflightReport = {
+      ok: false,
+      plan: options.plan,
+      trayUrl: undefined,
+      solution: undefined,
+      findings,
+      errors: 0,
+      warnings: 0,
+    };
 
     let plan: ImportPlan | undefined;
     try {
       plan = loadPlan(options.plan);
-      findings.push({ level: 'ok', check: 'plan', message: `${options.plan} is a valid plan (${plan.auths.length} auth(s), ${plan.configValues.length} config value(s))` });
+      findings.push({
+        level: 'ok',
+        check: 'plan',
+        message: `${options.plan} is a valid plan (${plan.auths.length} auth(s), ${plan.configValues.length} config value(s))`,
+      });
     } catch (e) {
       if (!(e instanceof CliError) || !options.plan) throw e;
       findings.push({ level: 'error', check: 'plan', message: e.message });
@@ -60,7 +75,11 @@ export async function runPreflight(options: PreflightOptions, deps?: CliDeps): P
           error?.code === 'TRAY_UNAUTHORIZED'
             ? 'Tray refused the master token: check TRAY_MASTER_TOKEN / --master-token-file / --master-token-secret, and that the token belongs to this region'
             : 'check the network and the plan\'s "tray" region';
-        findings.push({ level: 'error', check: 'tray', message: `listing the solutions at ${url} failed: ${(e as Error).message}; ${hint}` });
+        findings.push({
+          level: 'error',
+          check: 'tray',
+          message: `listing the solutions at ${url} failed: ${(e as Error).message}; ${hint}`,
+        });
       }
       if (solutions) checkSolution(plan, solutions, findings, report);
     }
@@ -68,17 +87,27 @@ export async function runPreflight(options: PreflightOptions, deps?: CliDeps): P
     report.errors = findings.filter((f) => f.level === 'error').length;
     report.warnings = findings.filter((f) => f.level === 'warning').length;
     report.ok = report.errors === 0 && (!options.strict || report.warnings === 0);
-    emit(ctx.io, ctx.json, report, () => [
-      table(findings, [
-        ['', (f) => ({ ok: 'ok', warning: 'WARN', error: 'FAIL' })[f.level]],
-        ['check', (f) => f.check],
-        ['finding', (f) => f.message],
-      ], 200),
-      '',
-      report.ok
-        ? `preflight passed${report.warnings ? ` with ${report.warnings} warning(s)` : ''}`
-        : `preflight FAILED: ${report.errors} error(s), ${report.warnings} warning(s)${options.strict && report.errors === 0 ? ' (--strict)' : ''}`,
-    ], report.ok);
+    emit(
+      ctx.io,
+      ctx.json,
+      report,
+      () => [
+        table(
+          findings,
+          [
+            ['', (f) => ({ ok: 'ok', warning: 'WARN', error: 'FAIL' })[f.level]],
+            ['check', (f) => f.check],
+            ['finding', (f) => f.message],
+          ],
+          200,
+        ),
+        '',
+        report.ok
+          ? `preflight passed${report.warnings ? ` with ${report.warnings} warning(s)` : ''}`
+          : `preflight FAILED: ${report.errors} error(s), ${report.warnings} warning(s)${options.strict && report.errors === 0 ? ' (--strict)' : ''}`,
+      ],
+      report.ok,
+    );
     return { exitCode: report.ok ? EXIT.ok : EXIT.failures, data: report };
   });
 }
@@ -96,13 +125,20 @@ function checkSolution(plan: ImportPlan, solutions: TraySolution[], findings: Fi
     });
     return;
   }
-  report.solution = { id: solution.id, title: solution.title, authSlots: solution.authSlots.map((s) => s.externalId), configSlots: solution.configSlots.map((s) => s.externalId) };
+  report.solution = {
+    id: solution.id,
+    title: solution.title,
+    authSlots: solution.authSlots.map((s) => s.externalId),
+    configSlots: solution.configSlots.map((s) => s.externalId),
+  };
   findings.push({ level: 'ok', check: 'solution', message: `"${solution.title}" (${solution.id}) is published` });
 
   const authIds = solution.authSlots.map((s) => s.externalId);
   plan.auths.forEach((auth, i) => checkSlotId(`auths[${i}].externalId`, auth.externalId, authIds, 'auth slot', findings));
   const configIds = solution.configSlots.map((s) => s.externalId);
-  plan.configValues.forEach((config, i) => checkSlotId(`configValues[${i}].externalId`, config.externalId, configIds, 'config slot', findings));
+  plan.configValues.forEach((config, i) =>
+    checkSlotId(`configValues[${i}].externalId`, config.externalId, configIds, 'config slot', findings),
+  );
 
   const planned = new Set(plan.configValues.map((c) => c.externalId));
   for (const slot of solution.configSlots) {

@@ -1,10 +1,13 @@
 import type { LedgerStatusSummary } from '../../shared/ledger.js';
 import type { QueueMessage } from '../../shared/message.js';
 import { isImportable, listUsersPage, messageForUser } from '../cognito-users.js';
-import { CliError, EXIT, positiveNumber, withContext, type CliDeps, type CommandResult, type GlobalOptions } from '../context.js';
-import { chunks, Pacer, SendInterrupted, sendBatch, SQS_BATCH_SIZE, type EnqueueFailure } from '../enqueue.js';
-import { emit, progress, table, warn } from '../output.js';
-import { attributeNamesFor, type AttributeOptions } from './attributes.js';
+import { type CliDeps, type CommandResult, type GlobalOptions, withContext } from '../context.js';
+import { chunks, type EnqueueFailure, Pacer, SendInterrupted, SQS_BATCH_SIZE, sendBatch } from '../enqueue.js';
+import { CliError, EXIT } from '../toolkit/errors.js';
+import { positiveNumber } from '../toolkit/flags.js';
+import { emit, table, warn } from '../toolkit/output.js';
+import { progress } from '../toolkit/progress.js';
+import { type AttributeOptions, attributeNamesFor } from './attributes.js';
 import { DEFAULT_BACKFILL_RATE } from './backfill.js';
 
 /**
@@ -81,7 +84,20 @@ export async function runReconcile(options: ReconcileOptions, deps?: CliDeps): P
     const entries = new Map<string, LedgerStatusSummary>();
     for await (const entry of ledger.statuses(userPoolId)) entries.set(entry.sub, entry);
 
-    const summary: ReconcileSummary = { userPoolId, dryRun: options.dryRun === true, olderThanMinutes: olderThan, includeFailed: options.includeFailed === true, listed: 0, confirmed: 0, recent: 0, failedSkipped: 0, candidates: [], enqueued: 0, failed: [], invalid: [] };
+    const summary: ReconcileSummary = {
+      userPoolId,
+      dryRun: options.dryRun === true,
+      olderThanMinutes: olderThan,
+      includeFailed: options.includeFailed === true,
+      listed: 0,
+      confirmed: 0,
+      recent: 0,
+      failedSkipped: 0,
+      candidates: [],
+      enqueued: 0,
+      failed: [],
+      invalid: [],
+    };
     const pacer = new Pacer(rate, ctx.now, ctx.sleep);
     const bar = progress(ctx.io, 'reconciling');
     let token: string | undefined;
@@ -110,14 +126,27 @@ export async function runReconcile(options: ReconcileOptions, deps?: CliDeps): P
           if (!entry) {
             const changed = user.UserLastModifiedDate?.getTime() ?? user.UserCreateDate?.getTime();
             if (changed !== undefined && changed > cutoff) summary.recent++;
-            else candidate = { sub: message.sub, username: message.username, reason: 'missing', since: changed ? new Date(changed).toISOString() : undefined };
+            else
+              candidate = {
+                sub: message.sub,
+                username: message.username,
+                reason: 'missing',
+                since: changed ? new Date(changed).toISOString() : undefined,
+              };
           } else if (entry.status === 'failed' && !options.includeFailed) {
             summary.failedSkipped++;
           } else if (entry.status !== 'enabled') {
             const stuck = entry.status === 'in_progress';
             if (stuck && (entry.leaseUntil ?? 0) > ctx.now()) continue; // a delivery is working on it right now
             if (Date.parse(entry.updatedAt) > cutoff) summary.recent++;
-            else candidate = { sub: message.sub, username: message.username, reason: entry.status === 'in_progress' ? 'stuck' : entry.status, lastError: entry.lastError, since: entry.updatedAt };
+            else
+              candidate = {
+                sub: message.sub,
+                username: message.username,
+                reason: entry.status === 'in_progress' ? 'stuck' : entry.status,
+                lastError: entry.lastError,
+                since: entry.updatedAt,
+              };
           }
           if (!candidate) continue;
           summary.candidates.push(candidate);
@@ -141,25 +170,39 @@ export async function runReconcile(options: ReconcileOptions, deps?: CliDeps): P
     for (const problem of summary.invalid) warn(ctx.io, `skipped: ${problem}`);
     // A dry run that finds lost users reports them as failures found: usable as a scheduled check.
     const ok = !summary.interrupted && summary.failed.length === 0 && !(summary.dryRun && summary.candidates.length > 0);
-    emit(ctx.io, ctx.json, summary, () => [
-      summary.candidates.length > 0
-        ? table(summary.candidates, [
-            ['sub', (c) => c.sub],
-            ['username', (c) => c.username],
-            ['reason', (c) => c.reason],
-            ['since', (c) => c.since],
-            ['last error', (c) => (c.lastError ? `${c.lastError.code} at ${c.lastError.step}: ${c.lastError.message}` : undefined)],
-          ], 100)
-        : 'nothing to reconcile',
-      ...summary.failed.map((f) => `FAILED ${f.sub} (${f.username}): ${f.reason}`),
-      '',
-      `${summary.confirmed} confirmed user(s) checked; ${summary.recent} changed in the last ${olderThan} min (left alone); ` +
-        (summary.dryRun ? `dry run: ${summary.candidates.length} would be enqueued` : `${summary.enqueued} of ${summary.candidates.length} enqueued`),
-      ...(summary.failedSkipped > 0
-        ? [`${summary.failedSkipped} failed user(s) left alone (their message is in the DLQ: \`dlq list\`); after fixing the cause, --include-failed re-enqueues them with their current attributes`]
-        : []),
-      ...(summary.interrupted ? [`INTERRUPTED (${summary.interrupted}): rerun to finish (reconcile is safe to repeat)`] : []),
-    ], ok);
+    emit(
+      ctx.io,
+      ctx.json,
+      summary,
+      () => [
+        summary.candidates.length > 0
+          ? table(
+              summary.candidates,
+              [
+                ['sub', (c) => c.sub],
+                ['username', (c) => c.username],
+                ['reason', (c) => c.reason],
+                ['since', (c) => c.since],
+                ['last error', (c) => (c.lastError ? `${c.lastError.code} at ${c.lastError.step}: ${c.lastError.message}` : undefined)],
+              ],
+              100,
+            )
+          : 'nothing to reconcile',
+        ...summary.failed.map((f) => `FAILED ${f.sub} (${f.username}): ${f.reason}`),
+        '',
+        `${summary.confirmed} confirmed user(s) checked; ${summary.recent} changed in the last ${olderThan} min (left alone); ` +
+          (summary.dryRun
+            ? `dry run: ${summary.candidates.length} would be enqueued`
+            : `${summary.enqueued} of ${summary.candidates.length} enqueued`),
+        ...(summary.failedSkipped > 0
+          ? [
+              `${summary.failedSkipped} failed user(s) left alone (their message is in the DLQ: \`dlq list\`); after fixing the cause, --include-failed re-enqueues them with their current attributes`,
+            ]
+          : []),
+        ...(summary.interrupted ? [`INTERRUPTED (${summary.interrupted}): rerun to finish (reconcile is safe to repeat)`] : []),
+      ],
+      ok,
+    );
     return { exitCode: ok ? EXIT.ok : EXIT.failures, data: summary };
   });
 }

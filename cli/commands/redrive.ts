@@ -2,16 +2,20 @@ import {
   CancelMessageMoveTaskCommand,
   DeleteMessageCommand,
   ListMessageMoveTasksCommand,
+  type ListMessageMoveTasksResultEntry,
   SendMessageCommand,
   StartMessageMoveTaskCommand,
-  type ListMessageMoveTasksResultEntry,
 } from '@aws-sdk/client-sqs';
+import type { DeadLetter } from '../../shared/dead-letter.js';
 import type { Ledger } from '../../shared/ledger.js';
-import { classifyAwsError, CliError, EXIT, positiveNumber, withContext, type CliContext, type CliDeps, type CommandResult, type GlobalOptions } from '../context.js';
 import { checkCause } from '../cause-check.js';
-import { addLedgerErrors, DlqScanner, queueDepth, type DlqMessage, type HeldMessage } from '../dlq-messages.js';
+import { type CliContext, type CliDeps, type CommandResult, type GlobalOptions, withContext } from '../context.js';
+import { addLedgerErrors, DlqScanner, type HeldMessage, queueDepth } from '../dlq-messages.js';
 import { Pacer } from '../enqueue.js';
-import { emit, keyValues, progress, table, warn } from '../output.js';
+import { CliError, classifyAwsError, EXIT } from '../toolkit/errors.js';
+import { positiveNumber } from '../toolkit/flags.js';
+import { emit, keyValues, table, warn } from '../toolkit/output.js';
+import { progress } from '../toolkit/progress.js';
 import { ledgerIfKnown } from './dlq.js';
 
 /**
@@ -45,7 +49,7 @@ export interface RedriveOptions extends GlobalOptions {
 }
 
 export interface RedriveFailure {
-  message: DlqMessage;
+  message: DeadLetter;
   stage: 'send' | 'delete';
   reason: string;
 }
@@ -62,7 +66,7 @@ export type RedriveOutcomeKind =
   | 'failed';
 
 export interface RedriveOutcome {
-  message: DlqMessage;
+  message: DeadLetter;
   outcome: RedriveOutcomeKind;
   note?: string | undefined;
 }
@@ -76,30 +80,37 @@ export interface RedriveResult {
   /** Messages the DLQ held when the run started (visible, in flight, delayed); the scan stops after seeing that many. */
   expected?: number | undefined;
   scanned?: number;
-  matched?: DlqMessage[];
+  matched?: DeadLetter[];
   moved?: number;
   /** What happened to each matching message. */
   outcomes?: RedriveOutcome[];
   /** Matching messages left in the DLQ on purpose (cause still holds, arrived during the run, duplicate). */
   skipped?: number;
   /** Users this run moved whose message came back into the DLQ while it ran. */
-  failedAgain?: DlqMessage[];
+  failedAgain?: DeadLetter[];
   failed?: RedriveFailure[];
 }
 
 export async function runRedrive(options: RedriveOptions, deps?: CliDeps): Promise<CommandResult<RedriveResult>> {
   // An empty filter must never widen into "everything": `--user "$SUB"` with an unset variable would move the whole DLQ.
-  for (const [flag, values] of [['--user', options.user], ['--error-code', options.errorCode]] as const) {
+  for (const [flag, values] of [
+    ['--user', options.user],
+    ['--error-code', options.errorCode],
+  ] as const) {
     if (values !== undefined && values.filter((v) => v.trim() !== '').length === 0) {
-      throw new CliError(`${flag} is empty; give a value (e.g. ${flag === '--user' ? '--user 3f1c2a9e-...' : '--error-code TRAY_UNAVAILABLE'}), or leave ${flag} out to move every message`);
+      throw new CliError(
+        `${flag} is empty; give a value (e.g. ${flag === '--user' ? '--user 3f1c2a9e-...' : '--error-code TRAY_UNAVAILABLE'}), or leave ${flag} out to move every message`,
+      );
     }
   }
   return withContext(options, deps, async (ctx) => {
     const rate = positiveNumber(options.rate, '--rate', { max: MAX_MOVE_RATE, integer: true });
     const filtered = (options.user?.length ?? 0) > 0 || (options.errorCode?.length ?? 0) > 0;
     if (!filtered && !options.dryRun) {
-      if (options.max !== undefined) throw new CliError('--max applies to selective moves (--user, --error-code) and --dry-run; a move task moves every message');
-      if (options.watch !== undefined) throw new CliError('--watch applies to selective moves (--user, --error-code); follow a move task with `redrive status`');
+      if (options.max !== undefined)
+        throw new CliError('--max applies to selective moves (--user, --error-code) and --dry-run; a move task moves every message');
+      if (options.watch !== undefined)
+        throw new CliError('--watch applies to selective moves (--user, --error-code); follow a move task with `redrive status`');
       return startMoveTask(ctx, options, rate);
     }
     return selectiveMove(ctx, options, rate);
@@ -111,7 +122,9 @@ async function startMoveTask(ctx: CliContext, options: RedriveOptions, rate: num
   const destinationArn = await ctx.setting('QueueArn', options.queueArn, '--queue-arn');
   let taskHandle: string | undefined;
   try {
-    const out = await ctx.sqs.send(new StartMessageMoveTaskCommand({ SourceArn: sourceArn, DestinationArn: destinationArn, MaxNumberOfMessagesPerSecond: rate }));
+    const out = await ctx.sqs.send(
+      new StartMessageMoveTaskCommand({ SourceArn: sourceArn, DestinationArn: destinationArn, MaxNumberOfMessagesPerSecond: rate }),
+    );
     taskHandle = out.TaskHandle;
   } catch (e) {
     throw await moveTaskError(ctx, sourceArn, e as Error);
@@ -135,9 +148,16 @@ async function moveTaskError(ctx: CliContext, sourceArn: string, e: Error): Prom
     // Cannot tell; the plain error is all we know.
   }
   if (running) {
-    return new CliError(`${base}. A move task is already running for this DLQ (${running.moved ?? 0}/${running.toMove ?? '?'} moved, handle ${running.taskHandle ?? '?'}); only one may run at a time: wait for it (\`redrive status\`) or \`redrive cancel\` it`, EXIT.failures);
+    return new CliError(
+      `${base}. A move task is already running for this DLQ (${running.moved ?? 0}/${running.toMove ?? '?'} moved, handle ${running.taskHandle ?? '?'}); only one may run at a time: wait for it (\`redrive status\`) or \`redrive cancel\` it`,
+      EXIT.failures,
+    );
   }
-  return classifyAwsError(e, base, 'check --dlq-arn / --queue-arn (the stack outputs DeadLetterQueueArn and QueueArn), --region, and your permissions sqs:StartMessageMoveTask');
+  return classifyAwsError(
+    e,
+    base,
+    'check --dlq-arn / --queue-arn (the stack outputs DeadLetterQueueArn and QueueArn), --region, and your permissions sqs:StartMessageMoveTask',
+  );
 }
 
 /** Seconds a message stays hidden while a dry run looks at it (released at the end either way). */
@@ -146,10 +166,11 @@ const DRY_RUN_HOLD_SECONDS = 30;
 async function selectiveMove(ctx: CliContext, options: RedriveOptions, rate: number | undefined): Promise<CommandResult<RedriveResult>> {
   const dlqUrl = await ctx.setting('DeadLetterQueueUrl', options.dlqUrl, '--dlq-url');
   const queueUrl = options.dryRun ? undefined : await ctx.setting('QueueUrl', options.queueUrl, '--queue-url');
-  const watchSeconds = options.watch === undefined || options.watch === 0 ? 0 : (positiveNumber(options.watch, '--watch', { max: 900 }) as number);
+  const watchSeconds =
+    options.watch === undefined || options.watch === 0 ? 0 : (positiveNumber(options.watch, '--watch', { max: 900 }) as number);
   const users = new Set((options.user ?? []).filter((u) => u.trim() !== ''));
   const codes = new Set((options.errorCode ?? []).filter((c) => c.trim() !== ''));
-  const matches = (m: DlqMessage) =>
+  const matches = (m: DeadLetter) =>
     (users.size === 0 || (m.sub !== undefined && users.has(m.sub)) || (m.username !== undefined && users.has(m.username))) &&
     (codes.size === 0 || (m.errorCode !== undefined && codes.has(m.errorCode)));
 
@@ -168,9 +189,9 @@ async function selectiveMove(ctx: CliContext, options: RedriveOptions, rate: num
   });
   const pacer = new Pacer(rate, ctx.now, ctx.sleep);
   const bar = progress(ctx.io, options.dryRun ? 'scanning the DLQ' : 'redriving', expected);
-  const matched: DlqMessage[] = [];
+  const matched: DeadLetter[] = [];
   const outcomes: RedriveOutcome[] = [];
-  const failedAgain: DlqMessage[] = [];
+  const failedAgain: DeadLetter[] = [];
   const failed: RedriveFailure[] = [];
   const movedSubs = new Set<string>();
   const movedBodies = new Set<string>();
@@ -182,7 +203,12 @@ async function selectiveMove(ctx: CliContext, options: RedriveOptions, rate: num
   /** A message that entered the DLQ during this run: a moved user failing again, or someone else. */
   const arrived = (held: HeldMessage) => {
     if (held.info.sub !== undefined && movedSubs.has(held.info.sub)) failedAgain.push(held.info);
-    else if (matches(held.info)) outcomes.push({ message: held.info, outcome: 'sent during this run', note: 'entered the DLQ after this run started; run redrive again for it' });
+    else if (matches(held.info))
+      outcomes.push({
+        message: held.info,
+        outcome: 'sent during this run',
+        note: 'entered the DLQ after this run started; run redrive again for it',
+      });
   };
 
   try {
@@ -208,17 +234,26 @@ async function selectiveMove(ctx: CliContext, options: RedriveOptions, rate: num
         }
         if (held.info.truncatedReference) {
           // Too big to dead-letter whole: only a reference was kept, which the worker cannot import.
-          outcomes.push({ message: held.info, outcome: 'reference only', note: `dead-lettered as a reference (the message was too big); enqueue the user afresh: import-user ${held.info.sub ?? 'SUB'} --enqueue` });
+          outcomes.push({
+            message: held.info,
+            outcome: 'reference only',
+            note: `dead-lettered as a reference (the message was too big); enqueue the user afresh: import-user ${held.info.sub ?? 'SUB'} --enqueue`,
+          });
           continue;
         }
         const cause = await checkCause(ctx, held.info, held.body);
         if (cause?.holds && !options.force) {
-          outcomes.push({ message: held.info, outcome: 'cause still holds', note: `${cause.note}; left in the DLQ (--force moves it anyway)` });
+          outcomes.push({
+            message: held.info,
+            outcome: 'cause still holds',
+            note: `${cause.note}; left in the DLQ (--force moves it anyway)`,
+          });
           continue;
         }
         const body = cause?.freshBody ?? held.body;
         // Say so when nothing was checked: the operator vouches for the fix.
-        const causeNote = cause?.note ?? (held.info.errorCode ? `cause not checked for ${held.info.errorCode}: fixed as its reason says?` : undefined);
+        const causeNote =
+          cause?.note ?? (held.info.errorCode ? `cause not checked for ${held.info.errorCode}: fixed as its reason says?` : undefined);
         if (options.dryRun) {
           outcomes.push({ message: held.info, outcome: cause?.freshBody ? 'would refresh' : 'would move', note: causeNote });
           continue;
@@ -229,7 +264,11 @@ async function selectiveMove(ctx: CliContext, options: RedriveOptions, rate: num
           moved++;
           if (held.info.sub !== undefined) movedSubs.add(held.info.sub);
           movedBodies.add(held.body);
-          outcomes.push({ message: held.info, outcome: cause?.freshBody ? 'refreshed' : 'moved', note: cause?.holds ? `forced: ${cause.note}` : causeNote });
+          outcomes.push({
+            message: held.info,
+            outcome: cause?.freshBody ? 'refreshed' : 'moved',
+            note: cause?.holds ? `forced: ${cause.note}` : causeNote,
+          });
         } else {
           outcomes.push({ message: held.info, outcome: 'failed', note: failed.at(-1)?.reason });
         }
@@ -251,37 +290,78 @@ async function selectiveMove(ctx: CliContext, options: RedriveOptions, rate: num
     bar.stop();
     notReleased = await scanner.release();
   }
-  if (notReleased > 0) warn(ctx.io, `${notReleased} message(s) could not be made visible again; they reappear within ${options.dryRun ? DRY_RUN_HOLD_SECONDS : MOVE_HOLD_SECONDS}s`);
+  if (notReleased > 0)
+    warn(
+      ctx.io,
+      `${notReleased} message(s) could not be made visible again; they reappear within ${options.dryRun ? DRY_RUN_HOLD_SECONDS : MOVE_HOLD_SECONDS}s`,
+    );
   if (ctx.aborted) warn(ctx.io, 'interrupted: rerun to move the rest');
   if (scanner.ended === 'max') warn(ctx.io, `stopped after --max ${max} message(s); rerun for the rest`);
 
-  const complete = failed.length === 0 && failedAgain.length === 0 && !ctx.aborted && !outcomes.some((o) => o.outcome === 'cause still holds');
-  const skipped = outcomes.filter((o) => o.outcome === 'cause still holds' || o.outcome === 'sent during this run' || o.outcome === 'duplicate' || o.outcome === 'reference only').length;
-  const data: RedriveResult = { mode: 'selective', dryRun: options.dryRun === true, expected, scanned, matched, moved, outcomes, skipped, failedAgain, failed };
-  emit(ctx.io, ctx.json, data, () => [
-    outcomes.length > 0
-      ? table(outcomes, [
-          ['sub', (o) => o.message.sub],
-          ['username', (o) => o.message.username],
-          ['error', (o) => o.message.errorCode],
-          ['failed at', (o) => o.message.failedAt],
-          ['outcome', (o) => o.outcome],
-          ['note', (o) => o.note],
-        ], 120)
-      : 'no message matches',
-    ...failed.map((f) => `FAILED (${f.stage}) ${f.message.sub ?? f.message.messageId}: ${f.reason}`),
-    ...failedAgain.map((m) => `FAILED AGAIN ${m.sub}: back in the DLQ with ${m.errorCode ?? 'no reason'}${m.reason ? `: ${m.reason}` : ''}`),
-    '',
-    options.dryRun
-      ? `dry run: ${outcomes.filter((o) => o.outcome.startsWith('would')).length} of ${matched.length} matching message(s) would move (${scanned} scanned${expected !== undefined ? ` of ${expected} in the DLQ` : ''}); nothing moved, every message is visible again`
-      : `moved ${moved} of ${matched.length} matching message(s) (${scanned} scanned${expected !== undefined ? ` of ${expected} in the DLQ at the start` : ''}); ${skipped} skipped; ${failedAgain.length} failed again${failed.length ? `; ${failed.length} could not be moved` : ''}`,
-    ...(moved > 0 && watchSeconds === 0 && failedAgain.length === 0 ? ['(pass --watch 60 to wait for moved users that fail again)'] : []),
-  ], complete);
+  const complete =
+    failed.length === 0 && failedAgain.length === 0 && !ctx.aborted && !outcomes.some((o) => o.outcome === 'cause still holds');
+  const skipped = outcomes.filter(
+    (o) =>
+      o.outcome === 'cause still holds' ||
+      o.outcome === 'sent during this run' ||
+      o.outcome === 'duplicate' ||
+      o.outcome === 'reference only',
+  ).length;
+  const data: RedriveResult = {
+    mode: 'selective',
+    dryRun: options.dryRun === true,
+    expected,
+    scanned,
+    matched,
+    moved,
+    outcomes,
+    skipped,
+    failedAgain,
+    failed,
+  };
+  emit(
+    ctx.io,
+    ctx.json,
+    data,
+    () => [
+      outcomes.length > 0
+        ? table(
+            outcomes,
+            [
+              ['sub', (o) => o.message.sub],
+              ['username', (o) => o.message.username],
+              ['error', (o) => o.message.errorCode],
+              ['failed at', (o) => o.message.failedAt],
+              ['outcome', (o) => o.outcome],
+              ['note', (o) => o.note],
+            ],
+            120,
+          )
+        : 'no message matches',
+      ...failed.map((f) => `FAILED (${f.stage}) ${f.message.sub ?? f.message.messageId}: ${f.reason}`),
+      ...failedAgain.map(
+        (m) => `FAILED AGAIN ${m.sub}: back in the DLQ with ${m.errorCode ?? 'no reason'}${m.reason ? `: ${m.reason}` : ''}`,
+      ),
+      '',
+      options.dryRun
+        ? `dry run: ${outcomes.filter((o) => o.outcome.startsWith('would')).length} of ${matched.length} matching message(s) would move (${scanned} scanned${expected !== undefined ? ` of ${expected} in the DLQ` : ''}); nothing moved, every message is visible again`
+        : `moved ${moved} of ${matched.length} matching message(s) (${scanned} scanned${expected !== undefined ? ` of ${expected} in the DLQ at the start` : ''}); ${skipped} skipped; ${failedAgain.length} failed again${failed.length ? `; ${failed.length} could not be moved` : ''}`,
+      ...(moved > 0 && watchSeconds === 0 && failedAgain.length === 0 ? ['(pass --watch 60 to wait for moved users that fail again)'] : []),
+    ],
+    complete,
+  );
   return { exitCode: complete ? EXIT.ok : EXIT.failures, data };
 }
 
 /** Send, then delete: never the other way round. True when the message left the DLQ. */
-async function moveOne(ctx: CliContext, held: HeldMessage, body: string, queueUrl: string, dlqUrl: string, failed: RedriveFailure[]): Promise<boolean> {
+async function moveOne(
+  ctx: CliContext,
+  held: HeldMessage,
+  body: string,
+  queueUrl: string,
+  dlqUrl: string,
+  failed: RedriveFailure[],
+): Promise<boolean> {
   try {
     await ctx.sqs.send(new SendMessageCommand({ QueueUrl: queueUrl, MessageBody: body }));
   } catch (e) {
@@ -318,23 +398,34 @@ export interface MoveTask {
   failureReason?: string | undefined;
 }
 
-export async function runRedriveStatus(options: MoveTaskOptions, deps?: CliDeps): Promise<CommandResult<{ sourceArn: string; tasks: MoveTask[] }>> {
+export async function runRedriveStatus(
+  options: MoveTaskOptions,
+  deps?: CliDeps,
+): Promise<CommandResult<{ sourceArn: string; tasks: MoveTask[] }>> {
   return withContext(options, deps, async (ctx) => {
     const sourceArn = await ctx.setting('DeadLetterQueueArn', options.dlqArn, '--dlq-arn');
     const tasks = await listTasks(ctx, sourceArn);
     const data = { sourceArn, tasks };
     const failedTask = tasks[0]?.status === 'FAILED';
-    emit(ctx.io, ctx.json, data, () =>
-      tasks.length === 0
-        ? `no message move task for ${sourceArn}`
-        : table(tasks, [
-            ['status', (t) => t.status],
-            ['moved', (t) => `${t.moved ?? 0}/${t.toMove ?? '?'}`],
-            ['rate', (t) => t.rate],
-            ['started', (t) => t.startedAt],
-            ['handle', (t) => t.taskHandle],
-            ['failure', (t) => t.failureReason],
-          ], 120),
+    emit(
+      ctx.io,
+      ctx.json,
+      data,
+      () =>
+        tasks.length === 0
+          ? `no message move task for ${sourceArn}`
+          : table(
+              tasks,
+              [
+                ['status', (t) => t.status],
+                ['moved', (t) => `${t.moved ?? 0}/${t.toMove ?? '?'}`],
+                ['rate', (t) => t.rate],
+                ['started', (t) => t.startedAt],
+                ['handle', (t) => t.taskHandle],
+                ['failure', (t) => t.failureReason],
+              ],
+              120,
+            ),
       !failedTask,
     );
     // The newest task comes first: if it failed, there is something to look at.
@@ -342,7 +433,10 @@ export async function runRedriveStatus(options: MoveTaskOptions, deps?: CliDeps)
   });
 }
 
-export async function runRedriveCancel(options: MoveTaskOptions, deps?: CliDeps): Promise<CommandResult<{ cancelled: MoveTask | undefined; dryRun: boolean }>> {
+export async function runRedriveCancel(
+  options: MoveTaskOptions,
+  deps?: CliDeps,
+): Promise<CommandResult<{ cancelled: MoveTask | undefined; dryRun: boolean }>> {
   return withContext(options, deps, async (ctx) => {
     const sourceArn = await ctx.setting('DeadLetterQueueArn', options.dlqArn, '--dlq-arn');
     const running = (await listTasks(ctx, sourceArn)).find((t) => t.status === 'RUNNING' && t.taskHandle);

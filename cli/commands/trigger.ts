@@ -1,13 +1,15 @@
 import {
   DescribeUserPoolCommand,
-  UpdateUserPoolCommand,
   type LambdaConfigType,
+  UpdateUserPoolCommand,
   type UpdateUserPoolCommandInput,
   type UserPoolType,
 } from '@aws-sdk/client-cognito-identity-provider';
 import { AddPermissionCommand, RemovePermissionCommand } from '@aws-sdk/client-lambda';
-import { CliError, EXIT, withContext, type CliContext, type CliDeps, type CommandResult, type GlobalOptions } from '../context.js';
-import { emit } from '../output.js';
+import { SERVICE_NAME } from '../../shared/names.js';
+import { type CliContext, type CliDeps, type CommandResult, type GlobalOptions, withContext } from '../context.js';
+import { CliError, EXIT } from '../toolkit/errors.js';
+import { emit } from '../toolkit/output.js';
 
 /**
  * Attaches the deployed post-confirmation function to an existing user pool (CDK cannot add a
@@ -65,17 +67,20 @@ export function updateUserPoolInput(pool: UserPoolType, lambdaConfig: LambdaConf
   // UnusedAccountValidityDays", aws/aws-sdk-js#3817). The password policy's value is the one in
   // force, so the deprecated field is dropped when both are present.
   const adminCreateUserConfig = pool.AdminCreateUserConfig;
-  if (adminCreateUserConfig?.UnusedAccountValidityDays !== undefined && pool.Policies?.PasswordPolicy?.TemporaryPasswordValidityDays !== undefined) {
+  if (
+    adminCreateUserConfig?.UnusedAccountValidityDays !== undefined &&
+    pool.Policies?.PasswordPolicy?.TemporaryPasswordValidityDays !== undefined
+  ) {
     const { UnusedAccountValidityDays: _deprecated, ...kept } = adminCreateUserConfig;
     rest.AdminCreateUserConfig = kept;
   }
   // Fields DescribeUserPool returns but UpdateUserPool does not define (AliasAttributes, UsernameAttributes,
   // UsernameConfiguration) are passed along as read; the SDK serializes only UpdateUserPool's own members.
-  return { ...(rest as Omit<UpdateUserPoolCommandInput, 'UserPoolId'>), LambdaConfig: lambdaConfig, UserPoolId: pool.Id as string };
+  return { ...(rest as Omit<UpdateUserPoolCommandInput, 'UserPoolId'>), LambdaConfig: lambdaConfig, UserPoolId: pool.Id };
 }
 
 export function statementId(userPoolId: string): string {
-  return `tray-auth-import-${userPoolId}`.replace(/[^A-Za-z0-9_.-]/g, '-').slice(0, 100);
+  return `${SERVICE_NAME}-${userPoolId}`.replace(/[^A-Za-z0-9_.-]/g, '-').slice(0, 100);
 }
 
 export async function runAttachTrigger(options: TriggerOptions, deps?: CliDeps): Promise<CommandResult<TriggerResult>> {
@@ -104,14 +109,29 @@ async function changeTrigger(ctx: CliContext, options: TriggerOptions, action: '
     after = { ...before, PostConfirmation: functionArn };
   } else {
     if (current && current !== functionArn && !options.force) {
-      throw new CliError(`user pool ${userPoolId}'s post-confirmation trigger is ${current}, not ${functionArn}; pass --force to remove it anyway`, EXIT.failures);
+      throw new CliError(
+        `user pool ${userPoolId}'s post-confirmation trigger is ${current}, not ${functionArn}; pass --force to remove it anyway`,
+        EXIT.failures,
+      );
     }
     const { PostConfirmation: _removed, ...others } = before;
     after = others;
   }
   const changed = before.PostConfirmation !== after.PostConfirmation;
-  const diff = [`LambdaConfig.PostConfirmation: ${before.PostConfirmation ?? '(none)'} → ${after.PostConfirmation ?? '(none)'}${changed ? '' : ' (unchanged)'}`];
-  const result: TriggerResult = { userPoolId, functionArn, action, changed, dryRun: options.dryRun === true, before, after, diff, permission: 'skipped (dry run)' };
+  const diff = [
+    `LambdaConfig.PostConfirmation: ${before.PostConfirmation ?? '(none)'} → ${after.PostConfirmation ?? '(none)'}${changed ? '' : ' (unchanged)'}`,
+  ];
+  const result: TriggerResult = {
+    userPoolId,
+    functionArn,
+    action,
+    changed,
+    dryRun: options.dryRun === true,
+    before,
+    after,
+    diff,
+    permission: 'skipped (dry run)',
+  };
 
   if (!options.dryRun) {
     if (action === 'attach') {
@@ -140,13 +160,20 @@ async function describePool(ctx: CliContext, userPoolId: string): Promise<UserPo
     if (!pool) throw new CliError(`DescribeUserPool returned no pool for --user-pool-id ${userPoolId}`, EXIT.failures);
     return pool;
   } catch (e) {
-    if ((e as Error).name === 'ResourceNotFoundException') throw new CliError(`--user-pool-id ${userPoolId}: no such user pool; check the id and --region`);
+    if ((e as Error).name === 'ResourceNotFoundException')
+      throw new CliError(`--user-pool-id ${userPoolId}: no such user pool; check the id and --region`);
     throw e;
   }
 }
 
-async function grantInvoke(ctx: CliContext, functionArn: string, userPoolId: string, poolArn: string | undefined): Promise<TriggerResult['permission']> {
-  if (!poolArn) throw new CliError(`DescribeUserPool did not return the ARN of ${userPoolId}; cannot scope the invoke permission`, EXIT.failures);
+async function grantInvoke(
+  ctx: CliContext,
+  functionArn: string,
+  userPoolId: string,
+  poolArn: string | undefined,
+): Promise<TriggerResult['permission']> {
+  if (!poolArn)
+    throw new CliError(`DescribeUserPool did not return the ARN of ${userPoolId}; cannot scope the invoke permission`, EXIT.failures);
   try {
     await ctx.lambda.send(
       new AddPermissionCommand({

@@ -1,5 +1,5 @@
-import { loadWorkerConfig } from '../../shared/config.js';
-import { createImportWorker } from '../../shared/import-worker.js';
+import { loadWorkerConfig } from './settings.js';
+import { createImportWorker } from './worker.js';
 
-/** Lambda entry point: configuration is read and validated once, at cold start. */
+/** Lambda entry point: settings are read and validated once, at cold start. */
 export const handler = createImportWorker({ config: loadWorkerConfig(process.env) });

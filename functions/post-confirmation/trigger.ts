@@ -1,6 +1,7 @@
 import { SendMessageCommand, SQSClient } from '@aws-sdk/client-sqs';
 import type { PostConfirmationTriggerEvent } from 'aws-lambda';
 import { buildQueueMessage } from '../../shared/message.js';
+import { METRIC_COMPONENT, METRICS_NAMESPACE, TRIGGER_METRIC } from '../../shared/names.js';
 
 /**
  * Cognito post-confirmation trigger: puts one message on the import queue and returns the event
@@ -18,10 +19,12 @@ export interface TriggerOptions {
   attributeNames: readonly string[];
   /** Upper bound on the whole send, retries included. */
   timeoutMs: number;
+  /** The settings are invalid (functions/post-confirmation/settings.ts): each sign-up logs this and counts a failure. */
+  problem?: string | undefined;
   log?: (line: string) => void;
 }
 
-export const METRIC_NAMESPACE = 'TrayAuthImport';
+export const METRIC_NAMESPACE = METRICS_NAMESPACE;
 
 export function createPostConfirmationHandler(options: TriggerOptions) {
   const log = options.log ?? ((line: string) => console.log(line));
@@ -31,10 +34,15 @@ export function createPostConfirmationHandler(options: TriggerOptions) {
     if (event?.triggerSource !== 'PostConfirmation_ConfirmSignUp') return event;
     // Filled in inside the try: an event without `request` (or with something odd in it) must be
     // logged and counted like any other failure, never thrown back at the sign-up.
-    const user: { userPoolId: unknown; username: unknown; sub: unknown } = { userPoolId: event.userPoolId, username: event.userName, sub: undefined };
+    const user: { userPoolId: unknown; username: unknown; sub: unknown } = {
+      userPoolId: event.userPoolId,
+      username: event.userName,
+      sub: undefined,
+    };
     try {
       const userAttributes = event.request?.userAttributes ?? {};
       user.sub = typeof userAttributes.sub === 'string' ? userAttributes.sub : undefined;
+      if (options.problem) throw new Error(options.problem);
       const message = buildQueueMessage({
         userPoolId: event.userPoolId,
         username: event.userName,
@@ -50,7 +58,15 @@ export function createPostConfirmationHandler(options: TriggerOptions) {
       const error = e instanceof Error ? e : new Error(String(e));
       // The reason names fields only: zod's messages describe the problem, not the values
       // (the message carries no credentials, and the attributes are not logged).
-      log(JSON.stringify({ level: 'ERROR', message: 'could not enqueue sign-up for import; run `reconcile` to recover', ...user, error: error.name, reason: error.message.slice(0, 1_000) }));
+      log(
+        JSON.stringify({
+          level: 'ERROR',
+          message: 'could not enqueue sign-up for import; run `reconcile` to recover',
+          ...user,
+          error: error.name,
+          reason: error.message.slice(0, 1_000),
+        }),
+      );
       log(JSON.stringify(enqueueFailedMetric()));
     }
     return event;
@@ -60,8 +76,13 @@ export function createPostConfirmationHandler(options: TriggerOptions) {
 /** One EMF record: CloudWatch turns this log line into the EnqueueFailed metric. */
 function enqueueFailedMetric() {
   return {
-    _aws: { Timestamp: Date.now(), CloudWatchMetrics: [{ Namespace: METRIC_NAMESPACE, Dimensions: [['component']], Metrics: [{ Name: 'EnqueueFailed', Unit: 'Count' }] }] },
-    component: 'post-confirmation',
-    EnqueueFailed: 1,
+    _aws: {
+      Timestamp: Date.now(),
+      CloudWatchMetrics: [
+        { Namespace: METRIC_NAMESPACE, Dimensions: [['component']], Metrics: [{ Name: TRIGGER_METRIC.enqueueFailed, Unit: 'Count' }] },
+      ],
+    },
+    component: METRIC_COMPONENT.trigger,
+    [TRIGGER_METRIC.enqueueFailed]: 1,
   };
 }

@@ -1,5 +1,5 @@
 import type { Context } from 'aws-lambda';
-import { runReconcile, type ReconcileOptions, type ReconcileSummary } from '../../cli/commands/reconcile.js';
+import { type ReconcileOptions, type ReconcileSummary, runReconcile } from '../../cli/commands/reconcile.js';
 import type { CliDeps, CommandResult } from '../../cli/context.js';
 
 /**
@@ -47,15 +47,27 @@ export function createReconcileHandler(options: ReconcileHandlerOptions = {}) {
           json: true,
         },
         {
-          io: { out: (text) => void output.push(text), err: (text) => log(JSON.stringify({ level: 'WARN', message: text.trim() })), stderrIsTTY: false },
+          io: {
+            out: (text) => void output.push(text),
+            err: (text) => log(JSON.stringify({ level: 'WARN', message: text.trim() })),
+            stderrIsTTY: false,
+          },
           signal: controller.signal,
         },
       );
       const summary = result.data;
-      const report = { enqueued: summary.enqueued, candidates: summary.candidates.length, failed: summary.failed.length, invalid: summary.invalid.length, interrupted: summary.interrupted };
+      const report = {
+        enqueued: summary.enqueued,
+        candidates: summary.candidates.length,
+        failed: summary.failed.length,
+        invalid: summary.invalid.length,
+        interrupted: summary.interrupted,
+      };
       log(JSON.stringify({ level: result.exitCode === 0 ? 'INFO' : 'ERROR', message: 'scheduled reconcile', ...report }));
       if (summary.failed.length > 0 || summary.interrupted) {
-        throw new Error(`scheduled reconcile: ${summary.failed.length} user(s) not enqueued${summary.interrupted ? `, interrupted (${summary.interrupted})` : ''}; the next run retries`);
+        throw new Error(
+          `scheduled reconcile: ${summary.failed.length} user(s) not enqueued${summary.interrupted ? `, interrupted (${summary.interrupted})` : ''}; the next run retries`,
+        );
       }
       return { enqueued: summary.enqueued, candidates: summary.candidates.length };
     } finally {

@@ -1,15 +1,25 @@
 import { ArnFormat, Duration, RemovalPolicy, Stack } from 'aws-cdk-lib';
-import { TRAY_CALL_METRIC } from '../../shared/import-worker.js';
-import { Alarm, ComparisonOperator, Dashboard, GraphWidget, Metric, SingleValueWidget, TextWidget, TreatMissingData, type IMetric } from 'aws-cdk-lib/aws-cloudwatch';
+import {
+  Alarm,
+  ComparisonOperator,
+  Dashboard,
+  GraphWidget,
+  type IMetric,
+  Metric,
+  SingleValueWidget,
+  TextWidget,
+  TreatMissingData,
+} from 'aws-cdk-lib/aws-cloudwatch';
 import { SnsAction } from 'aws-cdk-lib/aws-cloudwatch-actions';
 import { AnyPrincipal, Effect, PolicyStatement, ServicePrincipal } from 'aws-cdk-lib/aws-iam';
 import { Key } from 'aws-cdk-lib/aws-kms';
 import type { IFunction } from 'aws-cdk-lib/aws-lambda';
-import { FilterPattern, MetricFilter, type ILogGroup } from 'aws-cdk-lib/aws-logs';
+import { FilterPattern, type ILogGroup, MetricFilter } from 'aws-cdk-lib/aws-logs';
 import { Topic } from 'aws-cdk-lib/aws-sns';
 import { EmailSubscription } from 'aws-cdk-lib/aws-sns-subscriptions';
 import type { IQueue } from 'aws-cdk-lib/aws-sqs';
 import { Construct } from 'constructs';
+import { METRIC_COMPONENT, METRICS_NAMESPACE, TRIGGER_METRIC as TRIGGER_METRIC_NAMES, WORKER_METRIC } from '../../shared/names.js';
 
 /**
  * A key policy statement denying kms:CreateGrant to anyone but AWS services acting for an AWS
@@ -29,15 +39,23 @@ export function limitGrantsToAwsServices(key: Key): void {
   );
 }
 
-/** Namespace and dimension of the trigger's EMF metric (functions/post-confirmation/trigger.ts). */
-export const TRIGGER_METRIC = { namespace: 'TrayAuthImport', name: 'EnqueueFailed', dimensions: { component: 'post-confirmation' } } as const;
+/** Namespace and dimension of the trigger's EMF metric (functions/post-confirmation/trigger.ts); the names are shared/names.ts's. */
+export const TRIGGER_METRIC = {
+  namespace: METRICS_NAMESPACE,
+  name: TRIGGER_METRIC_NAMES.enqueueFailed,
+  dimensions: { component: METRIC_COMPONENT.trigger },
+} as const;
 
 /**
- * The worker's EMF metrics (shared/import-worker.ts, Powertools Metrics): namespace
- * TrayAuthImport, dimensions `service` (POWERTOOLS_SERVICE_NAME, which the stack sets to its own
- * name, so that two stacks in one account and region never add up) and `component`.
+ * The worker's EMF outcome counts (Powertools Metrics): namespace METRICS_NAMESPACE, dimensions
+ * `service` (POWERTOOLS_SERVICE_NAME, which the stack sets to its own name, so that two stacks in
+ * one account and region never add up) and `component`.
  */
-export const WORKER_METRICS = { namespace: 'TrayAuthImport', component: 'import-worker', names: ['Imported', 'AlreadyImported', 'Retried', 'DeadLettered', 'Deferred'] } as const;
+export const WORKER_METRICS = {
+  namespace: METRICS_NAMESPACE,
+  component: METRIC_COMPONENT.worker,
+  names: [WORKER_METRIC.imported, WORKER_METRIC.alreadyImported, WORKER_METRIC.retried, WORKER_METRIC.deadLettered, WORKER_METRIC.deferred],
+} as const;
 
 export interface ImportAlarmsProps {
   /** The stack's name: alarm and dashboard names, and the `service` dimension of the worker's metrics. */
@@ -89,7 +107,14 @@ export class ImportAlarms extends Construct {
     // that does not send them; it is not used here).
     const thisAccountsAlarms = {
       StringEquals: { 'aws:SourceAccount': stack.account },
-      ArnLike: { 'aws:SourceArn': stack.formatArn({ service: 'cloudwatch', resource: 'alarm', resourceName: '*', arnFormat: ArnFormat.COLON_RESOURCE_NAME }) },
+      ArnLike: {
+        'aws:SourceArn': stack.formatArn({
+          service: 'cloudwatch',
+          resource: 'alarm',
+          resourceName: '*',
+          arnFormat: ArnFormat.COLON_RESOURCE_NAME,
+        }),
+      },
     };
     this.key.addToResourcePolicy(
       new PolicyStatement({
@@ -120,7 +145,13 @@ export class ImportAlarms extends Construct {
     if (props.alarmEmail) this.topic.addSubscription(new EmailSubscription(props.alarmEmail));
 
     const action = new SnsAction(this.topic);
-    const alarm = (alarmId: string, description: string, metric: IMetric, threshold: number, comparison = ComparisonOperator.GREATER_THAN_THRESHOLD) => {
+    const alarm = (
+      alarmId: string,
+      description: string,
+      metric: IMetric,
+      threshold: number,
+      comparison = ComparisonOperator.GREATER_THAN_THRESHOLD,
+    ) => {
       const created = new Alarm(this, alarmId, {
         // Named after the stack: two stacks in one account and region never share (or confuse) an alarm.
         alarmName: `${props.stackName}-${alarmId}`,
@@ -163,7 +194,7 @@ export class ImportAlarms extends Construct {
       props.postConfirmation.metricErrors({ period: Duration.minutes(5), statistic: 'Sum' }),
       0,
     );
-    // The trigger's EMF metric has no per-stack dimension (namespace TrayAuthImport, component only):
+    // The trigger's EMF metric has no per-stack dimension (namespace METRICS_NAMESPACE, component only):
     // two stacks would add up. Counted instead from this stack's own trigger log group.
     const enqueueFailed = new MetricFilter(this, 'EnqueueFailedFilter', {
       logGroup: props.postConfirmationLogs,
@@ -197,7 +228,7 @@ export class ImportAlarms extends Construct {
     const trayCallMetric = (statistic: string, label: string) =>
       new Metric({
         namespace: WORKER_METRICS.namespace,
-        metricName: TRAY_CALL_METRIC,
+        metricName: WORKER_METRIC.trayCallMs,
         dimensionsMap: { service: props.stackName, component: WORKER_METRICS.component },
         period: Duration.minutes(5),
         statistic,
@@ -212,21 +243,55 @@ export class ImportAlarms extends Construct {
       }),
     );
     dashboard.addWidgets(
-      new GraphWidget({ title: 'Imports', left: [workerMetric('Imported', 'imported'), workerMetric('AlreadyImported', 'already imported (no Tray call)')], width: 8 }),
-      new GraphWidget({ title: 'Retries and dead letters', left: [
-          workerMetric('Retried', 'retried'),
-          workerMetric('DeadLettered', 'dead-lettered by the worker'),
+      new GraphWidget({
+        title: 'Imports',
+        left: [
+          workerMetric(WORKER_METRIC.imported, 'imported'),
+          workerMetric(WORKER_METRIC.alreadyImported, 'already imported (no Tray call)'),
+        ],
+        width: 8,
+      }),
+      new GraphWidget({
+        title: 'Retries and dead letters',
+        left: [
+          workerMetric(WORKER_METRIC.retried, 'retried'),
+          workerMetric(WORKER_METRIC.deadLettered, 'dead-lettered by the worker'),
           // Records an invocation could not finish before its deadline, handed back unstarted (not an attempt):
           // many of them mean the batch does not fit the timeout at the invocation's share of the budget.
-          workerMetric('Deferred', 'handed back unstarted'),
-        ], right: [enqueueFailed], width: 8 }),
-      new SingleValueWidget({ title: 'Dead-letter queue', metrics: [props.deadLetterQueue.metricApproximateNumberOfMessagesVisible({ period: Duration.minutes(1), statistic: 'Maximum', label: 'messages in the DLQ' })], width: 8 }),
+          workerMetric(WORKER_METRIC.deferred, 'handed back unstarted'),
+        ],
+        right: [enqueueFailed],
+        width: 8,
+      }),
+      new SingleValueWidget({
+        title: 'Dead-letter queue',
+        metrics: [
+          props.deadLetterQueue.metricApproximateNumberOfMessagesVisible({
+            period: Duration.minutes(1),
+            statistic: 'Maximum',
+            label: 'messages in the DLQ',
+          }),
+        ],
+        width: 8,
+      }),
     );
     dashboard.addWidgets(
       new GraphWidget({
         title: 'Queue',
-        left: [props.queue.metricApproximateAgeOfOldestMessage({ period: Duration.minutes(5), statistic: 'Maximum', label: 'age of the oldest message (s)' })],
-        right: [props.queue.metricApproximateNumberOfMessagesVisible({ period: Duration.minutes(5), statistic: 'Maximum', label: 'messages waiting' })],
+        left: [
+          props.queue.metricApproximateAgeOfOldestMessage({
+            period: Duration.minutes(5),
+            statistic: 'Maximum',
+            label: 'age of the oldest message (s)',
+          }),
+        ],
+        right: [
+          props.queue.metricApproximateNumberOfMessagesVisible({
+            period: Duration.minutes(5),
+            statistic: 'Maximum',
+            label: 'messages waiting',
+          }),
+        ],
         width: 12,
       }),
       // Tray's latency as the worker sees it (TrayCallMs, one value per call): what the pacing
@@ -238,7 +303,10 @@ export class ImportAlarms extends Construct {
           trayCallMetric('p99', 'Tray call p99 (ms)'),
           props.worker.metricDuration({ period: Duration.minutes(5), statistic: 'p50', label: 'invocation p50 (ms)' }),
         ],
-        right: [props.worker.metricErrors({ period: Duration.minutes(5), statistic: 'Sum', label: 'errors' }), props.worker.metricThrottles({ period: Duration.minutes(5), statistic: 'Sum', label: 'throttles' })],
+        right: [
+          props.worker.metricErrors({ period: Duration.minutes(5), statistic: 'Sum', label: 'errors' }),
+          props.worker.metricThrottles({ period: Duration.minutes(5), statistic: 'Sum', label: 'throttles' }),
+        ],
         width: 12,
       }),
     );

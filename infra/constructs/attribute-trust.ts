@@ -14,7 +14,9 @@ export const CREDENTIAL_ATTRIBUTE_WARNING_ID = 'TrayAuthImport:CredentialFromUse
 /** `auths[i].data.<field>` ← `custom:...` pairs in the plan. */
 export function credentialFieldsFromCustomAttributes(plan: ImportPlan): { path: string; attribute: string }[] {
   return plan.auths.flatMap((auth, i) =>
-    Object.entries(auth.data).flatMap(([field, source]) => (source.attribute?.startsWith('custom:') ? [{ path: `auths[${i}].data.${field}`, attribute: source.attribute }] : [])),
+    Object.entries(auth.data).flatMap(([field, source]) =>
+      source.attribute?.startsWith('custom:') ? [{ path: `auths[${i}].data.${field}`, attribute: source.attribute }] : [],
+    ),
   );
 }
 

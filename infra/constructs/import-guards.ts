@@ -4,8 +4,7 @@ import { SnsAction } from 'aws-cdk-lib/aws-cloudwatch-actions';
 import type { ITopic } from 'aws-cdk-lib/aws-sns';
 import type { Queue } from 'aws-cdk-lib/aws-sqs';
 import { Construct } from 'constructs';
-import { DEAD_LETTER_FAILED_METRIC } from '../../shared/dead-letter.js';
-import { METRICS_NAMESPACE } from '../../shared/logging.js';
+import { METRIC_COMPONENT, METRICS_NAMESPACE, WORKER_METRIC } from '../../shared/names.js';
 
 /**
  * Guards that make abnormal volume and lost reasons visible, on the alarm topic:
@@ -30,7 +29,7 @@ export interface ImportGuardsProps {
  * (the worker's POWERTOOLS_SERVICE_NAME), so that two stacks in one account never share a metric:
  * an alarm on `service: tray-auth-import` would watch a metric no worker emits.
  */
-export const WORKER_METRIC_DIMENSIONS = { component: 'import-worker' } as const;
+export const WORKER_METRIC_DIMENSIONS = { component: METRIC_COMPONENT.worker } as const;
 
 export class ImportGuards extends Construct {
   readonly alarms: Alarm[] = [];
@@ -41,7 +40,13 @@ export class ImportGuards extends Construct {
 
     const action = new SnsAction(props.topic);
     const workerMetric = (metricName: string, period: Duration) =>
-      new Metric({ namespace: METRICS_NAMESPACE, metricName, dimensionsMap: { service: props.stackName, ...WORKER_METRIC_DIMENSIONS }, period, statistic: 'Sum' });
+      new Metric({
+        namespace: METRICS_NAMESPACE,
+        metricName,
+        dimensionsMap: { service: props.stackName, ...WORKER_METRIC_DIMENSIONS },
+        period,
+        statistic: 'Sum',
+      });
     const alarm = (alarmId: string, description: string, metric: Metric, threshold: number) => {
       const created = new Alarm(this, alarmId, {
         // Named per stack like the other alarms: two stacks in one account must not share an alarm name.
@@ -61,14 +66,14 @@ export class ImportGuards extends Construct {
     alarm(
       'DeadLetterFailed',
       'The import worker could not send a failed message to the dead-letter queue: it stays on the import queue and, after maxReceiveCount, SQS moves it without its reason. Check the worker logs ("could not dead-letter") and the DLQ (reachable, permissions).',
-      workerMetric(DEAD_LETTER_FAILED_METRIC, Duration.minutes(5)),
+      workerMetric(WORKER_METRIC.deadLetterFailed, Duration.minutes(5)),
       0,
     );
     if (props.maxImportsPerHour !== undefined) {
       alarm(
         'ImportVolume',
         `${props.maxImportsPerHour} users were imported into Tray within one hour: the ceiling (maxImportsPerHour) is reached and further users wait in the queue until the next hour. Each is a Tray user and may be billed: check the sign-ups are genuine; raise maxImportsPerHour if they are.`,
-        workerMetric('Imported', Duration.hours(1)),
+        workerMetric(WORKER_METRIC.imported, Duration.hours(1)),
         // The worker never imports more than the ceiling: the alarm fires on reaching it.
         props.maxImportsPerHour - 1,
       );

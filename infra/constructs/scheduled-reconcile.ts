@@ -1,14 +1,15 @@
 import { ArnFormat, Duration, Stack } from 'aws-cdk-lib';
 import { Alarm, ComparisonOperator, TreatMissingData } from 'aws-cdk-lib/aws-cloudwatch';
 import { SnsAction } from 'aws-cdk-lib/aws-cloudwatch-actions';
+import type { ITable } from 'aws-cdk-lib/aws-dynamodb';
 import { Rule, Schedule } from 'aws-cdk-lib/aws-events';
 import { LambdaFunction } from 'aws-cdk-lib/aws-events-targets';
 import { PolicyStatement } from 'aws-cdk-lib/aws-iam';
 import type { RetentionDays } from 'aws-cdk-lib/aws-logs';
 import type { ITopic } from 'aws-cdk-lib/aws-sns';
 import type { IQueue } from 'aws-cdk-lib/aws-sqs';
-import type { ITable } from 'aws-cdk-lib/aws-dynamodb';
 import { Construct } from 'constructs';
+import { ENTRIES } from '../../functions/entries.js';
 import { BundledFunction } from './lambda-function.js';
 
 /**
@@ -40,7 +41,7 @@ export class ScheduledReconcile extends Construct {
     const stack = Stack.of(this);
 
     this.function = new BundledFunction(this, 'Reconcile', {
-      entry: 'functions/reconcile/handler.ts',
+      entry: ENTRIES.reconcile,
       description: 'Scheduled reconcile: re-enqueues confirmed users the pipeline lost',
       // Reconcile pages through the whole pool; it stops 30 s before this and the next run finishes.
       timeout: Duration.minutes(15),
@@ -62,8 +63,12 @@ export class ScheduledReconcile extends Construct {
     });
     const role = this.function.role;
     role.addToPrincipalPolicy(new PolicyStatement({ sid: 'ListPoolUsers', actions: ['cognito-idp:ListUsers'], resources: [poolArn] }));
-    role.addToPrincipalPolicy(new PolicyStatement({ sid: 'ReadLedgerStatuses', actions: ['dynamodb:Query'], resources: [props.table.tableArn] }));
-    role.addToPrincipalPolicy(new PolicyStatement({ sid: 'EnqueueLostUsers', actions: ['sqs:SendMessage'], resources: [props.queue.queueArn] }));
+    role.addToPrincipalPolicy(
+      new PolicyStatement({ sid: 'ReadLedgerStatuses', actions: ['dynamodb:Query'], resources: [props.table.tableArn] }),
+    );
+    role.addToPrincipalPolicy(
+      new PolicyStatement({ sid: 'EnqueueLostUsers', actions: ['sqs:SendMessage'], resources: [props.queue.queueArn] }),
+    );
 
     this.rule = new Rule(this, 'Schedule', {
       description: 'Runs reconcile on the configured schedule (reconcileSchedule)',

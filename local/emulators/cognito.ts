@@ -27,7 +27,8 @@ export interface CognitoEmulatorOptions {
 export interface CognitoEmulator {
   endpoint: string;
   client: CognitoIdentityProviderClient;
-  stop(): Promise<void>;
+  /** Uses no `this`: safe to destructure. */
+  stop: () => Promise<void>;
 }
 
 const require = createRequire(import.meta.url);
@@ -42,7 +43,11 @@ export async function startCognitoEmulator(options: CognitoEmulatorOptions = {})
     UserPoolDefaults: { UsernameAttributes: [] },
   };
   if (options.lambdaEndpoint) {
-    config.LambdaClient = { endpoint: options.lambdaEndpoint, region: 'us-east-1', credentials: { accessKeyId: 'local', secretAccessKey: 'local' } };
+    config.LambdaClient = {
+      endpoint: options.lambdaEndpoint,
+      region: 'us-east-1',
+      credentials: { accessKeyId: 'local', secretAccessKey: 'local' },
+    };
   }
   if (options.triggers) config.TriggerFunctions = options.triggers;
   mkdirSync(join(dir, '.cognito'));
@@ -74,7 +79,10 @@ export async function startCognitoEmulator(options: CognitoEmulatorOptions = {})
   try {
     endpoint = await new Promise<string>((resolve, reject) => {
       let seen = '';
-      const timer = setTimeout(() => reject(new Error(`cognito-local did not start within ${START_TIMEOUT_MS / 1000} s: ${seen.slice(-500)}`)), START_TIMEOUT_MS);
+      const timer = setTimeout(
+        () => reject(new Error(`cognito-local did not start within ${START_TIMEOUT_MS / 1000} s: ${seen.slice(-500)}`)),
+        START_TIMEOUT_MS,
+      );
       const onData = (chunk: Buffer) => {
         seen += chunk.toString();
         // eslint-disable-next-line no-control-regex
@@ -105,11 +113,15 @@ export async function startCognitoEmulator(options: CognitoEmulatorOptions = {})
   child.stdout?.resume();
   child.stderr?.resume();
 
-  const client = new CognitoIdentityProviderClient({ endpoint, region: 'us-east-1', credentials: { accessKeyId: 'local', secretAccessKey: 'local' } });
+  const client = new CognitoIdentityProviderClient({
+    endpoint,
+    region: 'us-east-1',
+    credentials: { accessKeyId: 'local', secretAccessKey: 'local' },
+  });
   return {
     endpoint,
     client,
-    async stop() {
+    stop: async () => {
       client.destroy();
       await stopChild();
     },

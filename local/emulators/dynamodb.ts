@@ -1,5 +1,5 @@
-import type { AddressInfo } from 'node:net';
 import type { Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import dynalite from 'dynalite';
 
 /** DynamoDB-protocol emulator (dynalite 4, in memory, real validation and conditional checks). */
@@ -18,7 +18,10 @@ export async function startDynamoDbEmulator(port = 0): Promise<DynamoDbEmulator>
   });
   const requests: Record<string, number> = {};
   server.on('request', (req: { headers: Record<string, string | string[] | undefined> }) => {
-    const op = String(req.headers['x-amz-target'] ?? 'unknown').split('.').pop() ?? 'unknown';
+    const op =
+      String(req.headers['x-amz-target'] ?? 'unknown')
+        .split('.')
+        .pop() ?? 'unknown';
     requests[op] = (requests[op] ?? 0) + 1;
   });
   const address = server.address() as AddressInfo;

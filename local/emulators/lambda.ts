@@ -40,13 +40,20 @@ export async function startLambdaStandIn(functions: Record<string, LambdaFunctio
   const handle = async (req: IncomingMessage, res: ServerResponse) => {
     const path = new URL(req.url ?? '/', 'http://localhost').pathname;
     const match = INVOKE_PATH.exec(path);
-    if (req.method !== 'POST' || !match?.[1]) return sendError(res, 404, 'UnknownOperationException', `only Invoke is implemented, not ${req.method} ${path}`);
+    if (req.method !== 'POST' || !match?.[1])
+      return sendError(res, 404, 'UnknownOperationException', `only Invoke is implemented, not ${req.method} ${path}`);
     // A name, a name:qualifier or an ARN ending in either.
     const name = decodeURIComponent(match[1]).split(':function:').at(-1)?.split(':')[0] ?? '';
     const fn = functions[name];
     if (!fn) return sendError(res, 404, 'ResourceNotFoundException', `Function not found: ${name}`);
     const invocationType = req.headers['x-amz-invocation-type'] ?? 'RequestResponse';
-    if (invocationType !== 'RequestResponse') return sendError(res, 400, 'InvalidParameterValueException', `only RequestResponse invocations are implemented, not ${String(invocationType)}`);
+    if (invocationType !== 'RequestResponse')
+      return sendError(
+        res,
+        400,
+        'InvalidParameterValueException',
+        `only RequestResponse invocations are implemented, not ${String(invocationType)}`,
+      );
 
     const raw = await readBody(req);
     let event: unknown;
@@ -61,7 +68,12 @@ export async function startLambdaStandIn(functions: Record<string, LambdaFunctio
       sendJson(res, 200, result ?? null, { 'x-amz-executed-version': '$LATEST' });
     } catch (e) {
       const error = e instanceof Error ? e : new Error(String(e));
-      sendJson(res, 200, { errorType: error.name, errorMessage: error.message }, { 'x-amz-function-error': 'Unhandled', 'x-amz-executed-version': '$LATEST' });
+      sendJson(
+        res,
+        200,
+        { errorType: error.name, errorMessage: error.message },
+        { 'x-amz-function-error': 'Unhandled', 'x-amz-executed-version': '$LATEST' },
+      );
     }
   };
 

@@ -4,7 +4,7 @@ import type { AddressInfo } from 'node:net';
 
 /**
  * A small Secrets Manager stand-in speaking the JSON protocol (`X-Amz-Target:
- * secretsmanager.<Action>`), enough for the real SDK client and `@middy/secrets-manager`:
+ * secretsmanager.<Action>`), enough for the real SDK client and Powertools' SecretsProvider:
  * GetSecretValue, CreateSecret, PutSecretValue, DescribeSecret. No npm package emulates it.
  */
 export interface SecretsManagerStandIn {
@@ -43,7 +43,8 @@ export async function startSecretsManagerStandIn(initial: Record<string, string>
 
   const find = (id: string) => secrets.get(id) ?? [...secrets.values()].find((s) => s.arn === id);
 
-  const handle = (action: string, body: Record<string, unknown>, res: ServerResponse) => {
+  // The fields it reads (SecretId, Name, SecretString) are strings in the SDK's requests.
+  const handle = (action: string, body: Record<string, string | undefined>, res: ServerResponse) => {
     const reply = (status: number, payload: unknown) => {
       res.writeHead(status, { 'content-type': 'application/x-amz-json-1.1' });
       res.end(JSON.stringify(payload));
@@ -55,7 +56,14 @@ export async function startSecretsManagerStandIn(initial: Record<string, string>
         const secret = find(id);
         if (!secret) return notFound();
         readCounts.set(secret.name, (readCounts.get(secret.name) ?? 0) + 1);
-        return reply(200, { ARN: secret.arn, Name: secret.name, SecretString: secret.value, VersionId: secret.versionId, VersionStages: ['AWSCURRENT'], CreatedDate: secret.created });
+        return reply(200, {
+          ARN: secret.arn,
+          Name: secret.name,
+          SecretString: secret.value,
+          VersionId: secret.versionId,
+          VersionStages: ['AWSCURRENT'],
+          CreatedDate: secret.created,
+        });
       }
       case 'CreateSecret':
       case 'PutSecretValue': {
@@ -81,9 +89,9 @@ export async function startSecretsManagerStandIn(initial: Record<string, string>
     req.on('end', () => {
       const target = String(req.headers['x-amz-target'] ?? '');
       const action = target.replace(/^secretsmanager\./, '');
-      let body: Record<string, unknown> = {};
+      let body: Record<string, string | undefined> = {};
       try {
-        body = chunks.length ? (JSON.parse(Buffer.concat(chunks).toString('utf8')) as Record<string, unknown>) : {};
+        body = chunks.length ? (JSON.parse(Buffer.concat(chunks).toString('utf8')) as Record<string, string | undefined>) : {};
       } catch {
         res.writeHead(400).end();
         return;

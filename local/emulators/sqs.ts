@@ -26,7 +26,8 @@ async function loadStores(): Promise<{ sqsStore: unknown; snsStore: unknown; s3S
   const require = createRequire(import.meta.url);
   const root = (require.resolve.paths('fauxqs') ?? []).map((p) => join(p, 'fauxqs')).find((p) => existsSync(join(p, 'dist', 'app.js')));
   if (!root) throw new Error('fauxqs is not installed: run npm ci');
-  const load = async (path: string, name: string) => ((await import(pathToFileURL(join(root, 'dist', path)).href)) as Record<string, StoreClass>)[name] as StoreClass;
+  const load = async (path: string, name: string) =>
+    ((await import(pathToFileURL(join(root, 'dist', path)).href)) as Record<string, StoreClass>)[name] as StoreClass;
   const [SqsStore, SnsStore, S3Store] = await Promise.all([
     load('sqs/sqsStore.js', 'SqsStore'),
     load('sns/snsStore.js', 'SnsStore'),

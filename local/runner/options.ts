@@ -2,10 +2,12 @@ import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Command, InvalidArgumentError, Option, type OutputConfiguration } from 'commander';
-import { ImportError } from '../../shared/errors.js';
-import { loadPlanFile, TRAY_REGION_ENDPOINTS, type ImportPlan } from '../../shared/plan.js';
+import { UsageError } from '../../cli/toolkit/errors.js';
+import { fraction, integer, readPlanFile } from '../../cli/toolkit/flags.js';
+import { resolveLocalMasterToken } from '../../cli/toolkit/master-token.js';
+import { TRAY_REGION_ENDPOINTS } from '../../shared/plan.js';
 import { DEMO_PLAN_PATH } from '../demo.js';
-import { UsageError, type LocalRunOptions } from './types.js';
+import type { LocalRunOptions } from './types.js';
 import { loadUsersFile } from './users.js';
 
 /**
@@ -14,22 +16,11 @@ import { loadUsersFile } from './users.js';
  */
 export const DEFAULT_BASE_PORT = 4710;
 
-const integer = (what: string, min: number, max: number) => (value: string) => {
-  const n = Number(value);
-  if (!Number.isInteger(n) || n < min || n > max) throw new InvalidArgumentError(`${what} must be a whole number from ${min} to ${max}.`);
-  return n;
-};
-
-const rate = (value: string) => {
-  const n = Number(value);
-  if (value.trim() === '' || !Number.isFinite(n) || n < 0 || n > 1) throw new InvalidArgumentError('must be a number from 0 to 1, e.g. 0.1 for 10%.');
-  return n;
-};
-
 const latency = (value: string): number | { min: number; max: number } => {
   const m = /^\s*(\d+)\s*(?:-\s*(\d+)\s*)?$/.exec(value);
   const [min, max] = [Number(m?.[1]), Number(m?.[2] ?? m?.[1])];
-  if (!m || min > max || max > 60_000) throw new InvalidArgumentError('must be milliseconds, fixed (300) or a range (100-400), at most 60000.');
+  if (!m || min > max || max > 60_000)
+    throw new InvalidArgumentError('must be milliseconds, fixed (300) or a range (100-400), at most 60000.');
   return min === max ? min : { min, max };
 };
 
@@ -40,7 +31,8 @@ const httpUrl = (value: string) => {
   } catch {
     throw new InvalidArgumentError('must be a URL such as https://tray.io/graphql.');
   }
-  if (url.protocol !== 'https:' && url.protocol !== 'http:') throw new InvalidArgumentError('must be an http(s) URL such as https://tray.io/graphql.');
+  if (url.protocol !== 'https:' && url.protocol !== 'http:')
+    throw new InvalidArgumentError('must be an http(s) URL such as https://tray.io/graphql.');
   return url.toString();
 };
 
@@ -52,19 +44,40 @@ export function buildCommand(): Command {
         'Everything else (SQS, DynamoDB, Secrets Manager) is emulated on 127.0.0.1.',
     )
     .option('--users <n>', 'demo users to sign up', integer('--users', 1, 5000), 10)
-    .option('--fault-rate <r>', 'share of Tray stand-in calls that fail transiently (HTTP 500, rate limit, answer lost after the create)', rate, 0.1)
-    .option('--tray-latency <ms>', "the stand-in's time per call: a range such as 100-400 (the default: a real Tray call crosses the internet) or a fixed number, e.g. 0", latency)
+    .option(
+      '--fault-rate <r>',
+      'share of Tray stand-in calls that fail transiently (HTTP 500, rate limit, answer lost after the create)',
+      fraction,
+      0.1,
+    )
+    .option(
+      '--tray-latency <ms>',
+      "the stand-in's time per call: a range such as 100-400 (the default: a real Tray call crosses the internet) or a fixed number, e.g. 0",
+      latency,
+    )
     .option('--no-broken-user', 'do not sign up the user broken on purpose (the one that ends in the dead-letter queue)')
-    .option('--timeout <seconds>', 'give up waiting for the queue to drain after this long (default: 120, or 0.5 s per user for bigger runs)', integer('--timeout', 1, 86_400))
+    .option(
+      '--timeout <seconds>',
+      'give up waiting for the queue to drain after this long (default: 120, or 0.5 s per user for bigger runs)',
+      integer('--timeout', 1, 86_400),
+    )
     .option('--verbose', "show the trigger's and the worker's JSON logs instead of a progress bar")
     .option('--serve', 'keep the emulators and the worker running afterwards, on fixed ports, until Ctrl-C')
-    .option('--base-port <port>', 'with --serve: SQS on this port, DynamoDB +1, Secrets Manager +2, Tray stand-in +3', integer('--base-port', 1024, 65_532), DEFAULT_BASE_PORT)
+    .option(
+      '--base-port <port>',
+      'with --serve: SQS on this port, DynamoDB +1, Secrets Manager +2, Tray stand-in +3',
+      integer('--base-port', 1024, 65_532),
+      DEFAULT_BASE_PORT,
+    )
     .option('--plan <file>', 'import plan to run (default: local/demo-plan.json); required with --tray-url/--tray-region')
     .option('--users-file <file>', 'sign up these users instead of generated ones: [{"username", "sub"?, "attributes": {...}}]')
     .option('--secrets-file <file>', 'secrets the plan reads, seeded into the Secrets Manager stand-in: {"secretId": {...} or "JSON text"}')
     .addOption(new Option('--tray-url <url>', 'bring your own Tray: its GraphQL endpoint').argParser(httpUrl).conflicts('trayRegion'))
     .addOption(new Option('--tray-region <region>', 'bring your own Tray: its region').choices(['us', 'eu', 'apac']))
-    .option('--master-token-file <path>', 'with your own Tray: file holding the master token (else the TRAY_MASTER_TOKEN environment variable)')
+    .option(
+      '--master-token-file <path>',
+      'with your own Tray: file holding the master token (else the TRAY_MASTER_TOKEN environment variable)',
+    )
     .addHelpText(
       'after',
       `
@@ -123,10 +136,12 @@ export function parseRunOptions(argv: readonly string[], context: ParseContext =
 
   const byo = flags.trayUrl !== undefined || flags.trayRegion !== undefined;
   if (byo && flags.plan === undefined) {
-    throw new UsageError("--tray-url/--tray-region needs --plan FILE: the demo plan imports into the stand-in's demo solution, which your Tray account does not have.");
+    throw new UsageError(
+      "--tray-url/--tray-region needs --plan FILE: the demo plan imports into the stand-in's demo solution, which your Tray account does not have.",
+    );
   }
   const planFile = flags.plan === undefined ? fileURLToPath(DEMO_PLAN_PATH) : resolve(cwd, flags.plan);
-  const plan = readPlan(planFile);
+  const plan = readPlanFile(planFile);
 
   const options: LocalRunOptions = {
     users: flags.users,
@@ -143,13 +158,15 @@ export function parseRunOptions(argv: readonly string[], context: ParseContext =
 
   if (flags.usersFile !== undefined) {
     options.userList = attempt(() => loadUsersFile(resolve(cwd, flags.usersFile as string)));
-    if (given('users')) notes.push(`--users ${flags.users} is ignored: the ${options.userList.length} users of ${flags.usersFile} sign up instead.`);
+    if (given('users'))
+      notes.push(`--users ${flags.users} is ignored: the ${options.userList.length} users of ${flags.usersFile} sign up instead.`);
   }
   if (flags.secretsFile !== undefined) options.secrets = readSecretsFile(resolve(cwd, flags.secretsFile));
 
   if (byo) {
     const url = flags.trayUrl ?? TRAY_REGION_ENDPOINTS[flags.trayRegion as 'us' | 'eu' | 'apac'];
-    options.tray = { url, masterToken: readMasterToken(flags.masterTokenFile === undefined ? undefined : resolve(cwd, flags.masterTokenFile), env) };
+    const tokenFile = flags.masterTokenFile === undefined ? undefined : resolve(cwd, flags.masterTokenFile);
+    options.tray = { url, masterToken: resolveLocalMasterToken(tokenFile, env, (warning) => notes.push(warning)) };
     if (given('faultRate')) notes.push('--fault-rate is ignored with your own Tray: faults are injected by the stand-in only.');
     if (given('trayLatency')) notes.push('--tray-latency is ignored with your own Tray: it is as fast as it is.');
     if (flags.trayRegion && plan.tray.graphqlUrl === undefined && plan.tray.region !== flags.trayRegion) {
@@ -169,30 +186,6 @@ function attempt<T>(fn: () => T): T {
   }
 }
 
-function readPlan(path: string): ImportPlan {
-  try {
-    return loadPlanFile(path);
-  } catch (e) {
-    if (e instanceof ImportError) throw new UsageError(e.message);
-    throw e;
-  }
-}
-
-function readMasterToken(file: string | undefined, env: NodeJS.ProcessEnv): string {
-  if (file !== undefined) {
-    const token = attempt(() => readFileSync(file, 'utf8')).trim();
-    if (token === '') throw new UsageError(`the master token file ${file} is empty.`);
-    return token;
-  }
-  const token = env.TRAY_MASTER_TOKEN?.trim();
-  if (!token) {
-    throw new UsageError(
-      'your own Tray needs its master token: set TRAY_MASTER_TOKEN (e.g. `read -rs TRAY_MASTER_TOKEN && export TRAY_MASTER_TOKEN`) or pass --master-token-file PATH. It is never accepted as an option value: that would keep it in your shell history.',
-    );
-  }
-  return token;
-}
-
 /** `{secretId: {...}}` or `{secretId: "JSON text"}`: credential secrets are JSON objects. */
 export function readSecretsFile(path: string): Record<string, string> {
   let raw: unknown;
@@ -202,7 +195,9 @@ export function readSecretsFile(path: string): Record<string, string> {
     throw new UsageError(`cannot read the secrets file ${path}: ${(e as Error).message}`);
   }
   if (!raw || typeof raw !== 'object' || Array.isArray(raw)) {
-    throw new UsageError(`the secrets file ${path} must be a JSON object of secret id to secret value, e.g. {"acme/api": {"apiKey": "..."}}`);
+    throw new UsageError(
+      `the secrets file ${path} must be a JSON object of secret id to secret value, e.g. {"acme/api": {"apiKey": "..."}}`,
+    );
   }
   const secrets: Record<string, string> = {};
   for (const [id, value] of Object.entries(raw)) {

@@ -1,9 +1,9 @@
-import cliProgress from 'cli-progress';
+import { lineProgress, terminalBar } from '../../cli/toolkit/progress.js';
 import type { RunOutput } from './types.js';
 
 /**
- * Progress while the pipeline runs: a cli-progress bar on a terminal, otherwise (CI, a pipe,
- * tests, --verbose) a plain line whenever the counts changed, at most every `intervalMs`.
+ * Progress while the pipeline runs, with the CLI's toolkit: a bar on a terminal, otherwise (CI, a
+ * pipe, tests, --verbose) a plain line whenever the counts changed, at most every `intervalMs`.
  */
 export interface ProgressCounts {
   signedUp: number;
@@ -25,22 +25,18 @@ export function describeCounts(c: ProgressCounts): string {
 }
 
 export function createProgress(output: RunOutput, options: { bar: boolean; intervalMs?: number; now?: () => number }): Progress {
-  const now = options.now ?? Date.now;
-  const started = now();
-  const seconds = () => ((now() - started) / 1000).toFixed(1);
-
   if (options.bar && output.tty) {
-    const bar = new cliProgress.SingleBar(
-      {
-        stream: output.tty,
-        format: 'importing |{bar}| {value}/{total} enabled | signed up {signedUp}/{toSignUp} | retried {retried} | dead-lettered {deadLettered} | {duration}s',
-        hideCursor: true,
-        barsize: 24,
-        fps: 10,
-      },
-      cliProgress.Presets.shades_classic,
+    const bar = terminalBar(
+      output.tty,
+      'importing |{bar}| {value}/{total} enabled | signed up {signedUp}/{toSignUp} | retried {retried} | dead-lettered {deadLettered} | {duration}s',
+      { barsize: 24, fps: 10 },
     );
-    const payload = (c: ProgressCounts) => ({ signedUp: c.signedUp, toSignUp: c.toSignUp, retried: c.retried, deadLettered: c.deadLettered });
+    const payload = (c: ProgressCounts) => ({
+      signedUp: c.signedUp,
+      toSignUp: c.toSignUp,
+      retried: c.retried,
+      deadLettered: c.deadLettered,
+    });
     let started = false;
     return {
       update: (c) => {
@@ -57,19 +53,9 @@ export function createProgress(output: RunOutput, options: { bar: boolean; inter
     };
   }
 
-  const interval = options.intervalMs ?? 2_000;
-  let last = '';
-  let lastAt = Number.NEGATIVE_INFINITY;
+  const lines = lineProgress((line) => output.log(line), { intervalMs: options.intervalMs, now: options.now });
   return {
-    update: (c) => {
-      const text = describeCounts(c);
-      if (text === last || now() - lastAt < interval) return;
-      last = text;
-      lastAt = now();
-      output.log(`progress ${seconds()}s: ${text}`);
-    },
-    stop: (c) => {
-      output.log(`progress ${seconds()}s: ${describeCounts(c)} (done)`);
-    },
+    update: (c) => lines.update(describeCounts(c)),
+    stop: (c) => lines.done(describeCounts(c)),
   };
 }

@@ -42,16 +42,20 @@ export function renderDeadLetters(result: LocalRunResult): string[] {
 function renderDeadLetter(d: DeadLetterResult, result: LocalRunResult): string[] {
   const who = `${d.username ?? '(unreadable body)'}${d.sub ? ` (sub ${d.sub})` : ''}`;
   if (!d.errorCode) {
-    return [`  - ${who}: no reason attributes, so SQS's redrive moved it after maxReceiveCount (the worker crashed or timed out on every delivery)`];
+    return [
+      `  - ${who}: no reason attributes, so SQS's redrive moved it after maxReceiveCount (the worker crashed or timed out on every delivery)`,
+    ];
   }
-  const deliveries = d.receiveCount ? ` after ${d.receiveCount} deliver${d.receiveCount === '1' ? 'y' : 'ies'}` : '';
+  const deliveries = d.receiveCount ? ` after ${d.receiveCount} deliver${d.receiveCount === 1 ? 'y' : 'ies'}` : '';
   const lines = [
     `  - ${who}`,
-    `      ErrorCode:   ${d.errorCode} (${d.errorKind ?? '?'}), ErrorStep: ${d.errorStep ?? '?'}${deliveries}`,
-    `      ErrorReason: ${d.errorReason ?? '(none)'}`,
+    `      ErrorCode:   ${d.errorCode} (${d.kind ?? '?'}), ErrorStep: ${d.step ?? '?'}${deliveries}`,
+    `      ErrorReason: ${d.reason ?? '(none)'}`,
   ];
   if (d.expected && result.broken) {
-    lines.push(`      Expected: this user was broken on purpose. It signed up without "${result.broken.attribute}", which the plan reads at ${result.broken.usedAt.join(', ')}.`);
+    lines.push(
+      `      Expected: this user was broken on purpose. It signed up without "${result.broken.attribute}", which the plan reads at ${result.broken.usedAt.join(', ')}.`,
+    );
   } else if (!d.expected) {
     lines.push('      Not expected: this user should have been imported.');
   }
@@ -66,7 +70,9 @@ export function renderVerdict(result: LocalRunResult): string[] {
       ? ` The Tray stand-in agrees: exactly ${counts.tray.users} users, ${counts.tray.authentications} authentications, ${counts.tray.instances} instances, all enabled.`
       : ' (Against your Tray the ids come from the ledger; check them in the Embedded dashboard.)';
     const dlq = result.broken ? ` The broken user is in the dead-letter queue with its reason.` : ' The dead-letter queue is empty.';
-    return [`OK: ${counts.enabled} of ${good} users enabled in the ledger.${tray}${dlq} The import queue is empty. (${(result.durationMs / 1000).toFixed(1)}s)`];
+    return [
+      `OK: ${counts.enabled} of ${good} users enabled in the ledger.${tray}${dlq} The import queue is empty. (${(result.durationMs / 1000).toFixed(1)}s)`,
+    ];
   }
   const lines = [`FAILED: not every user ended as expected (${(result.durationMs / 1000).toFixed(1)}s):`];
   for (const p of result.problems) lines.push(`  - ${p}`);
@@ -95,13 +101,19 @@ export function renderReport(result: LocalRunResult): string[] {
     ...(counts.throughput
       ? [
           `Throughput: ${counts.throughput.usersPerSecond.toFixed(2)} users/s` +
-            (counts.throughput.trayRequestsPerSecond === undefined ? '' : `, ${counts.throughput.trayRequestsPerSecond.toFixed(1)} Tray requests/s`) +
+            (counts.throughput.trayRequestsPerSecond === undefined
+              ? ''
+              : `, ${counts.throughput.trayRequestsPerSecond.toFixed(1)} Tray requests/s`) +
             ` over ${counts.throughput.seconds.toFixed(1)} s, against a budget of ${counts.throughput.budgetPerSecond} requests/s` +
-            (counts.throughput.rateLimited === undefined ? '.' : `; ${counts.throughput.rateLimited} call(s) refused by Tray's rate limit.`),
+            (counts.throughput.rateLimited === undefined
+              ? '.'
+              : `; ${counts.throughput.rateLimited} call(s) refused by Tray's rate limit.`),
         ]
       : []),
     ...(counts.tray
-      ? [`Tray stand-in holds ${counts.tray.users} users, ${counts.tray.authentications} authentications, ${counts.tray.instances} instances (${counts.tray.enabledInstances} enabled).`]
+      ? [
+          `Tray stand-in holds ${counts.tray.users} users, ${counts.tray.authentications} authentications, ${counts.tray.instances} instances (${counts.tray.enabledInstances} enabled).`,
+        ]
       : []),
     '',
     ...renderDeadLetters(result),
@@ -122,7 +134,10 @@ export function renderServeHelp(info: ServeInfo): string[] {
     `  Secrets Manager  ${info.secretsManager}`,
   ];
   if (info.tray) lines.push(`  Tray stand-in    ${info.tray}`);
-  if (info.cognito) lines.push(`  Cognito          ${info.cognito.endpoint}    pool ${info.cognito.userPoolId}, app client ${info.cognito.clientId} (cognito-local; the trigger is wired to it)`);
+  if (info.cognito)
+    lines.push(
+      `  Cognito          ${info.cognito.endpoint}    pool ${info.cognito.userPoolId}, app client ${info.cognito.clientId} (cognito-local; the trigger is wired to it)`,
+    );
   lines.push('', 'Try:');
   if (info.tray) {
     const base = info.tray.replace(/\/graphql$/, '');
@@ -147,7 +162,9 @@ export function renderServeHelp(info: ServeInfo): string[] {
     );
   }
   if (info.exampleMessage) {
-    lines.push(`  ${aws(info.sqs)} sqs send-message --queue-url ${info.queueUrl} --message-body '${info.exampleMessage}'   # one more user, imported by the worker`);
+    lines.push(
+      `  ${aws(info.sqs)} sqs send-message --queue-url ${info.queueUrl} --message-body '${info.exampleMessage}'   # one more user, imported by the worker`,
+    );
   }
   return lines;
 }

@@ -1,9 +1,7 @@
+import type { DeadLetter } from '../../shared/dead-letter.js';
 import type { DemoUser } from '../demo.js';
 
-/** A problem with the options or input files: `npm start` prints it and exits 2 before starting anything. */
-export class UsageError extends Error {
-  override readonly name = 'UsageError';
-}
+/** A problem with the options or input files: `npm start` prints it and exits 2 before starting anything. The CLI's, shared. */
 
 /** What `runLocalPipeline` needs; `parseRunOptions` builds it from the command line. Everything has a default. */
 export interface LocalRunOptions {
@@ -63,18 +61,8 @@ export interface UserResult {
   problems: string[];
 }
 
-export interface DeadLetterResult {
-  messageId: string;
-  username?: string | undefined;
-  sub?: string | undefined;
-  errorCode?: string | undefined;
-  errorStep?: string | undefined;
-  errorKind?: string | undefined;
-  errorReason?: string | undefined;
-  receiveCount?: string | undefined;
-  /** The user broken on purpose. */
-  expected: boolean;
-}
+/** A dead-lettered message as shared/dead-letter.ts reads it; `expected` marks the user broken on purpose. */
+export type DeadLetterResult = DeadLetter & { expected: boolean };
 
 export interface RunCounts {
   users: number;
@@ -92,7 +80,15 @@ export interface RunCounts {
   /** Against the stand-in: what Tray holds. */
   tray?: { users: number; authentications: number; instances: number; enabledInstances: number } | undefined;
   /** Over the import (from the first sign-up until the queue drained). */
-  throughput?: { seconds: number; usersPerSecond: number; trayRequestsPerSecond: number | undefined; rateLimited: number | undefined; budgetPerSecond: number } | undefined;
+  throughput?:
+    | {
+        seconds: number;
+        usersPerSecond: number;
+        trayRequestsPerSecond: number | undefined;
+        rateLimited: number | undefined;
+        budgetPerSecond: number;
+      }
+    | undefined;
   /** What the worker cost: invocations, DynamoDB requests by operation (sign-ups' trigger makes none), Secrets Manager reads. */
   aws?: { invocations: number; dynamodbRequests: Record<string, number>; secretReads: number; cpuMs: number } | undefined;
 }
@@ -108,7 +104,9 @@ export interface ServeInfo {
   /** A queue message for a user of this plan, to send by hand. */
   exampleMessage?: string | undefined;
   /** cognito-local, to sign up one more user by hand: Cognito then calls the trigger. */
-  cognito?: { endpoint: string; userPoolId: string; clientId: string; password: string; exampleAttributes: Record<string, string> } | undefined;
+  cognito?:
+    | { endpoint: string; userPoolId: string; clientId: string; password: string; exampleAttributes: Record<string, string> }
+    | undefined;
 }
 
 /** The Cognito API the users signed up through (cognito-local), and what it holds at the end. */

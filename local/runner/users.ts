@@ -1,11 +1,11 @@
 import { randomUUID } from 'node:crypto';
 import { readFileSync } from 'node:fs';
-import { z } from 'zod';
+import * as z from 'zod';
 import { COGNITO_SUB } from '../../shared/message.js';
-import { requiredAttributes, type ImportPlan } from '../../shared/plan.js';
+import { type ImportPlan, requiredAttributes } from '../../shared/plan.js';
 import { templateAttributes } from '../../shared/template.js';
 import { formatIssues } from '../../shared/validation.js';
-import { demoUsers, type DemoUser } from '../demo.js';
+import { type DemoUser, demoUsers } from '../demo.js';
 
 /**
  * The users `npm start` signs up: the demo users (with any attribute a custom plan needs filled
@@ -88,7 +88,11 @@ export function generateUsers(plan: ImportPlan, count: number, options: { random
     if (!options.randomSubs) return withPlanAttributes(user, plan, n);
     const sub = randomUUID();
     const username = `tray-import-demo-${runTag}-${n}`;
-    const base: DemoUser = { sub, username, attributes: { sub, email: `${username}@example.com`, email_verified: 'true', name: `Demo User ${n}` } };
+    const base: DemoUser = {
+      sub,
+      username,
+      attributes: { sub, email: `${username}@example.com`, email_verified: 'true', name: `Demo User ${n}` },
+    };
     return withPlanAttributes(base, plan, n);
   });
 }
@@ -97,7 +101,11 @@ export function generateUsers(plan: ImportPlan, count: number, options: { random
 export function brokenUser(plan: ImportPlan, attribute: string, options: { randomSubs: boolean }): DemoUser {
   const sub = options.randomSubs ? randomUUID() : '00000000-0000-4000-8000-00000000b0e1';
   const username = options.randomSubs ? `tray-import-broken-${sub.slice(0, 6)}` : 'broken-user';
-  const user = withPlanAttributes({ sub, username, attributes: { sub, email: `${username}@example.com`, email_verified: 'true', name: 'Broken Demo User' } }, plan, 'broken');
+  const user = withPlanAttributes(
+    { sub, username, attributes: { sub, email: `${username}@example.com`, email_verified: 'true', name: 'Broken Demo User' } },
+    plan,
+    'broken',
+  );
   delete user.attributes[attribute];
   return user;
 }
@@ -106,8 +114,15 @@ const UsersFileSchema = z
   .array(
     z.strictObject({
       username: z.string({ error: 'the Cognito username' }).min(1),
-      sub: z.string().regex(COGNITO_SUB, { error: 'a Cognito sub is a UUID such as "3f1c2a9e-0b7d-4c55-9a53-2f0c8e6d1b7a"; leave it out to have one generated' }).optional(),
-      attributes: z.record(z.string(), z.string(), { error: 'an object of Cognito attribute name to string value, e.g. {"email": "ada@example.com"}' }).default({}),
+      sub: z
+        .string()
+        .regex(COGNITO_SUB, {
+          error: 'a Cognito sub is a UUID such as "3f1c2a9e-0b7d-4c55-9a53-2f0c8e6d1b7a"; leave it out to have one generated',
+        })
+        .optional(),
+      attributes: z
+        .record(z.string(), z.string(), { error: 'an object of Cognito attribute name to string value, e.g. {"email": "ada@example.com"}' })
+        .default({}),
     }),
     { error: 'a JSON array of users: [{ "username": "ada", "attributes": { "email": "ada@example.com", "custom:tenant_id": "t-1" } }]' },
   )
@@ -141,4 +156,17 @@ export function usersMissingAttributes(plan: ImportPlan, users: readonly DemoUse
   return users
     .map((user) => ({ user, missing: needed.filter((a) => user.attributes[a] === undefined) }))
     .filter((u) => u.missing.length > 0);
+}
+
+/** Values that appear more than once (usernames Cognito would refuse twice, Tray users made twice). */
+export function duplicates(values: readonly string[]): string[] {
+  const seen = new Set<string>();
+  const dup = new Set<string>();
+  for (const v of values) (seen.has(v) ? dup : seen).add(v);
+  return [...dup];
+}
+
+/** What the plan's templates can read of a user: its attributes, sub and username. */
+export function attributesOf(user: DemoUser): Record<string, string> {
+  return { ...user.attributes, sub: user.sub, username: user.username };
 }

@@ -4,10 +4,10 @@
  * half-run, and a wrong token kind is an HTTP 403, not a per-field GraphQL error.
  */
 import {
-  Kind,
   type DocumentNode,
   type FieldNode,
   type FragmentDefinitionNode,
+  Kind,
   type OperationDefinitionNode,
   type SelectionSetNode,
 } from 'graphql';

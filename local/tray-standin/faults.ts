@@ -3,7 +3,7 @@
  * (timeouts, 5xx, rate limits, and the nastiest one, a create that happened but whose answer
  * was lost).
  */
-import { z } from 'zod';
+import * as z from 'zod';
 
 export type FaultKind = 'latency' | 'http500' | 'hang' | 'rateLimit' | 'commitThenFail' | 'commitThenHang';
 
@@ -30,9 +30,15 @@ export const faultRuleSchema = z.strictObject({
 export const DEFAULT_LATENCY_MS = 200;
 export const DEFAULT_HANG_MS = 60_000;
 
-export interface FiredFault { kind: FaultKind; ms: number }
+export interface FiredFault {
+  kind: FaultKind;
+  ms: number;
+}
 
-interface ActiveRule { rule: Required<Omit<FaultRule, 'ms' | 'externalUserId'>> & { ms?: number; externalUserId?: string }; seen: number }
+interface ActiveRule {
+  rule: Required<Omit<FaultRule, 'ms' | 'externalUserId'>> & { ms?: number; externalUserId?: string };
+  seen: number;
+}
 
 export class FaultInjector {
   private rules: ActiveRule[] = [];

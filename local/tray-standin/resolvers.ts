@@ -5,7 +5,9 @@
 import { GraphQLError } from 'graphql';
 import type { AuthRow, InstanceRow, SolutionRow, TokenIdentity, TrayState, UserRow } from './state.js';
 
-export interface ResolverContext { identity: TokenIdentity }
+export interface ResolverContext {
+  identity: TokenIdentity;
+}
 
 const DEFAULT_FIRST = 50;
 const MAX_FIRST = 100;
@@ -50,7 +52,10 @@ function decodeCursor(cursor: string): number {
   return Number(m[1]);
 }
 
-interface PageArgs { first?: number | null; after?: string | null }
+interface PageArgs {
+  first?: number | null;
+  after?: string | null;
+}
 
 function paginate<R extends { seq: number }, N>(rows: R[], args: PageArgs, toNode: (r: R) => N) {
   const first = args.first ?? DEFAULT_FIRST;
@@ -106,7 +111,9 @@ function solutionNode(s: SolutionRow) {
     authSlots: s.authSlots.map(({ externalId, title }) => ({ externalId, title })),
     // Tray's schema makes defaultValue a non-null Json: a slot without a default says "null".
     configSlots: s.configSlots.map(({ externalId, title, defaultValue }) => ({
-      externalId, title, defaultValue: JSON.stringify(defaultValue ?? null),
+      externalId,
+      title,
+      defaultValue: JSON.stringify(defaultValue ?? null),
     })),
   };
 }
@@ -114,8 +121,14 @@ function solutionNode(s: SolutionRow) {
 function instanceNode(state: TrayState, i: InstanceRow) {
   const s = state.solutions.get(i.solutionId);
   return {
-    id: i.id, name: i.name, enabled: i.enabled, created: i.created, owner: i.owner,
-    solution: s ? solutionNode(s) : { id: i.solutionId, title: '', description: null, tags: [], customFields: [], authSlots: [], configSlots: [] },
+    id: i.id,
+    name: i.name,
+    enabled: i.enabled,
+    created: i.created,
+    owner: i.owner,
+    solution: s
+      ? solutionNode(s)
+      : { id: i.solutionId, title: '', description: null, tags: [], customFields: [], authSlots: [], configSlots: [] },
     authValues: i.authValues.map((a) => ({ ...a })),
     configValues: i.configValues.map((c) => ({ ...c })),
     // The stand-in's solutions have one version and no workflows of their own.
@@ -127,7 +140,9 @@ function instanceNode(state: TrayState, i: InstanceRow) {
 function authNode(a: AuthRow) {
   // Tray's service metadata is invented: only the ids are meaningful to clients.
   return {
-    id: a.id, name: a.name, customFields: null,
+    id: a.id,
+    name: a.name,
+    customFields: null,
     service: { id: a.serviceId, name: a.serviceId, version: '1', title: `Service ${a.serviceId}`, icon: '' },
     serviceEnvironment: { id: a.serviceEnvironmentId, name: a.serviceEnvironmentId, title: `Environment ${a.serviceEnvironmentId}` },
   };
@@ -145,7 +160,9 @@ type ConfigValue = { externalId: string; value?: string | null };
 /** Validates slot values against the solution and returns them merged over `current`
  *  (values for the same externalId are replaced; a null config value unsets it). */
 function applySlotValues(
-  state: TrayState, userId: string, s: SolutionRow,
+  state: TrayState,
+  userId: string,
+  s: SolutionRow,
   current: Pick<InstanceRow, 'authValues' | 'configValues'>,
   authValues: AuthValue[] | null | undefined,
   configValues: ConfigValue[] | null | undefined,
@@ -217,7 +234,9 @@ export function createRootValue(state: TrayState, rules: RuleOptions) {
       return paginate(rows, args, solutionNode);
     },
     solutionInstances(
-      args: PageArgs & { criteria?: { id?: string | null; name?: string | null; owner?: string | null; solutionId?: string | null } | null },
+      args: PageArgs & {
+        criteria?: { id?: string | null; name?: string | null; owner?: string | null; solutionId?: string | null } | null;
+      },
       ctx: ResolverContext,
     ) {
       const c = args.criteria ?? {};
@@ -252,7 +271,10 @@ export function createRootValue(state: TrayState, rules: RuleOptions) {
   return {
     viewer: () => viewer,
 
-    users(args: PageArgs & { criteria?: { externalUserId?: string | null; name?: string | null; userId?: string | null } | null }, ctx: ResolverContext) {
+    users(
+      args: PageArgs & { criteria?: { externalUserId?: string | null; name?: string | null; userId?: string | null } | null },
+      ctx: ResolverContext,
+    ) {
       requireMaster(ctx);
       const c = args.criteria ?? {};
       const rows = [...state.users.values()].filter(
@@ -278,9 +300,16 @@ export function createRootValue(state: TrayState, rules: RuleOptions) {
     },
 
     createUserAuthentication(
-      { input }: Args<{
-        name: string; serviceId: string; serviceEnvironmentId: string; data: unknown;
-        formData?: unknown; scopes?: string[] | null; hidden?: boolean | null;
+      {
+        input,
+      }: Args<{
+        name: string;
+        serviceId: string;
+        serviceEnvironmentId: string;
+        data: unknown;
+        formData?: unknown;
+        scopes?: string[] | null;
+        hidden?: boolean | null;
       }>,
       ctx: ResolverContext,
     ) {
@@ -290,8 +319,14 @@ export function createRootValue(state: TrayState, rules: RuleOptions) {
       const data = parseJsonArg('data', input.data, true);
       const formData = input.formData == null ? null : parseJsonArg('formData', input.formData, true);
       const a = state.addAuth({
-        userId, name: input.name, serviceId: input.serviceId, serviceEnvironmentId: input.serviceEnvironmentId,
-        data, formData, scopes: input.scopes ? [...input.scopes] : null, hidden: input.hidden ?? false,
+        userId,
+        name: input.name,
+        serviceId: input.serviceId,
+        serviceEnvironmentId: input.serviceEnvironmentId,
+        data,
+        formData,
+        scopes: input.scopes ? [...input.scopes] : null,
+        hidden: input.hidden ?? false,
       });
       return { authenticationId: a.id, clientMutationId: input.clientMutationId ?? null };
     },
@@ -310,9 +345,14 @@ export function createRootValue(state: TrayState, rules: RuleOptions) {
     },
 
     updateSolutionInstance(
-      { input }: Args<{
-        solutionInstanceId: string; instanceName?: string | null; enabled?: boolean | null;
-        authValues?: AuthValue[] | null; configValues?: ConfigValue[] | null;
+      {
+        input,
+      }: Args<{
+        solutionInstanceId: string;
+        instanceName?: string | null;
+        enabled?: boolean | null;
+        authValues?: AuthValue[] | null;
+        configValues?: ConfigValue[] | null;
         errorOnEnablingWithMissingValues?: boolean | null;
       }>,
       ctx: ResolverContext,
@@ -327,7 +367,9 @@ export function createRootValue(state: TrayState, rules: RuleOptions) {
       if (input.enabled === true && !inst.enabled) {
         const age = Date.now() - Date.parse(inst.created);
         if (age < rules.enableDelayMs) {
-          throw notReady(`Solution instance "${inst.id}" cannot be enabled yet: it was created ${age} ms ago; wait at least ${rules.enableDelayMs} ms after createSolutionInstance`);
+          throw notReady(
+            `Solution instance "${inst.id}" cannot be enabled yet: it was created ${age} ms ago; wait at least ${rules.enableDelayMs} ms after createSolutionInstance`,
+          );
         }
       }
       if (input.enabled === true && input.errorOnEnablingWithMissingValues === true) {

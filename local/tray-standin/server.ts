@@ -11,14 +11,21 @@
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import {
-  buildSchema, execute, getOperationAST, parse, validate, GraphQLError,
-  type DocumentNode, type OperationDefinitionNode,
+  buildSchema,
+  type DocumentNode,
+  execute,
+  GraphQLError,
+  getOperationAST,
+  type OperationDefinitionNode,
+  OperationTypeNode,
+  parse,
+  validate,
 } from 'graphql';
-import { traySchemaSdl } from './schema.js';
-import { TrayState, type SeedSolution, type Snapshot, type TokenIdentity } from './state.js';
-import { FaultInjector, RateLimiter, faultRuleSchema, type FaultKind, type FaultRule } from './faults.js';
 import { firstForbidden, rootFieldName } from './access.js';
+import { FaultInjector, type FaultKind, type FaultRule, faultRuleSchema, RateLimiter } from './faults.js';
 import { createRootValue } from './resolvers.js';
+import { traySchemaSdl } from './schema.js';
+import { type SeedSolution, type Snapshot, type TokenIdentity, TrayState } from './state.js';
 
 export interface TrayStandInOptions {
   masterToken: string;
@@ -78,7 +85,11 @@ export const RATE_LIMIT_BODY =
   '{"data":null,"errors":[{"message":"Rate limit exceeded","extensions":{"name":"PreconditionError","code":"access_not_allowed"}}]}';
 const HTTP500_BODY = '{"errors":[{"message":"Internal Server Error"}]}';
 
-interface Reply { status: number; body: string; contentType?: string }
+interface Reply {
+  status: number;
+  body: string;
+  contentType?: string;
+}
 
 const json = (status: number, value: unknown): Reply => ({ status, body: JSON.stringify(value) });
 const errorsReply = (status: number, message: string, extensions?: Record<string, string>): Reply =>
@@ -195,7 +206,11 @@ export async function startTrayStandIn(opts: TrayStandInOptions): Promise<TraySt
     record.outcome = 'graphqlError'; // until execution succeeds
     if (!identity) return { status: 401, body: UNAUTHORIZED_BODY };
     if (p.syntaxError || !p.doc) return json(400, { data: null, errors: [p.syntaxError?.toJSON()] });
-    if (!p.op) return errorsReply(400, p.operationName ? `Unknown operation "${p.operationName}"` : 'Must provide operationName when the document has several operations');
+    if (!p.op)
+      return errorsReply(
+        400,
+        p.operationName ? `Unknown operation "${p.operationName}"` : 'Must provide operationName when the document has several operations',
+      );
     const invalid = validate(schema, p.doc);
     if (invalid.length > 0) return json(400, { data: null, errors: invalid.map((e) => e.toJSON()) });
     const denied = firstForbidden(p.doc, p.op, identity.kind);
@@ -205,8 +220,12 @@ export async function startTrayStandIn(opts: TrayStandInOptions): Promise<TraySt
     }
     // Resolvers are synchronous, so execute() returns a result, not a promise.
     const result = execute({
-      schema, document: p.doc, rootValue, contextValue: { identity },
-      variableValues: p.variables, operationName: p.operationName,
+      schema,
+      document: p.doc,
+      rootValue,
+      contextValue: { identity },
+      variableValues: p.variables,
+      operationName: p.operationName,
     });
     if (result instanceof Promise) throw new Error('unexpected async execution');
     record.outcome = result.errors?.length ? 'graphqlError' : 'ok';
@@ -248,7 +267,7 @@ export async function startTrayStandIn(opts: TrayStandInOptions): Promise<TraySt
     res.on('close', () => gone.abort());
     const waitSignal = AbortSignal.any([closing.signal, gone.signal]);
 
-    const fault = faults.decide(record.operation, parsed.op?.operation === 'mutation', subjectOf(parsed, identity));
+    const fault = faults.decide(record.operation, parsed.op?.operation === OperationTypeNode.MUTATION, subjectOf(parsed, identity));
     // Tray's limiter counts a request when it arrives, whatever becomes of it.
     const limited = limiter !== undefined && !limiter.tryTake();
     // The time the answer takes; a client that gives up meanwhile gets nothing.
@@ -320,9 +339,12 @@ export async function startTrayStandIn(opts: TrayStandInOptions): Promise<TraySt
 
   const server = createServer((req, res) => {
     const path = new URL(req.url ?? '/', 'http://127.0.0.1').pathname;
-    const handler = path === '/graphql' ? handleGraphql(req, res)
-      : path.startsWith('/_standin/') ? handleControl(req, res, path)
-      : Promise.resolve(send(res, json(404, { error: 'not found' })));
+    const handler =
+      path === '/graphql'
+        ? handleGraphql(req, res)
+        : path.startsWith('/_standin/')
+          ? handleControl(req, res, path)
+          : Promise.resolve(send(res, json(404, { error: 'not found' })));
     handler.catch(() => {
       // A bug or a socket torn down mid-request: answer 500 if still possible, never crash the test run.
       if (!res.headersSent) send(res, { status: 500, body: HTTP500_BODY });

@@ -15,20 +15,42 @@ export interface SeedSolution {
 
 /** Every stored entity carries a creation sequence number: cursors point at it, so deleting
  *  rows between two pages neither skips nor repeats the remaining ones. */
-interface Sequenced { seq: number }
+interface Sequenced {
+  seq: number;
+}
 
-export interface UserRow extends Sequenced { id: string; name: string; externalUserId: string; isTestUser: boolean }
+export interface UserRow extends Sequenced {
+  id: string;
+  name: string;
+  externalUserId: string;
+  isTestUser: boolean;
+}
 export interface AuthRow extends Sequenced {
-  id: string; userId: string; name: string; serviceId: string; serviceEnvironmentId: string;
-  data: unknown; formData: unknown | null; scopes: string[] | null; hidden: boolean;
+  id: string;
+  userId: string;
+  name: string;
+  serviceId: string;
+  serviceEnvironmentId: string;
+  data: unknown;
+  formData: unknown;
+  scopes: string[] | null;
+  hidden: boolean;
 }
 export interface SolutionRow extends Sequenced {
-  id: string; title: string; tags: string[]; published: boolean;
+  id: string;
+  title: string;
+  tags: string[];
+  published: boolean;
   authSlots: { externalId: string; title: string; required: boolean }[];
   configSlots: { externalId: string; title: string; defaultValue: unknown; required: boolean }[];
 }
 export interface InstanceRow extends Sequenced {
-  id: string; owner: string; solutionId: string; name: string; enabled: boolean; created: string;
+  id: string;
+  owner: string;
+  solutionId: string;
+  name: string;
+  enabled: boolean;
+  created: string;
   authValues: { externalId: string; authId: string }[];
   configValues: { externalId: string; value: string }[];
 }
@@ -36,11 +58,23 @@ export interface InstanceRow extends Sequenced {
 export interface Snapshot {
   users: { id: string; name: string; externalUserId: string; isTestUser: boolean }[];
   authentications: {
-    id: string; userId: string; name: string; serviceId: string; serviceEnvironmentId: string;
-    data: unknown; scopes: string[] | null; formData: unknown | null; hidden: boolean;
+    id: string;
+    userId: string;
+    name: string;
+    serviceId: string;
+    serviceEnvironmentId: string;
+    data: unknown;
+    scopes: string[] | null;
+    formData: unknown;
+    hidden: boolean;
   }[];
   instances: {
-    id: string; owner: string; solutionId: string; name: string; enabled: boolean; created: string;
+    id: string;
+    owner: string;
+    solutionId: string;
+    name: string;
+    enabled: boolean;
+    created: string;
     authValues: { externalId: string; authId: string }[];
     configValues: { externalId: string; value: string }[];
   }[];
@@ -70,7 +104,10 @@ export class TrayState {
         published: s.published ?? true,
         authSlots: s.authSlots.map((a) => ({ externalId: a.externalId, title: a.title, required: a.required ?? true })),
         configSlots: s.configSlots.map((c) => ({
-          externalId: c.externalId, title: c.title, defaultValue: c.defaultValue, required: c.required ?? false,
+          externalId: c.externalId,
+          title: c.title,
+          defaultValue: c.defaultValue,
+          required: c.required ?? false,
         })),
       });
     }
@@ -135,7 +172,11 @@ export class TrayState {
 
   addInstance(fields: Omit<InstanceRow, 'seq' | 'id' | 'created' | 'enabled'>): InstanceRow {
     const row: InstanceRow = {
-      seq: this.nextSeq(), id: `inst-${randomUUID()}`, created: new Date().toISOString(), enabled: false, ...fields,
+      seq: this.nextSeq(),
+      id: `inst-${randomUUID()}`,
+      created: new Date().toISOString(),
+      enabled: false,
+      ...fields,
     };
     this.instances.set(row.id, row);
     return row;
@@ -153,12 +194,25 @@ export class TrayState {
     return structuredClone({
       users: [...this.users.values()].map(({ id, name, externalUserId, isTestUser }) => ({ id, name, externalUserId, isTestUser })),
       authentications: [...this.auths.values()].map((a) => ({
-        id: a.id, userId: a.userId, name: a.name, serviceId: a.serviceId, serviceEnvironmentId: a.serviceEnvironmentId,
-        data: a.data, scopes: a.scopes, formData: a.formData, hidden: a.hidden,
+        id: a.id,
+        userId: a.userId,
+        name: a.name,
+        serviceId: a.serviceId,
+        serviceEnvironmentId: a.serviceEnvironmentId,
+        data: a.data,
+        scopes: a.scopes,
+        formData: a.formData,
+        hidden: a.hidden,
       })),
       instances: [...this.instances.values()].map((i) => ({
-        id: i.id, owner: i.owner, solutionId: i.solutionId, name: i.name, enabled: i.enabled, created: i.created,
-        authValues: i.authValues, configValues: i.configValues,
+        id: i.id,
+        owner: i.owner,
+        solutionId: i.solutionId,
+        name: i.name,
+        enabled: i.enabled,
+        created: i.created,
+        authValues: i.authValues,
+        configValues: i.configValues,
       })),
     });
   }

@@ -12,7 +12,16 @@ interface GraphQLErrorLike {
   extensions?: { name?: string; code?: string };
 }
 
-const NETWORK_CODES = new Set(['ECONNREFUSED', 'ECONNRESET', 'EPIPE', 'ENOTFOUND', 'EAI_AGAIN', 'ETIMEDOUT', 'UND_ERR_SOCKET', 'UND_ERR_CONNECT_TIMEOUT']);
+const NETWORK_CODES = new Set([
+  'ECONNREFUSED',
+  'ECONNRESET',
+  'EPIPE',
+  'ENOTFOUND',
+  'EAI_AGAIN',
+  'ETIMEDOUT',
+  'UND_ERR_SOCKET',
+  'UND_ERR_CONNECT_TIMEOUT',
+]);
 
 /**
  * True when Tray certainly did not execute the request, so a create can be sent again without
@@ -22,7 +31,11 @@ const NETWORK_CODES = new Set(['ECONNREFUSED', 'ECONNRESET', 'EPIPE', 'ENOTFOUND
  * look-up-then-create path instead.
  */
 export function isSafeToResend(error: ImportError): boolean {
-  return error.code === 'TRAY_RATE_LIMITED' || error.code === 'OUT_OF_TIME' || (error.code === 'TRAY_NETWORK' && /ECONNREFUSED|ENOTFOUND|EAI_AGAIN|UND_ERR_CONNECT_TIMEOUT/.test(error.message));
+  return (
+    error.code === 'TRAY_RATE_LIMITED' ||
+    error.code === 'OUT_OF_TIME' ||
+    (error.code === 'TRAY_NETWORK' && /ECONNREFUSED|ENOTFOUND|EAI_AGAIN|UND_ERR_CONNECT_TIMEOUT/.test(error.message))
+  );
 }
 
 export function isRateLimitError(errors: readonly GraphQLErrorLike[] | undefined): boolean {
@@ -45,7 +58,11 @@ export function classifyTrayFailure(error: unknown, step: Step, operation: strin
       return new ImportError('TRAY_UNAVAILABLE', step, `Tray answered ${operation} with a body that is not GraphQL JSON`);
     }
   }
-  return new ImportError('INTERNAL', step, `unexpected failure calling Tray ${operation}: ${scrubExcerpt(String((error as Error)?.message ?? error), 300)}`);
+  return new ImportError(
+    'INTERNAL',
+    step,
+    `unexpected failure calling Tray ${operation}: ${scrubExcerpt(String((error as Error)?.message ?? error), 300)}`,
+  );
 }
 
 function classifyResponse(error: ClientError, step: Step, operation: string): ImportError {
@@ -59,7 +76,12 @@ function classifyResponse(error: ClientError, step: Step, operation: string): Im
     return new ImportError('TRAY_RATE_LIMITED', step, `Tray rate limit exceeded on ${operation}`, options);
   }
   if (status >= 500) {
-    return new ImportError('TRAY_UNAVAILABLE', step, `Tray answered ${operation} with HTTP ${status}${detail ? `: ${detail}` : ''}`, options);
+    return new ImportError(
+      'TRAY_UNAVAILABLE',
+      step,
+      `Tray answered ${operation} with HTTP ${status}${detail ? `: ${detail}` : ''}`,
+      options,
+    );
   }
   const authCodes = errors.map((e) => e.extensions?.code);
   if (authCodes.includes('instance_not_ready')) {
@@ -68,9 +90,14 @@ function classifyResponse(error: ClientError, step: Step, operation: string): Im
     return new ImportError('TRAY_NOT_READY', step, `Tray is not ready for ${operation} yet${detail ? `: ${detail}` : ''}`, options);
   }
   if (status === 401 || status === 403 || authCodes.includes('unauthenticated') || authCodes.includes('forbidden')) {
-    return new ImportError('TRAY_UNAUTHORIZED', step, `Tray refused the token for ${operation} (HTTP ${status})${detail ? `: ${detail}` : ''}`, {
-      httpStatus: status === 200 ? 401 : status,
-    });
+    return new ImportError(
+      'TRAY_UNAUTHORIZED',
+      step,
+      `Tray refused the token for ${operation} (HTTP ${status})${detail ? `: ${detail}` : ''}`,
+      {
+        httpStatus: status === 200 ? 401 : status,
+      },
+    );
   }
   return new ImportError('TRAY_REJECTED', step, `Tray rejected ${operation}${detail ? `: ${detail}` : ` with HTTP ${status}`}`, options);
 }

@@ -1,8 +1,8 @@
 import { GraphQLClient } from 'graphql-request';
-import type { z } from 'zod';
+import type * as z from 'zod';
 import { ImportError, type Step } from '../errors.js';
 import { registerSecret } from '../redact.js';
-import { withRetry, type RetryPolicy } from '../retry.js';
+import { RETRY_POLICY, type RetryOptions, withRetry } from '../retry.js';
 import { classifyTrayFailure, isSafeToResend } from './classify.js';
 import * as op from './operations.js';
 import { CLI_RATE_PER_SECOND, Pacer } from './pacer.js';
@@ -26,7 +26,7 @@ export interface TrayClientOptions {
   timeoutMs?: number;
   /** Epoch ms: no retry starts if it could not finish by then. */
   deadline?: number;
-  retry?: Partial<Omit<RetryPolicy, 'deadline' | 'attemptBudgetMs'>>;
+  retry?: Partial<Pick<RetryOptions, 'maxAttempts' | 'baseDelayMs' | 'maxDelayMs' | 'random'>>;
   fetch?: typeof fetch;
   /**
    * Paces every call to this process's share of the Tray rate budget. Default: the operators'
@@ -44,17 +44,9 @@ function defaultPacer(): Pacer {
 }
 
 type Token = { kind: 'master' } | { kind: 'user'; token: string };
-
-/** Creates: Tray has no idempotency keys, so these are re-sent only when Tray surely did not run them. */
-const NON_IDEMPOTENT = new Set(['createExternalUser', 'createUserAuthentication', 'createSolutionInstance']);
-
-const OPERATION_STEP: Record<string, Step> = {
-  createExternalUser: 'createExternalUser',
-  authorize: 'authorize',
-  createUserAuthentication: 'createUserAuthentication',
-  createSolutionInstance: 'createSolutionInstance',
-  updateSolutionInstance: 'enableSolutionInstance',
-};
+const MASTER: Token = { kind: 'master' };
+const user = (token: string): Token => ({ kind: 'user', token });
+const ops = op.TRAY_OPERATIONS;
 
 /** A call is started only with at least this much time left before the deadline. */
 const MIN_CALL_MS = 1_000;
@@ -78,13 +70,13 @@ export class TrayClient {
   }
 
   async createExternalUser(input: { name: string; externalUserId: string; isTestUser: boolean }): Promise<string> {
-    const data = await this.call('createExternalUser', op.CREATE_EXTERNAL_USER, input, { kind: 'master' }, op.CreateExternalUserResult);
+    const data = await this.call(ops.createExternalUser, input, MASTER);
     return data.createExternalUser.userId;
   }
 
   /** Mints a user token (valid 2 days). The token is registered as a secret before anyone can log it. */
   async authorize(userId: string): Promise<string> {
-    const data = await this.call('authorize', op.AUTHORIZE, { userId }, { kind: 'master' }, op.AuthorizeResult);
+    const data = await this.call(ops.authorize, { userId }, MASTER);
     registerSecret(data.authorize.accessToken);
     return data.authorize.accessToken;
   }
@@ -95,14 +87,14 @@ export class TrayClient {
    * in Tray's embedded UI. Not a create, so transient failures are simply retried.
    */
   async generateAuthorizationCode(userId: string): Promise<string> {
-    const data = await this.call('generateAuthorizationCode', op.GENERATE_AUTHORIZATION_CODE, { userId }, { kind: 'master' }, op.GenerateAuthorizationCodeResult);
+    const data = await this.call(ops.generateAuthorizationCode, { userId }, MASTER);
     registerSecret(data.generateAuthorizationCode.authorizationCode);
     return data.generateAuthorizationCode.authorizationCode;
   }
 
   async findUsersByExternalUserId(externalUserId: string): Promise<op.TrayUser[]> {
     return this.paginate(async (after) => {
-      const data = await this.call('users', op.FIND_USERS, { externalUserId, first: PAGE_SIZE, after }, { kind: 'master' }, op.FindUsersResult);
+      const data = await this.call(ops.findUsers, { externalUserId, first: PAGE_SIZE, after }, MASTER);
       return data.users;
     });
   }
@@ -125,27 +117,36 @@ export class TrayClient {
       data: JSON.stringify(input.data),
       formData: input.formData === undefined ? undefined : JSON.stringify(input.formData),
     };
-    const data = await this.call('createUserAuthentication', op.CREATE_USER_AUTHENTICATION, variables, { kind: 'user', token: userToken }, op.CreateUserAuthenticationResult);
+    const data = await this.call(ops.createUserAuthentication, variables, user(userToken));
     return data.createUserAuthentication.authenticationId;
   }
 
   /** Every auth of the user: Tray's `viewer.authentications` takes no arguments and is not paged. */
   async listAuthentications(userToken: string): Promise<op.TrayAuthentication[]> {
-    const data = await this.call('authentications', op.LIST_AUTHENTICATIONS, {}, { kind: 'user', token: userToken }, op.ListAuthenticationsResult);
+    const data = await this.call(ops.listAuthentications, {}, user(userToken));
     const { edges, pageInfo } = data.viewer.authentications;
     if (pageInfo.hasNextPage) {
       // Tray documents the list as complete; a short one would make a look-up miss an auth and create it again.
-      throw new ImportError('TRAY_BAD_RESPONSE', 'lookup', 'Tray answered viewer.authentications with more pages, which its schema gives no way to read: refusing to guess from a partial list');
+      throw new ImportError(
+        'TRAY_BAD_RESPONSE',
+        'lookup',
+        'Tray answered viewer.authentications with more pages, which its schema gives no way to read: refusing to guess from a partial list',
+      );
     }
     return edges.map((e) => e.node);
   }
 
   async createSolutionInstance(
     userToken: string,
-    input: { solutionId: string; instanceName: string; authValues: { externalId: string; authId: string }[]; configValues: { externalId: string; value: unknown }[] },
+    input: {
+      solutionId: string;
+      instanceName: string;
+      authValues: { externalId: string; authId: string }[];
+      configValues: { externalId: string; value: unknown }[];
+    },
   ): Promise<{ id: string; enabled: boolean }> {
     const variables = { ...input, configValues: encodeConfigValues(input.configValues) };
-    const data = await this.call('createSolutionInstance', op.CREATE_SOLUTION_INSTANCE, variables, { kind: 'user', token: userToken }, op.CreateSolutionInstanceResult);
+    const data = await this.call(ops.createSolutionInstance, variables, user(userToken));
     return data.createSolutionInstance.solutionInstance;
   }
 
@@ -166,26 +167,33 @@ export class TrayClient {
       authValues: values.authValues,
       configValues: encodeConfigValues(values.configValues),
     };
-    const data = await this.call('updateSolutionInstance', op.UPDATE_SOLUTION_INSTANCE, variables, { kind: 'user', token: userToken }, op.UpdateSolutionInstanceResult);
+    const data = await this.call(ops.enableSolutionInstance, variables, user(userToken));
     return data.updateSolutionInstance.solutionInstance;
   }
 
   /** With a user token: that user's instances. With the master token, `owner` filters by Tray user id. */
-  async listSolutionInstances(token: Token, criteria: { solutionId?: string; owner?: string; id?: string }): Promise<op.TraySolutionInstance[]> {
+  async listSolutionInstances(
+    token: Token,
+    criteria: { solutionId?: string; owner?: string; id?: string },
+  ): Promise<op.TraySolutionInstance[]> {
     return this.paginate(async (after) => {
-      const data = await this.call('solutionInstances', op.LIST_SOLUTION_INSTANCES, { ...criteria, first: PAGE_SIZE, after }, token, op.ListSolutionInstancesResult);
+      const data = await this.call(ops.listSolutionInstances, { ...criteria, first: PAGE_SIZE, after }, token);
       return data.viewer.solutionInstances;
     });
   }
 
   async listSolutions(): Promise<op.TraySolution[]> {
     return this.paginate(async (after) => {
-      const data = await this.call('solutions', op.LIST_SOLUTIONS, { first: PAGE_SIZE, after }, { kind: 'master' }, op.ListSolutionsResult);
+      const data = await this.call(ops.listSolutions, { first: PAGE_SIZE, after }, MASTER);
       return data.viewer.solutions;
     });
   }
 
-  private async paginate<T>(page: (after: string | undefined) => Promise<{ edges: { node: T }[]; pageInfo: { hasNextPage: boolean; endCursor?: string | null | undefined } }>): Promise<T[]> {
+  private async paginate<T>(
+    page: (
+      after: string | undefined,
+    ) => Promise<{ edges: { node: T }[]; pageInfo: { hasNextPage: boolean; endCursor?: string | null | undefined } }>,
+  ): Promise<T[]> {
     const out: T[] = [];
     let after: string | undefined;
     // A short list would make a look-up miss an object and create it again: fail instead.
@@ -194,11 +202,19 @@ export class TrayClient {
       out.push(...connection.edges.map((e) => e.node));
       if (!connection.pageInfo.hasNextPage) return out;
       if (!connection.pageInfo.endCursor) {
-        throw new ImportError('TRAY_BAD_RESPONSE', 'lookup', 'Tray said there are more pages but gave no endCursor: cannot list everything');
+        throw new ImportError(
+          'TRAY_BAD_RESPONSE',
+          'lookup',
+          'Tray said there are more pages but gave no endCursor: cannot list everything',
+        );
       }
       after = connection.pageInfo.endCursor;
     }
-    throw new ImportError('TRAY_BAD_RESPONSE', 'lookup', `more than ${MAX_PAGES * PAGE_SIZE} items to look through: refusing to guess from a partial list`);
+    throw new ImportError(
+      'TRAY_BAD_RESPONSE',
+      'lookup',
+      `more than ${MAX_PAGES * PAGE_SIZE} items to look through: refusing to guess from a partial list`,
+    );
   }
 
   /**
@@ -207,12 +223,15 @@ export class TrayClient {
    * so that the caller looks it up first. A 401/403 on a master-token call triggers one
    * refetch of the token; the re-send after it goes through the same guard.
    */
-  private async call<S extends z.ZodType>(operation: string, document: string, variables: Record<string, unknown>, token: Token, schema: S): Promise<z.infer<S>> {
-    const step = OPERATION_STEP[operation] ?? 'lookup';
-    const policy: RetryPolicy = {
-      maxAttempts: 4,
-      baseDelayMs: 250,
-      maxDelayMs: 4_000,
+  private async call<S extends z.ZodType>(
+    operation: op.TrayOperation<S>,
+    variables: Record<string, unknown>,
+    token: Token,
+  ): Promise<z.infer<S>> {
+    if (operation.token !== 'either' && operation.token !== token.kind)
+      throw new Error(`${operation.name} takes the ${operation.token} token`);
+    const options: RetryOptions = {
+      ...RETRY_POLICY.trayCall,
       ...this.options.retry,
       // A failed master-token read is not Tray's fault, and retrying the same read here won't help.
       shouldRetry: (error) => error.kind === 'transient' && !error.ambiguous && error.step !== 'secrets',
@@ -221,10 +240,10 @@ export class TrayClient {
     };
     const attempt = async (): Promise<z.infer<S>> => {
       try {
-        return await this.send(operation, document, variables, token, schema, step);
+        return await this.send(operation, variables, token);
       } catch (e) {
         const error = e as ImportError;
-        if (NON_IDEMPOTENT.has(operation) && error.kind === 'transient' && !isSafeToResend(error)) {
+        if (!operation.resendSafe && error.kind === 'transient' && !isSafeToResend(error)) {
           // May have been created: surface it so the caller looks it up before creating again.
           throw new ImportError(error.code, error.step, error.message, { httpStatus: error.httpStatus, cause: error, ambiguous: true });
         }
@@ -232,7 +251,7 @@ export class TrayClient {
       }
     };
     let refreshedMaster = false;
-    return withRetry(step, policy, async () => {
+    return withRetry(operation.step, options, async () => {
       try {
         return await attempt();
       } catch (e) {
@@ -258,25 +277,39 @@ export class TrayClient {
     return Math.min(this.options.timeoutMs, left);
   }
 
-  private async send<S extends z.ZodType>(operation: string, document: string, variables: Record<string, unknown>, token: Token, schema: S, step: Step): Promise<z.infer<S>> {
+  private async send<S extends z.ZodType>(
+    operation: op.TrayOperation<S>,
+    variables: Record<string, unknown>,
+    token: Token,
+  ): Promise<z.infer<S>> {
+    const { name, document, step } = operation;
     const bearer = token.kind === 'master' ? await this.options.masterToken.get() : token.token;
     // The slot must leave room for the call itself: a call that cannot finish is not started.
     await this.options.pacer.take(step, this.options.deadline - MIN_CALL_MS);
-    const signal = AbortSignal.timeout(this.callTimeoutMs(step, operation));
+    const signal = AbortSignal.timeout(this.callTimeoutMs(step, name));
     const started = performance.now();
     let data: unknown;
     try {
-      data = await this.gql.request({ document, variables: dropUndefined(variables), requestHeaders: { authorization: `Bearer ${bearer}` }, signal });
+      data = await this.gql.request({
+        document,
+        variables: dropUndefined(variables),
+        requestHeaders: { authorization: `Bearer ${bearer}` },
+        signal,
+      });
     } catch (e) {
-      const error = classifyTrayFailure(e, step, operation);
-      this.options.onCall?.({ operation, ms: performance.now() - started, code: error.code });
+      const error = classifyTrayFailure(e, step, name);
+      this.options.onCall?.({ operation: name, ms: performance.now() - started, code: error.code });
       if (error.code === 'TRAY_RATE_LIMITED') this.options.pacer.onRateLimited();
       throw error;
     }
-    this.options.onCall?.({ operation, ms: performance.now() - started, code: undefined });
-    const parsed = schema.safeParse(data);
+    this.options.onCall?.({ operation: name, ms: performance.now() - started, code: undefined });
+    const parsed = operation.result.safeParse(data);
     if (!parsed.success) {
-      throw new ImportError('TRAY_BAD_RESPONSE', step, `Tray's answer to ${operation} does not have the documented shape: ${parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}`);
+      throw new ImportError(
+        'TRAY_BAD_RESPONSE',
+        step,
+        `Tray's answer to ${name} does not have the documented shape: ${parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}`,
+      );
     }
     return parsed.data;
   }

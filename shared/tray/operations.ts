@@ -1,4 +1,5 @@
-import { z } from 'zod';
+import * as z from 'zod';
+import type { Step } from '../errors.js';
 
 /**
  * Tray Embedded GraphQL documents and the zod schemas of their answers. Each document is held
@@ -6,6 +7,9 @@ import { z } from 'zod';
  * which finds every exported document here: add new ones here too. Every value travels as
  * a GraphQL variable: building documents by interpolation would let a user's name inject
  * GraphQL. `Json` arguments are JSON-encoded strings (Tray's rule), encoded by the client.
+ *
+ * `TRAY_OPERATIONS` (at the end) holds what the client needs to know of each operation in one
+ * descriptor: document, answer schema, token kind, whether a re-send is safe, and step.
  */
 
 const Connection = <T extends z.ZodType>(node: T) =>
@@ -157,3 +161,99 @@ export type TrayUser = z.infer<typeof TrayUserNode>;
 export type TrayAuthentication = z.infer<typeof AuthenticationNode>;
 export type TraySolutionInstance = z.infer<typeof SolutionInstanceNode>;
 export type TraySolution = z.infer<typeof SolutionNode>;
+
+/**
+ * What the client needs to know of one Tray operation. `token` follows the reference's table
+ * (`either`: the master token filters by owner, a user token sees that user's own).
+ * `resendSafe` is false for creates: Tray has no idempotency keys, so a create that may have
+ * run is not re-sent blindly; the workflow looks it up first. `step` is where a failure is
+ * reported, in the ledger's progress vocabulary.
+ */
+export interface TrayOperation<S extends z.ZodType = z.ZodType> {
+  /** The GraphQL field: what errors and metrics name. */
+  readonly name: string;
+  readonly document: string;
+  readonly result: S;
+  readonly token: 'master' | 'user' | 'either';
+  readonly resendSafe: boolean;
+  readonly step: Step;
+}
+
+const operation = <S extends z.ZodType>(descriptor: TrayOperation<S>): TrayOperation<S> => descriptor;
+
+export const TRAY_OPERATIONS = {
+  createExternalUser: operation({
+    name: 'createExternalUser',
+    document: CREATE_EXTERNAL_USER,
+    result: CreateExternalUserResult,
+    token: 'master',
+    resendSafe: false,
+    step: 'createExternalUser',
+  }),
+  authorize: operation({
+    name: 'authorize',
+    document: AUTHORIZE,
+    result: AuthorizeResult,
+    token: 'master',
+    resendSafe: true,
+    step: 'authorize',
+  }),
+  generateAuthorizationCode: operation({
+    name: 'generateAuthorizationCode',
+    document: GENERATE_AUTHORIZATION_CODE,
+    result: GenerateAuthorizationCodeResult,
+    token: 'master',
+    resendSafe: true,
+    step: 'lookup',
+  }),
+  findUsers: operation({ name: 'users', document: FIND_USERS, result: FindUsersResult, token: 'master', resendSafe: true, step: 'lookup' }),
+  createUserAuthentication: operation({
+    name: 'createUserAuthentication',
+    document: CREATE_USER_AUTHENTICATION,
+    result: CreateUserAuthenticationResult,
+    token: 'user',
+    resendSafe: false,
+    step: 'createUserAuthentication',
+  }),
+  listAuthentications: operation({
+    name: 'authentications',
+    document: LIST_AUTHENTICATIONS,
+    result: ListAuthenticationsResult,
+    token: 'user',
+    resendSafe: true,
+    step: 'lookup',
+  }),
+  createSolutionInstance: operation({
+    name: 'createSolutionInstance',
+    document: CREATE_SOLUTION_INSTANCE,
+    result: CreateSolutionInstanceResult,
+    token: 'user',
+    resendSafe: false,
+    step: 'createSolutionInstance',
+  }),
+  /** Setting the same values and `enabled` again changes nothing: safe to re-send. */
+  enableSolutionInstance: operation({
+    name: 'updateSolutionInstance',
+    document: UPDATE_SOLUTION_INSTANCE,
+    result: UpdateSolutionInstanceResult,
+    token: 'user',
+    resendSafe: true,
+    step: 'enableSolutionInstance',
+  }),
+  listSolutionInstances: operation({
+    name: 'solutionInstances',
+    document: LIST_SOLUTION_INSTANCES,
+    result: ListSolutionInstancesResult,
+    token: 'either',
+    resendSafe: true,
+    step: 'lookup',
+  }),
+  listSolutions: operation({
+    name: 'solutions',
+    document: LIST_SOLUTIONS,
+    result: ListSolutionsResult,
+    token: 'master',
+    resendSafe: true,
+    step: 'lookup',
+  }),
+} as const;

@@ -1,7 +1,7 @@
 import { expect } from 'vitest';
-import type { LedgerEntry } from '../../shared/ledger.js';
-import type { Harness } from './worker-harness.js';
 import { DEMO_USER_POOL_ID, type DemoUser } from '../../local/demo.js';
+import type { Harness } from '../../local/worker-harness.js';
+import type { LedgerEntry } from '../../shared/ledger.js';
 
 /** The user is enabled, and Tray holds exactly one user, one auth per slot and one instance for them. */
 export async function expectImportedExactlyOnce(h: Harness, user: DemoUser): Promise<void> {

@@ -1,9 +1,9 @@
 import {
   AdminConfirmSignUpCommand,
-  AdminGetUserCommand,
   AdminCreateUserCommand,
-  CreateUserPoolClientCommand,
+  AdminGetUserCommand,
   type CognitoIdentityProviderClient,
+  CreateUserPoolClientCommand,
   CreateUserPoolCommand,
   SignUpCommand,
 } from '@aws-sdk/client-cognito-identity-provider';
@@ -52,16 +52,32 @@ export async function startCognitoLocal(): Promise<CognitoLocal> {
     client,
     async createPool(name = 'tests') {
       // custom:tenant_id: the attribute the demo plan reads (Cognito refuses custom attributes not in the schema).
-      const out = await client.send(new CreateUserPoolCommand({ PoolName: name, Schema: [{ Name: 'tenant_id', AttributeDataType: 'String', Mutable: true }] }));
+      const out = await client.send(
+        new CreateUserPoolCommand({ PoolName: name, Schema: [{ Name: 'tenant_id', AttributeDataType: 'String', Mutable: true }] }),
+      );
       return out.UserPool?.Id as string;
     },
     async confirmedUser(poolId, username, attributes = {}) {
-      await client.send(new SignUpCommand({ ClientId: await appClient(poolId), Username: username, Password: 'Passw0rd!-not-secret', UserAttributes: toList(attributes) }));
+      await client.send(
+        new SignUpCommand({
+          ClientId: await appClient(poolId),
+          Username: username,
+          Password: 'Passw0rd!-not-secret',
+          UserAttributes: toList(attributes),
+        }),
+      );
       await client.send(new AdminConfirmSignUpCommand({ UserPoolId: poolId, Username: username }));
       return subOf(poolId, username);
     },
     async adminCreatedUser(poolId, username, attributes = {}) {
-      await client.send(new AdminCreateUserCommand({ UserPoolId: poolId, Username: username, UserAttributes: toList(attributes), MessageAction: 'SUPPRESS' }));
+      await client.send(
+        new AdminCreateUserCommand({
+          UserPoolId: poolId,
+          Username: username,
+          UserAttributes: toList(attributes),
+          MessageAction: 'SUPPRESS',
+        }),
+      );
       return subOf(poolId, username);
     },
     async stop() {

@@ -1,26 +1,21 @@
-import middy from '@middy/core';
-import sqsPartialBatchFailure from '@middy/sqs-partial-batch-failure';
-import { injectLambdaContext } from '@aws-lambda-powertools/logger/middleware';
-import { logMetrics } from '@aws-lambda-powertools/metrics/middleware';
-import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
-import { SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
-import { SendMessageCommand, SQSClient, type MessageAttributeValue } from '@aws-sdk/client-sqs';
-import type { SQSBatchResponse, SQSEvent, SQSRecord } from 'aws-lambda';
-import type { WorkerConfig } from './config.js';
-import { DEAD_LETTER_FAILED_METRIC, delayRedelivery, retryDelaySeconds, sendToDeadLetterQueue } from './dead-letter.js';
+import { type MessageAttributeValue, SendMessageCommand, type SQSClient } from '@aws-sdk/client-sqs';
+import type { Context, SQSEvent, SQSRecord } from 'aws-lambda';
+import { sendToDeadLetterQueue } from './dead-letter.js';
 import { asImportError, ImportError } from './errors.js';
-import { importUser, TRAY_ENABLE_DELAY_MS, type ImportDeps } from './import-workflow.js';
-import { Ledger, type UserKey } from './ledger.js';
-import { createLogger, createMetrics, MetricUnit, type Logger, type Metrics } from './logging.js';
-import { masterTokenMiddleware, type MasterTokenContext } from './master-token.js';
-import { parseQueueMessage, QueueMessageSchema, type QueueMessage } from './message.js';
-import { trayEndpoint } from './plan.js';
-import { SecretReader } from './secrets.js';
-import { TrayClient } from './tray/client.js';
-import { defaultBurst, Pacer } from './tray/pacer.js';
+import { type ImportDeps, importUser, TRAY_ENABLE_DELAY_MS } from './import-workflow.js';
+import type { Ledger, UserKey } from './ledger.js';
+import { type Logger, type Metrics, MetricUnit } from './logging.js';
+import { parseQueueMessage, type QueueMessage, QueueMessageSchema } from './message.js';
+import { WORKER_METRIC } from './names.js';
+import type { ImportPlan } from './plan.js';
+import { delayRedelivery, retryDelaySeconds } from './redelivery.js';
+import { isFinal } from './retry.js';
+import type { SecretReader } from './secrets.js';
+import { type MasterTokenSource, TrayClient } from './tray/client.js';
+import type { Pacer } from './tray/pacer.js';
 
 /**
- * The import worker: an SQS consumer with partial batch responses. Each record ends in one of
+ * One SQS batch of import messages, with partial batch responses. Each record ends in one of
  * four ways, so that nothing is lost and nothing burns retries it cannot use:
  * - imported (or already imported): acknowledged;
  * - not started (no time left in the invocation, or another delivery holds the user): sent
@@ -28,34 +23,47 @@ import { defaultBurst, Pacer } from './tray/pacer.js';
  *   no attempt, so it must not count towards the dead-letter limit;
  * - transient failure: reported as a batch item failure, its next delivery pushed back by a
  *   visibility timeout that grows with the attempt count;
- * - permanent failure, invalid message, or a transient one on the last allowed attempt: sent
- *   to the DLQ with its reason as message attributes, then acknowledged.
+ * - final failure (`isFinal`: permanent, invalid message, or transient on the last allowed
+ *   attempt): sent to the DLQ with its reason as message attributes, then acknowledged.
  *
  * Pacing: every Tray call waits for a slot of this container's share of the fleet's rate
- * budget (TRAY_RATE_PER_SECOND). The batch's users all run at once (up to MAX_USERS_IN_FLIGHT)
- * and take the slots in turn, so calls in flight are as many as rate × latency needs, at any
- * Tray latency, and a user waiting out Tray's 2 s before enabling leaves its slots to others.
+ * budget. The batch's users all run at once (up to `maxUsersInFlight`) and take the slots in
+ * turn, so calls in flight are as many as rate × latency needs, at any Tray latency, and a user
+ * waiting out Tray's 2 s before enabling leaves its slots to others.
+ *
+ * No middy here: functions/import-worker/ composes this with the Lambda middleware.
  */
-export interface WorkerDeps {
-  config: WorkerConfig;
-  sqs?: SQSClient;
-  dynamodb?: DynamoDBClient;
-  secretsManager?: SecretsManagerClient;
-  logger?: Logger;
-  metrics?: Metrics;
-  /** Tests use this to simulate a crash between a Tray create and its ledger write. */
-  ledger?: Ledger;
-  /** This container's share of the Tray budget; tests pass one with a fake clock. */
-  pacer?: Pacer;
-  random?: () => number;
+export interface ImportBatchOptions {
+  plan: ImportPlan;
+  trayUrl: string;
+  queueUrl: string;
+  dlqUrl: string;
+  /** The queue's redrive maxReceiveCount: on the last delivery a failure is final. */
+  maxReceiveCount: number;
+  maxUsersInFlight: number;
+  trayTimeoutMs: number;
+  retryBaseSeconds: number;
+  retryMaxSeconds: number;
+  maxImportsPerHour?: number | undefined;
+  sqs: SQSClient;
+  ledger: Ledger;
+  secrets: SecretReader;
+  pacer: Pacer;
+  logger: Logger;
+  metrics: Metrics;
+  random?: (() => number) | undefined;
 }
+
+export type ImportBatch = (
+  event: SQSEvent,
+  context: Pick<Context, 'getRemainingTimeInMillis'>,
+  masterToken: MasterTokenSource,
+) => Promise<PromiseSettledResult<void>[]>;
 
 /** Time kept back from the Lambda deadline to report results and dead-letter. */
 const SAFETY_MARGIN_MS = 3_000;
 /** The lease outlasts the invocation by this much (clock skew between Lambda and DynamoDB). */
 const LEASE_MARGIN_MS = 2_000;
-/** Duration of each Tray call, in ms (the dashboard's Tray latency). */
-export const TRAY_CALL_METRIC = 'TrayCallMs';
 /** Message attribute carrying the attempts that earlier messages of this user already made. */
 export const PRIOR_ATTEMPTS_ATTRIBUTE = 'PriorAttempts';
 /** A user is started only while at least this many times its expected duration is left. */
@@ -63,28 +71,21 @@ const START_MARGIN = 1.25;
 /** Allowance for the answer to a user's last call, in the start-or-hand-back estimate. */
 const LAST_ANSWER_MS = 2_000;
 
-export function createImportWorker(deps: WorkerDeps) {
-  const { config } = deps;
-  const logger = deps.logger ?? createLogger('import-worker');
-  const metrics = deps.metrics ?? createMetrics('import-worker');
-  const sqs = deps.sqs ?? new SQSClient({});
-  const ledger = deps.ledger ?? new Ledger({ tableName: config.LEDGER_TABLE, client: deps.dynamodb ?? new DynamoDBClient({}) });
-  const secrets = new SecretReader({ client: deps.secretsManager ?? new SecretsManagerClient({}) });
-  const url = trayEndpoint(config.plan, config.TRAY_GRAPHQL_URL);
-  const pacer = deps.pacer ?? new Pacer({ ratePerSecond: config.TRAY_RATE_PER_SECOND, burst: config.TRAY_BURST ?? defaultBurst(config.TRAY_RATE_PER_SECOND) });
-  const callsPerUser = 4 + config.plan.auths.length;
+export function createImportBatch(options: ImportBatchOptions): ImportBatch {
+  const { sqs, ledger, secrets, pacer, logger, metrics } = options;
+  const callsPerUser = 4 + options.plan.auths.length;
   /**
    * How long a user started now would take: the Tray calls of every user in flight and its own,
    * at the pacer's rate (an upper bound: those in flight made some of theirs already), plus Tray's
    * 2 s wait before enabling and a last call's answer.
    */
-  const expectedMs = (inFlight: number) => ((inFlight + 1) * callsPerUser * pacer.intervalMs()) + TRAY_ENABLE_DELAY_MS + LAST_ANSWER_MS;
+  const expectedMs = (inFlight: number) => (inFlight + 1) * callsPerUser * pacer.intervalMs() + TRAY_ENABLE_DELAY_MS + LAST_ANSWER_MS;
 
   /** Attempts this user's messages made before this delivery, and whether this one is the last allowed. */
   const attemptsOf = (record: SQSRecord) => {
     const receiveCount = Number(record.attributes.ApproximateReceiveCount ?? '1');
     const prior = Number(record.messageAttributes?.[PRIOR_ATTEMPTS_ATTRIBUTE]?.stringValue ?? '0') || 0;
-    return { receiveCount, prior, attempt: prior + receiveCount, lastAttempt: prior + receiveCount >= config.MAX_RECEIVE_COUNT };
+    return { receiveCount, prior, attempt: prior + receiveCount, lastAttempt: prior + receiveCount >= options.maxReceiveCount };
   };
 
   /** Puts a record that was not started back on the queue as a new message: it was no attempt. */
@@ -97,33 +98,54 @@ export function createImportWorker(deps: WorkerDeps) {
     // The earlier receives of this message were real attempts; this one was not.
     attributes[PRIOR_ATTEMPTS_ATTRIBUTE] = { DataType: 'Number', StringValue: String(prior + receiveCount - 1) };
     try {
-      await sqs.send(new SendMessageCommand({ QueueUrl: config.QUEUE_URL, MessageBody: record.body, MessageAttributes: attributes, DelaySeconds: Math.min(900, Math.ceil(retryInMs / 1000)) }));
+      await sqs.send(
+        new SendMessageCommand({
+          QueueUrl: options.queueUrl,
+          MessageBody: record.body,
+          MessageAttributes: attributes,
+          DelaySeconds: Math.min(900, Math.ceil(retryInMs / 1000)),
+        }),
+      );
     } catch (e) {
       // Could not put it back: leave it to SQS (it then counts as an attempt, but nothing is lost).
-      logger.warn('could not hand a record back to the queue; SQS will redeliver it', { sub, messageId: record.messageId, error: (e as Error).name });
+      logger.warn('could not hand a record back to the queue; SQS will redeliver it', {
+        sub,
+        messageId: record.messageId,
+        error: (e as Error).name,
+      });
       throw new NotHandedBack(reason);
     }
-    metrics.addMetric('Deferred', MetricUnit.Count, 1);
-    logger.info('record not started; handed back to the queue', { sub, messageId: record.messageId, retryInSeconds: Math.ceil(retryInMs / 1000), reason: reason.toJSON() });
+    metrics.addMetric(WORKER_METRIC.deferred, MetricUnit.Count, 1);
+    logger.info('record not started; handed back to the queue', {
+      sub,
+      messageId: record.messageId,
+      retryInSeconds: Math.ceil(retryInMs / 1000),
+      reason: reason.toJSON(),
+    });
   };
 
-  const processRecord = async (record: SQSRecord, context: MasterTokenContext, deadline: number): Promise<void> => {
+  const processRecord = async (
+    record: SQSRecord,
+    context: Pick<Context, 'getRemainingTimeInMillis'>,
+    masterToken: MasterTokenSource,
+    deadline: number,
+  ): Promise<void> => {
     const { receiveCount, attempt, lastAttempt } = attemptsOf(record);
     let message: QueueMessage | undefined;
     try {
       message = await parseMessageRecordingRejection(record.body, ledger);
       const tray = new TrayClient({
-        url,
-        masterToken: context.masterToken,
-        timeoutMs: config.TRAY_TIMEOUT_MS,
+        url: options.trayUrl,
+        masterToken,
+        timeoutMs: options.trayTimeoutMs,
         deadline,
-        retry: { random: deps.random },
+        retry: { random: options.random },
         pacer,
         // Tray's latency as the worker sees it: what the dashboard shows and the pacing adapts to.
-        onCall: ({ ms }) => metrics.addMetric(TRAY_CALL_METRIC, MetricUnit.Milliseconds, Math.round(ms)),
+        onCall: ({ ms }) => metrics.addMetric(WORKER_METRIC.trayCallMs, MetricUnit.Milliseconds, Math.round(ms)),
       });
       const importDeps: ImportDeps = {
-        plan: config.plan,
+        plan: options.plan,
         tray,
         ledger,
         secrets,
@@ -131,14 +153,14 @@ export function createImportWorker(deps: WorkerDeps) {
         // Lambda ends the invocation SAFETY_MARGIN_MS after it.
         leaseMs: context.getRemainingTimeInMillis() + LEASE_MARGIN_MS,
         deadline,
-        callTimeoutMs: config.TRAY_TIMEOUT_MS,
-        maxImportsPerHour: config.MAX_IMPORTS_PER_HOUR,
+        callTimeoutMs: options.trayTimeoutMs,
+        maxImportsPerHour: options.maxImportsPerHour,
         lastAttempt,
         onEvent: (event) => logger.debug('import step', { sub: message?.sub, ...event }),
       };
       const result = await importUser(message, importDeps);
       if (result.outcome === 'deferred') return await handBack(record, result.error, result.retryInMs, message.sub);
-      metrics.addMetric(result.outcome === 'enabled' ? 'Imported' : 'AlreadyImported', MetricUnit.Count, 1);
+      metrics.addMetric(result.outcome === 'enabled' ? WORKER_METRIC.imported : WORKER_METRIC.alreadyImported, MetricUnit.Count, 1);
       logger.info(result.outcome === 'enabled' ? 'user imported' : 'user already imported', {
         sub: message.sub,
         messageId: record.messageId,
@@ -150,33 +172,48 @@ export function createImportWorker(deps: WorkerDeps) {
       if (e instanceof NotHandedBack) throw e.reason;
       const error = asImportError(e, 'ledger');
       const user = { sub: message?.sub, userPoolId: message?.userPoolId, messageId: record.messageId, receiveCount, attempt };
-      if (error.kind === 'permanent' || lastAttempt) {
-        const final = error.kind === 'permanent' ? error : new ImportError(error.code, error.step, `gave up after ${attempt} attempts: ${error.message}`);
+      if (isFinal(error, lastAttempt)) {
+        const final =
+          error.kind === 'permanent'
+            ? error
+            : new ImportError(error.code, error.step, `gave up after ${attempt} attempts: ${error.message}`);
         let sent: Awaited<ReturnType<typeof sendToDeadLetterQueue>>;
         try {
-          sent = await sendToDeadLetterQueue(sqs, config.DLQ_URL, record, final, user);
+          sent = await sendToDeadLetterQueue(sqs, options.dlqUrl, record, final, user);
         } catch (dlqError) {
           // Loud: the message stays on the queue (SQS's own redrive is the backstop, without a reason).
-          metrics.addMetric(DEAD_LETTER_FAILED_METRIC, MetricUnit.Count, 1);
-          logger.error('could not dead-letter; the message stays on the queue', { ...user, error: asImportError(dlqError, 'deadLetter').toJSON(), original: final.toJSON() });
+          metrics.addMetric(WORKER_METRIC.deadLetterFailed, MetricUnit.Count, 1);
+          logger.error('could not dead-letter; the message stays on the queue', {
+            ...user,
+            error: asImportError(dlqError, 'deadLetter').toJSON(),
+            original: final.toJSON(),
+          });
           throw dlqError;
         }
-        metrics.addMetric('DeadLettered', MetricUnit.Count, 1);
-        logger.error(sent.sent === 'reference' ? 'import failed; dead-lettered as a reference (the body was too big to send with its reason)' : 'import failed; message dead-lettered', { ...user, bytes: sent.bytes, error: final.toJSON() });
+        metrics.addMetric(WORKER_METRIC.deadLettered, MetricUnit.Count, 1);
+        logger.error(
+          sent.sent === 'reference'
+            ? 'import failed; dead-lettered as a reference (the body was too big to send with its reason)'
+            : 'import failed; message dead-lettered',
+          { ...user, bytes: sent.bytes, error: final.toJSON() },
+        );
         return;
       }
-      const delay = retryDelaySeconds(attempt, config.RETRY_BASE_SECONDS, config.RETRY_MAX_SECONDS, deps.random);
-      await delayRedelivery(sqs, config.QUEUE_URL, record, delay).catch((err: unknown) =>
-        logger.warn('could not delay redelivery; SQS will redeliver after the queue visibility timeout', { ...user, error: (err as Error).name }),
+      const delay = retryDelaySeconds(attempt, options.retryBaseSeconds, options.retryMaxSeconds, options.random);
+      await delayRedelivery(sqs, options.queueUrl, record, delay).catch((err: unknown) =>
+        logger.warn('could not delay redelivery; SQS will redeliver after the queue visibility timeout', {
+          ...user,
+          error: (err as Error).name,
+        }),
       );
-      metrics.addMetric('Retried', MetricUnit.Count, 1);
+      metrics.addMetric(WORKER_METRIC.retried, MetricUnit.Count, 1);
       logger.warn('import failed; will retry', { ...user, retryInSeconds: delay, error: error.toJSON() });
       throw error;
     }
   };
 
   /**
-   * Starts the batch's records at once, up to MAX_USERS_IN_FLIGHT, while the invocation has time
+   * Starts the batch's records at once, up to `maxUsersInFlight`, while the invocation has time
    * for another user; the rest go back to the queue unstarted. All users in flight share the
    * pacer, whose waiters are served in turn, so they advance together and the pacer stays busy
    * to the end of the batch: the batch ends one Tray round trip after its last slot, instead of
@@ -184,7 +221,7 @@ export function createImportWorker(deps: WorkerDeps) {
    * enabling costs nothing once a round of the batch's calls takes longer than that. Results are
    * in the order of the records, as the partial-batch middleware expects.
    */
-  const handler = async (event: SQSEvent, context: MasterTokenContext) => {
+  return async (event, context, masterToken) => {
     const deadline = Date.now() + context.getRemainingTimeInMillis() - SAFETY_MARGIN_MS;
     const results: Promise<void>[] = [];
     // Observed at once: a record that fails while later ones are still being admitted must not
@@ -197,15 +234,19 @@ export function createImportWorker(deps: WorkerDeps) {
     let inFlight = 0;
     let freed: (() => void) | undefined;
     for (const record of event.Records) {
-      while (inFlight >= config.MAX_USERS_IN_FLIGHT) await new Promise<void>((resolve) => (freed = resolve));
+      while (inFlight >= options.maxUsersInFlight) await new Promise<void>((resolve) => (freed = resolve));
       if (Date.now() + expectedMs(inFlight) * START_MARGIN > deadline) {
-        const reason = new ImportError('OUT_OF_TIME', 'ledger', 'not enough time left in this invocation to start the import; handed back without counting as an attempt');
+        const reason = new ImportError(
+          'OUT_OF_TIME',
+          'ledger',
+          'not enough time left in this invocation to start the import; handed back without counting as an attempt',
+        );
         track(handBack(record, reason, 0));
         continue;
       }
       inFlight += 1;
       track(
-        processRecord(record, context, deadline).finally(() => {
+        processRecord(record, context, masterToken, deadline).finally(() => {
           inFlight -= 1;
           freed?.();
         }),
@@ -213,14 +254,6 @@ export function createImportWorker(deps: WorkerDeps) {
     }
     return Promise.allSettled(results);
   };
-
-  return middy<SQSEvent, SQSBatchResponse, Error, MasterTokenContext>()
-    .use(injectLambdaContext(logger))
-    .use(logMetrics(metrics))
-    .use(masterTokenMiddleware({ secretId: config.MASTER_TOKEN_SECRET_ID, cacheExpiryMs: config.MASTER_TOKEN_CACHE_MS }))
-    // Each record logs its own outcome above; the middleware would log errors (and bodies) again.
-    .use(sqsPartialBatchFailure({ logger: () => undefined }))
-    .handler(handler as never);
 }
 
 /** A record that was not started and could not be put back on the queue: SQS redelivers it. */

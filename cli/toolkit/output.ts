@@ -1,5 +1,4 @@
-import { Presets, SingleBar } from 'cli-progress';
-import { scrub } from '../shared/redact.js';
+import { scrub } from '../../shared/redact.js';
 
 /**
  * Where a command writes: results on stdout (one JSON document with --json, readable text
@@ -50,7 +49,8 @@ export function bufferIo(): BufferIo {
  */
 export function emit(io: Io, json: boolean | undefined, data: unknown, text: () => string | string[], ok = true): void {
   if (json) {
-    const document = data !== null && typeof data === 'object' && !Array.isArray(data) ? { ok, ...(data as Record<string, unknown>) } : { ok, data };
+    const document =
+      data !== null && typeof data === 'object' && !Array.isArray(data) ? { ok, ...(data as Record<string, unknown>) } : { ok, data };
     io.out(`${scrub(JSON.stringify(document, null, 2))}\n`);
     return;
   }
@@ -72,53 +72,28 @@ export type Column<T> = [header: string, value: (row: T) => unknown];
 /** A plain left-aligned text table; cells are single-line and cut at `maxWidth`. */
 export function table<T>(rows: readonly T[], columns: readonly Column<T>[], maxWidth = 60): string {
   const cell = (v: unknown): string => {
+    // Cells are scalars (the columns' getters return strings, numbers, booleans or dates).
+    // eslint-disable-next-line @typescript-eslint/no-base-to-string
     const s = v === undefined || v === null || v === '' ? '-' : String(v).replace(/\s+/g, ' ');
     return s.length > maxWidth ? `${s.slice(0, maxWidth - 1)}…` : s;
   };
   const matrix = [columns.map(([h]) => h), ...rows.map((r) => columns.map(([, get]) => cell(get(r))))];
   const widths = columns.map((_, i) => Math.max(...matrix.map((line) => (line[i] ?? '').length)));
-  return matrix.map((line) => line.map((c, i) => (i === line.length - 1 ? c : c.padEnd(widths[i] ?? 0))).join('  ').trimEnd()).join('\n');
+  return matrix
+    .map((line) =>
+      line
+        .map((c, i) => (i === line.length - 1 ? c : c.padEnd(widths[i] ?? 0)))
+        .join('  ')
+        .trimEnd(),
+    )
+    .join('\n');
 }
 
 /** `key: value` lines for one record. */
 export function keyValues(record: Record<string, unknown>): string {
   const entries = Object.entries(record).filter(([, v]) => v !== undefined);
   const width = Math.max(0, ...entries.map(([k]) => k.length));
-  return entries.map(([k, v]) => `${`${k}:`.padEnd(width + 2)}${typeof v === 'object' && v !== null ? JSON.stringify(v) : String(v)}`).join('\n');
-}
-
-export interface Progress {
-  increment(by?: number): void;
-  setTotal(total: number): void;
-  stop(): void;
-}
-
-const NO_PROGRESS: Progress = { increment: () => undefined, setTotal: () => undefined, stop: () => undefined };
-
-/** A progress bar on stderr when stderr is a terminal; otherwise nothing at all. */
-export function progress(io: Io, label: string, total?: number): Progress {
-  if (!io.stderrIsTTY || !io.progressStream) return NO_PROGRESS;
-  const known = total !== undefined && total > 0;
-  const bar = new SingleBar(
-    {
-      stream: io.progressStream,
-      format: known ? `${label} [{bar}] {percentage}% {value}/{total} eta {eta_formatted}` : `${label} {value}`,
-      hideCursor: true,
-      clearOnComplete: false,
-      etaBuffer: 50,
-    },
-    Presets.shades_classic,
-  );
-  bar.start(known ? total : 0, 0);
-  let value = 0;
-  return {
-    increment: (by = 1) => {
-      value += by;
-      // An estimate (EstimatedNumberOfUsers) can be exceeded: grow the total rather than overflow.
-      if (known && value > bar.getTotal()) bar.setTotal(value);
-      bar.increment(by);
-    },
-    setTotal: (n) => bar.setTotal(n),
-    stop: () => bar.stop(),
-  };
+  return entries
+    .map(([k, v]) => `${`${k}:`.padEnd(width + 2)}${typeof v === 'object' && v !== null ? JSON.stringify(v) : String(v)}`)
+    .join('\n');
 }

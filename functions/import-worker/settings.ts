@@ -1,11 +1,12 @@
-import { z } from 'zod';
-import { ImportError } from './errors.js';
-import { loadPlanFile, parsePlanJson, referencedSecrets, type ImportPlan } from './plan.js';
-import { masterTokenCoverageProblem, trayUrlProblem } from './security-policy.js';
-import { formatIssues } from './validation.js';
+import * as z from 'zod';
+import { ImportError } from '../../shared/errors.js';
+import { type ImportPlan, loadPlanFile, parsePlanJson, referencedSecrets } from '../../shared/plan.js';
+import { RETRY_POLICY } from '../../shared/retry.js';
+import { masterTokenCoverageProblem, trayUrlProblem } from '../../shared/security-policy.js';
+import { formatIssues } from '../../shared/validation.js';
 
 /**
- * Settings of the Lambda functions, read from the environment and validated at cold start.
+ * Settings of the import worker, read from the environment and validated at cold start.
  * The CDK stack sets them; `npm start` and the tests set the same variables, so the code under
  * test is configured exactly as it is in AWS.
  */
@@ -36,8 +37,8 @@ export const WorkerEnvSchema = z.object({
   MAX_USERS_IN_FLIGHT: positiveInt(64),
   TRAY_TIMEOUT_MS: positiveInt(10_000),
   /** Visibility timeout after a transient failure: base × 2^(receives−1), capped, with jitter. */
-  RETRY_BASE_SECONDS: positiveInt(30),
-  RETRY_MAX_SECONDS: positiveInt(900),
+  RETRY_BASE_SECONDS: positiveInt(RETRY_POLICY.redelivery.baseSeconds),
+  RETRY_MAX_SECONDS: positiveInt(RETRY_POLICY.redelivery.maxSeconds),
   TRAY_GRAPHQL_URL: z
     .string()
     .superRefine((url, ctx) => {
