@@ -68,6 +68,8 @@ const MAX_BUSY_RETRY_MS = 60_000;
 
 export type ImportOutcome =
   | { outcome: 'enabled' | 'alreadyEnabled'; entry: LedgerEntry }
+  /** The user was deleted and offboarded before this message ran: nothing to import. */
+  | { outcome: 'offboarded'; entry: LedgerEntry }
   /**
    * Not started: the user was left untouched (no lease, no Tray call), so this delivery is not
    * an attempt. The worker puts the message back for `retryInMs` without counting it.
@@ -82,6 +84,7 @@ export async function importUser(message: QueueMessage, deps: ImportDeps): Promi
   // ledger is read before anything that can fail on the message.
   const existing = await deps.ledger.get(key);
   if (existing?.status === 'enabled') return { outcome: 'alreadyEnabled', entry: existing };
+  if (existing?.status === 'offboarded') return { outcome: 'offboarded', entry: existing };
 
   let rendered: RenderedImport;
   try {
@@ -147,6 +150,7 @@ async function importInto(
     return { outcome: 'deferred', error, retryInMs: Math.min(MAX_BUSY_RETRY_MS, Math.max(1_000, leaseLeft)) };
   }
   if (lease.kind === 'done') return { outcome: 'alreadyEnabled', entry: lease.entry };
+  if (lease.kind === 'offboarded') return { outcome: 'offboarded', entry: lease.entry };
 
   // A user not yet begun in Tray takes one of the hour's slots first; beyond the ceiling it waits
   // in the queue (deferred, not an attempt), so a sign-up flood cannot mint billable users unseen.

@@ -29,7 +29,12 @@ import { ServerClock } from './server-clock.js';
 /** Key attribute names; the CDK table and the local emulator table use these. */
 export const LEDGER_KEY = { partitionKey: 'userPoolId', sortKey: 'sub' } as const;
 
-export const LedgerStatusSchema = z.enum(['in_progress', 'retrying', 'enabled', 'failed']);
+/** `offboarded`: the Cognito user was deleted and the plan's offboarding policy applied; terminal (an import message for the user is then skipped). */
+export const LedgerStatusSchema = z.enum(['in_progress', 'retrying', 'enabled', 'failed', 'offboarded']);
+
+/** What offboarding does in Tray: `remove` the instance, then the auths, then the Tray user; `disable` the instance; `keep` everything. */
+export const OffboardPolicySchema = z.enum(['remove', 'disable', 'keep']);
+export type OffboardPolicy = z.infer<typeof OffboardPolicySchema>;
 
 export const LedgerEntrySchema = z.object({
   userPoolId: z.string(),
@@ -60,6 +65,34 @@ export const LedgerEntrySchema = z.object({
   createdAt: z.string(),
   updatedAt: z.string(),
   enabledAt: z.string().optional(),
+  /** Offboarding: the policy applied, and each Tray step done so far (`instance`, `auth:<slot>`, `user`, `disabled`). */
+  offboard: z.object({ policy: OffboardPolicySchema, startedAt: z.string(), done: z.array(z.string()).default([]) }).optional(),
+  offboardedAt: z.string().optional(),
+  /**
+   * Credential rotations in progress, by slot: the auth being replaced, what the new auth's
+   * create sent (its name, for adoption after a crash) and its id once Tray answered, and whether
+   * the instance points at it yet. Removed once the old auth is gone.
+   */
+  rotations: z
+    .record(
+      z.string(),
+      z.object({
+        oldAuthId: z.string(),
+        sent: z.string(),
+        at: z.string(),
+        newAuthId: z.string().optional(),
+        repointed: z.boolean().default(false),
+      }),
+    )
+    .default({}),
+  lastRotatedAt: z.string().optional(),
+  /** The plan version (shared/plan.ts planVersion) the instance was created or last upgraded with. */
+  planVersion: z.string().optional(),
+  upgradedAt: z.string().optional(),
+  /** Tray's expired-auth notifications, by auth id: when, and what was done (re-imported, or alerted for the company to act). */
+  expiring: z
+    .record(z.string(), z.object({ at: z.string(), service: z.string().optional(), action: z.enum(['reimport', 'alert']) }))
+    .default({}),
 });
 export type LedgerEntry = z.infer<typeof LedgerEntrySchema>;
 
@@ -97,7 +130,16 @@ function errorRecord(error: { code: ErrorCode; step: Step; message: string }, at
   return { code: error.code, step: error.step, message: scrubExcerpt(error.message, 1_000), at };
 }
 
-export type AcquireResult = { kind: 'acquired'; entry: LedgerEntry } | { kind: 'done'; entry: LedgerEntry };
+export type AcquireResult =
+  | { kind: 'acquired'; entry: LedgerEntry }
+  | { kind: 'done'; entry: LedgerEntry }
+  | { kind: 'offboarded'; entry: LedgerEntry };
+
+/** A lease on a user the ledger already knows (lifecycle steps): absent and offboarded users are said so, not leased. */
+export type ExistingLeaseResult =
+  | { kind: 'acquired'; entry: LedgerEntry }
+  | { kind: 'missing' }
+  | { kind: 'offboarded'; entry: LedgerEntry };
 
 export class Ledger {
   readonly tableName: string;
@@ -190,7 +232,7 @@ export class Ledger {
             'attempts = if_not_exists(attempts, :zero) + :one, authIds = if_not_exists(authIds, :empty), pending = if_not_exists(pending, :empty), ' +
             'enabled = if_not_exists(enabled, :false), createdAt = if_not_exists(createdAt, :at), updatedAt = :at',
           ConditionExpression:
-            'attribute_not_exists(#sub) OR (#status <> :enabled AND (attribute_not_exists(leaseUntil) OR leaseUntil < :now OR leaseOwner = :owner))',
+            'attribute_not_exists(#sub) OR (#status <> :enabled AND #status <> :offboarded AND (attribute_not_exists(leaseUntil) OR leaseUntil < :now OR leaseOwner = :owner))',
           ExpressionAttributeNames: { '#status': 'status', '#sub': 'sub', '#source': 'source' },
           ExpressionAttributeValues: {
             ':username': info.username,
@@ -198,6 +240,7 @@ export class Ledger {
             ':source': info.source,
             ':inProgress': 'in_progress',
             ':enabled': 'enabled',
+            ':offboarded': 'offboarded',
             ':owner': owner,
             ':until': now + leaseMs,
             ':now': now,
@@ -215,12 +258,68 @@ export class Ledger {
       if (!(e instanceof ConditionalCheckFailedException)) throw classifyAwsFailure(e, 'ledger', 'taking the user lease', 'INTERNAL');
       const entry = await this.get(key);
       if (entry?.status === 'enabled') return { kind: 'done', entry };
+      if (entry?.status === 'offboarded') return { kind: 'offboarded', entry };
       throw new ImportError(
         'USER_BUSY',
         'ledger',
         `another delivery is importing this user (lease until ${entry?.leaseUntil ? new Date(entry.leaseUntil).toISOString() : 'unknown'}); will retry`,
       );
     }
+  }
+
+  /**
+   * Takes the lease of a user the ledger knows, whatever its status but `offboarded` (lifecycle
+   * steps work on enabled users). Leaves the status alone: `status` keeps saying what the user
+   * is, the lease says someone is working on it.
+   */
+  async acquireExisting(key: UserKey, owner: string, leaseMs: number): Promise<ExistingLeaseResult> {
+    const now = this.now();
+    try {
+      const out = await this.doc.send(
+        new UpdateCommand({
+          TableName: this.tableName,
+          Key: key,
+          UpdateExpression: 'SET leaseOwner = :owner, leaseUntil = :until, updatedAt = :at',
+          ConditionExpression:
+            'attribute_exists(#sub) AND #status <> :offboarded AND (attribute_not_exists(leaseUntil) OR leaseUntil < :now OR leaseOwner = :owner)',
+          ExpressionAttributeNames: { '#status': 'status', '#sub': 'sub' },
+          ExpressionAttributeValues: {
+            ':owner': owner,
+            ':until': now + leaseMs,
+            ':now': now,
+            ':offboarded': 'offboarded',
+            ':at': new Date(now).toISOString(),
+          },
+          ReturnValues: 'ALL_NEW',
+        }),
+      );
+      return { kind: 'acquired', entry: LedgerEntrySchema.parse(out.Attributes) };
+    } catch (e) {
+      if (!(e instanceof ConditionalCheckFailedException)) throw classifyAwsFailure(e, 'ledger', 'taking the user lease', 'INTERNAL');
+      const entry = await this.get(key);
+      if (!entry) return { kind: 'missing' };
+      if (entry.status === 'offboarded') return { kind: 'offboarded', entry };
+      throw new ImportError(
+        'USER_BUSY',
+        'ledger',
+        `another delivery is working on this user (lease until ${entry.leaseUntil ? new Date(entry.leaseUntil).toISOString() : 'unknown'}); will retry`,
+      );
+    }
+  }
+
+  /**
+   * One write by the lease holder (lifecycle steps record their progress with it): fails with
+   * USER_BUSY if the lease was lost. `:at` (now) and `:owner` are provided.
+   */
+  writeLeased(
+    key: UserKey,
+    owner: string,
+    expression: string,
+    names: Record<string, string>,
+    values: Record<string, unknown>,
+    extraCondition?: string,
+  ): Promise<LedgerEntry> {
+    return this.update(key, owner, expression, names, values, extraCondition);
   }
 
   /**

@@ -34,6 +34,9 @@ export const WORKER_METRIC = {
   trayCallMs: 'TrayCallMs',
 } as const;
 
+/** What the worker counts per lifecycle message done (Count; dimension `component` = import-worker). */
+export const LIFECYCLE_METRIC = { offboard: 'Offboarded', rotate: 'Rotated', upgrade: 'Upgraded' } as const;
+
 /** The trigger's one metric: a confirmed sign-up it could not enqueue. */
 export const TRIGGER_METRIC = { enqueueFailed: 'EnqueueFailed' } as const;
 
