@@ -28,8 +28,8 @@ import { traySchemaSdl } from './schema.js';
 import {
   type NewSolutionVersion,
   type SeedSolution,
-  type SolutionVersionRow,
   type Snapshot,
+  type SolutionVersionRow,
   type TokenIdentity,
   TrayState,
 } from './state.js';
