@@ -10,6 +10,7 @@ import { DEFAULT_OLDER_THAN_MINUTES, runReconcile } from './commands/reconcile.j
 import { runRedrive, runRedriveCancel, runRedriveStatus } from './commands/redrive.js';
 import { runStatus } from './commands/status.js';
 import { runAttachTrigger, runDetachTrigger } from './commands/trigger.js';
+import { runUpgrade } from './commands/upgrade.js';
 import type { CliDeps, CommandResult, GlobalOptions } from './context.js';
 import { CliError, type ExitCode } from './toolkit/errors.js';
 import { collect, number } from './toolkit/flags.js';
@@ -291,6 +292,25 @@ export function buildProgram(deps: CliDeps, onResult: (code: ExitCode) => void):
     ),
   ).action(actWithArg(runImportUser));
 
+  withMasterToken(
+    withDryRun(
+      withQueue(
+        withTable(
+          withPool(
+            program
+              .command('upgrade')
+              .description(
+                "enqueue an upgrade for enabled users on an older plan or solution version; report those whose new version needs the user's input, with their config-wizard link",
+              )
+              .option('--plan <file>', 'the current import plan (JSON)')
+              .option('--embedded-id <id>', "with it, mint each waiting user's one-use config-wizard link (default: env TRAY_EMBEDDED_ID)")
+              .option('--embedded-host <host>', "host of Tray's embedded UI (default: from the plan's region)"),
+          ),
+        ),
+      ),
+    ),
+  ).action(act(runUpgrade));
+
   program.addHelpText(
     'after',
     `
@@ -313,6 +333,7 @@ Examples:
   $ npm run cli -- import-user 3f1c... --plan plan.json
   $ npm run cli -- app-status 3f1c...
   $ npm run cli -- wizard-url 3f1c... --plan plan.json --embedded-id acme   (one-use link, expires in 5 minutes)
+  $ npm run cli -- upgrade --plan plan.json --dry-run
 
 The Tray master token comes from TRAY_MASTER_TOKEN, --master-token-file or
 --master-token-secret (default: the stack's secret), never from a flag value.

@@ -4,6 +4,7 @@ import { asImportError, ImportError, type Step } from './errors.js';
 import { type Ledger, type LedgerEntry, pendingKey, type UserKey } from './ledger.js';
 import type { QueueMessage } from './message.js';
 import type { ImportPlan } from './plan.js';
+import { planVersion } from './plan-version.js';
 import { type RenderedAuth, type RenderedImport, renderImport } from './render.js';
 import { isFinal, withRetry } from './retry.js';
 import type { SecretReader } from './secrets.js';
@@ -204,7 +205,7 @@ class UserImport {
     for (const auth of this.rendered.auths) await this.again('createUserAuthentication', () => this.ensureAuth(auth));
     const instanceId = await this.again('createSolutionInstance', () => this.ensureInstance());
     await this.enable(instanceId);
-    return this.deps.ledger.recordEnabled(this.key, this.owner);
+    return this.deps.ledger.recordEnabled(this.key, this.owner, planVersion(this.deps.plan));
   }
 
   private async ensureTrayUser(): Promise<string> {

@@ -86,9 +86,15 @@ export const LedgerEntrySchema = z.object({
     )
     .default({}),
   lastRotatedAt: z.string().optional(),
-  /** The plan version (shared/plan.ts planVersion) the instance was created or last upgraded with. */
+  /** The plan version (shared/plan-version.ts planVersion) the instance was enabled or last upgraded with. */
   planVersion: z.string().optional(),
   upgradedAt: z.string().optional(),
+  /**
+   * When an upgrade found that Tray's new solution version needs the end user's input
+   * (`requiresUserInputToUpdateVersion`): not upgraded; the user is to be sent to the config
+   * wizard. Removed by the next completed upgrade.
+   */
+  upgradeNeedsUser: z.string().optional(),
   /** Tray's expired-auth notifications, by auth id: when, and what was done (re-imported, or alerted for the company to act). */
   expiring: z
     .record(z.string(), z.object({ at: z.string(), service: z.string().optional(), action: z.enum(['reimport', 'alert']) }))
@@ -465,13 +471,17 @@ export class Ledger {
     }
   }
 
-  recordEnabled(key: UserKey, owner: string): Promise<LedgerEntry> {
+  /**
+   * `planVersion` (shared/plan-version.ts): the plan the instance was enabled with, for `upgrade`.
+   * Optional only so that tests seeding entries need not invent one; the import always passes it.
+   */
+  recordEnabled(key: UserKey, owner: string, planVersion?: string): Promise<LedgerEntry> {
     return this.update(
       key,
       owner,
-      'SET #status = :enabled, enabled = :true, enabledAt = :at, updatedAt = :at REMOVE leaseOwner, leaseUntil, lastError',
+      `SET #status = :enabled, enabled = :true, enabledAt = :at, updatedAt = :at${planVersion === undefined ? '' : ', planVersion = :planVersion'} REMOVE leaseOwner, leaseUntil, lastError`,
       { '#status': 'status' },
-      { ':enabled': 'enabled', ':true': true },
+      { ':enabled': 'enabled', ':true': true, ...(planVersion === undefined ? {} : { ':planVersion': planVersion }) },
     );
   }
 
