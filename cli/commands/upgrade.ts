@@ -2,7 +2,6 @@ import { checkLinkSettings, createAppView } from '../../shared/app-view.js';
 import type { LedgerEntry } from '../../shared/ledger.js';
 import { buildLifecycleMessage, type LifecycleMessage } from '../../shared/lifecycle/message.js';
 import { upgradePlanProblems } from '../../shared/lifecycle/upgrade-values.js';
-import type { QueueMessage } from '../../shared/message.js';
 import { planVersion } from '../../shared/plan-version.js';
 import { scrub } from '../../shared/redact.js';
 import type { TraySolutionInstance } from '../../shared/tray/operations.js';
@@ -169,8 +168,7 @@ export async function runUpgrade(options: UpgradeOptions, deps?: CliDeps): Promi
 
       if (!options.dryRun) {
         for (const batch of chunks(toSend, SQS_BATCH_SIZE)) {
-          // sendBatch reads only `sub` and `username` besides sending the body as JSON.
-          const outcome = await sendBatch(ctx.sqs, queueUrl, batch as unknown as QueueMessage[], { sleep: ctx.sleep });
+          const outcome = await sendBatch(ctx.sqs, queueUrl, batch, { sleep: ctx.sleep });
           summary.enqueued += outcome.sent.length;
           summary.failed.push(...outcome.failed);
         }
