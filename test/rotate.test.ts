@@ -240,3 +240,49 @@ describe('rotate: a crash after each ledger write resumes without a duplicate or
     });
   });
 });
+
+describe('rotate: per-company plans rotate the company entry once for all its members', () => {
+  const companyPlan = parsePlan({ ...plan, trayUserPer: 'company', externalUserId: '{{custom:tenant_id}}' });
+  let h: Harness;
+  let stop = false;
+  let polling: Promise<void>;
+  beforeAll(async () => {
+    h = await startHarness({ plan: companyPlan });
+    polling = h.poller.runUntil(() => stop, { timeoutMs: Number.POSITIVE_INFINITY, idleWaitMs: 50 });
+  });
+  afterAll(async () => {
+    stop = true;
+    await polling?.catch(() => undefined);
+    await h?.close();
+  });
+
+  it("a member's rotate message rotates the company's auth; a second member's is then skipped", async () => {
+    const company = 'tenant-company-rotate';
+    const members = users.slice(40, 42).map((u) => ({ ...u, attributes: { ...u.attributes, 'custom:tenant_id': company } }));
+    for (const m of members) {
+      await h.send(h.messageFor(m));
+      await waitForEnabled(h, m, 60_000);
+    }
+    const companyKey = { userPoolId: `${DEMO_USER_POOL_ID}#company`, sub: company };
+    const before = (await h.ledger.get(companyKey))!;
+    const apiKey = `company-api-key-${Math.random().toString(36).slice(2)}${Math.random().toString(36).slice(2)}`;
+    await putSecret(h, apiKey);
+    await h.send(JSON.stringify(rotateMessage(members[0]!)));
+    await h.drain(60_000);
+    const after = (await h.ledger.get(companyKey))!;
+    expect(after.lastRotatedAt).toBeDefined();
+    expect(after.authIds[SLOT]).not.toBe(before.authIds[SLOT]);
+    const snap = h.stack.tray!.snapshot();
+    const trayUser = snap.users.find((u) => u.externalUserId === company)!;
+    const auths = snap.authentications.filter((a) => a.userId === trayUser.id);
+    expect(auths.map((a) => a.id)).toEqual([after.authIds[SLOT]]);
+    expect((auths[0]!.data as { api_key: string }).api_key).toBe(apiKey);
+
+    // The other member's message, requested before that rotation began, finds it done.
+    const creates = h.stack.tray!.countsByOperation().createUserAuthentication ?? 0;
+    await h.send(JSON.stringify(rotateMessage(members[1]!, before.updatedAt)));
+    await h.drain(30_000);
+    expect(h.stack.tray!.countsByOperation().createUserAuthentication ?? 0).toBe(creates);
+    expect(await h.dlqMessages()).toEqual([]);
+  });
+});

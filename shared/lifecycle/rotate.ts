@@ -112,6 +112,9 @@ export async function rotateUser(message: LifecycleMessage, deps: RotateDeps): P
 
   const memberKey: UserKey = { userPoolId: message.userPoolId, sub: message.sub };
   let key = memberKey;
+  // Whose attributes a credential field or a per-user secret id renders from: the message's user
+  // (for a company, the member asking, as its first member's were at the import).
+  let identity: Identity | undefined;
   if (plan.trayUserPer === 'company') {
     // The Tray objects are the company's: rotate its entry (one rotation serves every member).
     const member = await deps.ledger.get(memberKey);
@@ -120,6 +123,7 @@ export async function rotateUser(message: LifecycleMessage, deps: RotateDeps): P
     const company = member.company?.slice(member.company.indexOf('/') + 1);
     if (!company) return { outcome: 'skipped', reason: 'user is not a member of an imported company yet', entry: member };
     key = companyLedgerKey(message.userPoolId, company);
+    identity = { sub: member.sub, username: member.username, email: member.email };
   }
 
   const owner = randomUUID();
@@ -138,7 +142,13 @@ export async function rotateUser(message: LifecycleMessage, deps: RotateDeps): P
 
   // Per-company plans: the members' entries keep a copy of the company's ids from their import
   // (shared/ledger.ts recordMember); the company's entry is the one that is current.
-  const run = new Rotation(deps, key, owner, lease.entry);
+  const run = new Rotation(
+    deps,
+    key,
+    owner,
+    lease.entry,
+    identity ?? { sub: lease.entry.sub, username: lease.entry.username, email: lease.entry.email },
+  );
   try {
     return await run.execute(message, requested);
   } finally {
@@ -146,6 +156,9 @@ export async function rotateUser(message: LifecycleMessage, deps: RotateDeps): P
     await deps.ledger.release(key, owner).catch(() => undefined);
   }
 }
+
+/** The attributes the ledger holds for a user. */
+type Identity = { sub: string; username: string; email?: string | undefined };
 
 class Rotation {
   private userToken: string | undefined;
@@ -158,6 +171,7 @@ class Rotation {
     private readonly key: UserKey,
     private readonly owner: string,
     private entry: LedgerEntry,
+    private readonly identity: Identity,
   ) {}
 
   async execute(message: LifecycleMessage, requested: string[]): Promise<LifecycleOutcome> {
@@ -248,7 +262,7 @@ class Rotation {
         .filter((a) => a.externalId === slot || this.entry.authIds[a.externalId] !== undefined)
         .map((a) => ({
           externalId: a.externalId,
-          authId: a.externalId === slot ? (newAuthId) : (this.entry.authIds[a.externalId] as string),
+          authId: a.externalId === slot ? newAuthId : (this.entry.authIds[a.externalId] as string),
         }));
       await this.asUser((t) => tray.repointSolutionInstance(t, this.entry.instanceId as string, authValues));
       this.entry = await ledger.writeLeased(
@@ -343,14 +357,14 @@ class Rotation {
   }
 
   private render(template: string): string {
-    // Per-user templates use only {{sub}} (shared/plan.ts). A company's secret is its first member's: the entry's sub is the company id.
-    const result = renderTemplate(template, { sub: this.key.sub });
+    // Per-user templates use only {{sub}} (shared/plan.ts).
+    const result = renderTemplate(template, { sub: this.identity.sub });
     if (!result.ok) throw new ImportError('PLAN_INVALID', 'plan', `cannot render secret id template "${template}" for a rotation`);
     return result.value;
   }
 
   private async attribute(name: string, slot: string, field: string): Promise<string> {
-    const known: Record<string, string | undefined> = { sub: this.key.sub, username: this.entry.username, email: this.entry.email };
+    const known: Record<string, string | undefined> = { ...this.identity };
     if (Object.hasOwn(known, name) && known[name] !== undefined) return known[name];
     if (this.deps.userAttributes) this.attributes ??= await this.deps.userAttributes(this.key);
     const value = this.attributes && Object.hasOwn(this.attributes, name) ? this.attributes[name] : undefined;
@@ -358,7 +372,7 @@ class Rotation {
       throw new ImportError(
         'MISSING_ATTRIBUTE',
         'plan',
-        `rotate: slot "${slot}" field "${field}" comes from attribute "${name}", which the worker does not have (the ledger holds sub, username, email); run "rotate --user ${this.key.sub} --now", which reads Cognito, or source the field from the secret`,
+        `rotate: slot "${slot}" field "${field}" comes from attribute "${name}", which the worker does not have (the ledger holds sub, username, email); run "rotate --user ${this.identity.sub} --now", which reads Cognito, or source the field from the secret`,
       );
     }
     return value;
