@@ -8,6 +8,7 @@ import { runImportUser } from './commands/import-user.js';
 import { runPreflight } from './commands/preflight.js';
 import { DEFAULT_OLDER_THAN_MINUTES, runReconcile } from './commands/reconcile.js';
 import { runRedrive, runRedriveCancel, runRedriveStatus } from './commands/redrive.js';
+import { runRotate } from './commands/rotate.js';
 import { runStatus } from './commands/status.js';
 import { runAttachTrigger, runDetachTrigger } from './commands/trigger.js';
 import { runUpgrade } from './commands/upgrade.js';
@@ -310,6 +311,29 @@ export function buildProgram(deps: CliDeps, onResult: (code: ExitCode) => void):
       ),
     ),
   ).action(act(runUpgrade));
+
+  withMasterToken(
+    withDryRun(
+      withQueue(
+        withTable(
+          withPool(
+            program
+              .command('rotate')
+              .description(
+                'replace credentials in Tray after a secret changed: --user SUB [--slot ID] | --all | --secret ID (enqueued; --now runs one user here)',
+              )
+              .option('--user <sub>', "one user's Cognito sub")
+              .option('--slot <externalId>', 'only this auth slot (repeatable)', collect)
+              .option('--all', 'every enabled user')
+              .option('--secret <id>', 'every enabled user, the slots reading this secret')
+              .option('--now', "rotate --user here, with the worker's workflow, instead of enqueueing")
+              .option('--rate <perSecond>', "messages per second when enqueueing many (default: the Tray budget's worth)", number)
+              .option('--plan <file>', 'import plan (JSON)'),
+          ),
+        ),
+      ),
+    ),
+  ).action(act(runRotate));
 
   program.addHelpText(
     'after',
