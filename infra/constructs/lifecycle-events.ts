@@ -121,7 +121,7 @@ export class LifecycleEvents extends Construct {
         treatMissingData: TreatMissingData.NOT_BREACHING,
       }).addAlarmAction(new SnsAction(props.topic));
     alarm(
-      'EventsDeadLettered',
+      'LifecycleEventsDeadLettered',
       'A lifecycle event (a Cognito user deletion) could not be processed: read the lifecycle-events DLQ, then run `offboard --deleted` (docs/operators.md).',
       this.deadLetterQueue.metricApproximateNumberOfMessagesVisible({ period: Duration.minutes(5), statistic: 'Maximum' }),
     );
