@@ -251,6 +251,25 @@ describe('offboarding (remove) under faults', () => {
     expectNothingLeft(h, user, before.trayUserId);
   });
 
+  it.concurrent('a Tray user removed outside this tool: the entry ends offboarded; the auths no token reaches are left (and named)', async () => {
+    const user = nextUser();
+    const before = await imported(h, user);
+    const removed = await fetch(h.stack.tray!.url, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', authorization: `Bearer ${h.secrets.masterToken}` },
+      body: JSON.stringify({
+        query: 'mutation ($input: RemoveExternalUserInput!) { removeExternalUser(input: $input) { clientMutationId } }',
+        variables: { input: { userId: before.trayUserId } },
+      }),
+    });
+    expect(removed.status).toBe(200);
+    await h.send(JSON.stringify(offboardMessage(user)));
+    const entry = await waitForStatus(h, user, 'offboarded');
+    expectOffboardedOnce(entry);
+    // The stand-in keeps a removed user's auths (Tray does not document that they go): the outcome names them.
+    expect(h.stack.tray!.snapshot().authentications.filter((a) => a.userId === before.trayUserId)).toHaveLength(2);
+  });
+
   it('dead-lettered nobody', async () => {
     await h.drain(120_000);
     expect(await h.dlqMessages()).toEqual([]);

@@ -97,7 +97,10 @@ async function runLeased(key: UserKey, owner: string, entry: LedgerEntry, deps: 
     const done = await run.execute();
     const detail = member
       ? "company member offboarded; the company's shared Tray objects stay for its other members"
-      : `offboarded (${policy}${run.steps.length > 0 ? `: ${run.steps.join(', ')}` : ''})`;
+      : `offboarded (${policy}${run.steps.length > 0 ? `: ${run.steps.join(', ')}` : ''})` +
+        (run.unreachable.length > 0
+          ? `; the Tray user was already gone, so its auths ${run.unreachable.join(', ')} could not be reached: remove them in Tray`
+          : '');
     return { outcome: 'done', entry: done, detail };
   } catch (e) {
     const error = asImportError(e, 'lifecycle');
@@ -125,6 +128,8 @@ function sentIn(mark: LedgerEntry['pending'][string] | undefined): string | unde
 class Offboarding {
   /** The Tray steps this delivery did (for the log). */
   readonly steps: string[] = [];
+  /** Auths left behind because their Tray user was already gone (no token reaches them): said in the outcome's detail. */
+  readonly unreachable: string[] = [];
   private userToken: string | undefined;
   private trayUserGone = false;
 
@@ -164,6 +169,7 @@ class Offboarding {
       const step = OFFBOARD_STEP.auth(slot);
       if (this.isDone(step)) continue;
       const answer = await this.asUser((token) => tray.removeAuthentication(token, authId));
+      if (this.trayUserGone) this.unreachable.push(authId);
       await this.record(step, authId, answer);
     }
     const trayUserId = this.entry.trayUserId;
