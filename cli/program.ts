@@ -5,6 +5,7 @@ import { runAppStatus, runWizardUrl } from './commands/app-view.js';
 import { runBackfill } from './commands/backfill.js';
 import { runDlqDelete, runDlqExport, runDlqList } from './commands/dlq.js';
 import { runImportUser } from './commands/import-user.js';
+import { runOffboard } from './commands/offboard.js';
 import { runPreflight } from './commands/preflight.js';
 import { DEFAULT_OLDER_THAN_MINUTES, runReconcile } from './commands/reconcile.js';
 import { runRedrive, runRedriveCancel, runRedriveStatus } from './commands/redrive.js';
@@ -335,6 +336,29 @@ export function buildProgram(deps: CliDeps, onResult: (code: ExitCode) => void):
     ),
   ).action(act(runRotate));
 
+  withMasterToken(
+    withDryRun(
+      withQueue(
+        withTable(
+          withPool(
+            program
+              .command('offboard')
+              .description(
+                "apply the plan's offboarding policy to deleted users (enqueue, or --now); --deleted finds users deleted from Cognito",
+              )
+              .argument('[subs...]', "the users' Cognito subs")
+              .option('--deleted', 'every ledger user whose Cognito user no longer exists (the catch-all for missed deletion events)')
+              .option('--now', "run the worker's offboarding workflow in this process instead of enqueueing")
+              .option('--plan <file>', 'import plan (JSON): its offboarding policy (for --now and --dry-run)')
+              .option('--rate <n>', 'with --deleted: Cognito AdminGetUser calls per second (default 10)', number),
+          ),
+        ),
+      ),
+    ),
+  ).action(async (subs: string[], _opts: unknown, cmd: Command) => {
+    onResult((await runOffboard(subs, options(cmd), deps)).exitCode);
+  });
+
   program.addHelpText(
     'after',
     `
@@ -355,6 +379,8 @@ Examples:
   $ npm run cli -- attach-trigger --user-pool-id eu-west-1_AbC --dry-run
   $ npm run cli -- detach-trigger --user-pool-id eu-west-1_AbC
   $ npm run cli -- import-user 3f1c... --plan plan.json
+  $ npm run cli -- offboard 3f1c... --plan plan.json --dry-run
+  $ npm run cli -- offboard --deleted             (users deleted from Cognito whose deletion event was missed)
   $ npm run cli -- app-status 3f1c...
   $ npm run cli -- wizard-url 3f1c... --plan plan.json --embedded-id acme   (one-use link, expires in 5 minutes)
   $ npm run cli -- upgrade --plan plan.json --dry-run

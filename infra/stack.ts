@@ -16,6 +16,7 @@ import { warnOnCredentialAttributes } from './constructs/attribute-trust.js';
 import { ImportGuards } from './constructs/import-guards.js';
 import { ImportQueues } from './constructs/import-queues.js';
 import { BundledFunction } from './constructs/lambda-function.js';
+import { LifecycleEvents } from './constructs/lifecycle-events.js';
 import { ScheduledReconcile } from './constructs/scheduled-reconcile.js';
 import { nagResourceString, secretResources } from './secret-grants.js';
 
@@ -42,6 +43,7 @@ export class TrayAuthImportStack extends Stack {
   readonly postConfirmation: BundledFunction;
   readonly alarms: ImportAlarms;
   readonly userPool?: UserPool;
+  readonly lifecycleEvents: LifecycleEvents;
 
   constructor(scope: Construct, id: string, props: TrayAuthImportStackProps) {
     super(scope, id, props);
@@ -275,6 +277,15 @@ export class TrayAuthImportStack extends Stack {
       topic: this.alarms.topic,
       deadLetterQueue,
       maxImportsPerHour: config.maxImportsPerHour,
+    });
+    this.lifecycleEvents = new LifecycleEvents(this, 'LifecycleEvents', {
+      stackName: config.stackName,
+      userPoolId,
+      queue,
+      table: this.table,
+      logRetention,
+      ...network,
+      topic: this.alarms.topic,
     });
     if (config.reconcileSchedule) {
       new ScheduledReconcile(this, 'ScheduledReconcile', {

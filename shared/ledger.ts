@@ -11,6 +11,7 @@ import * as z from 'zod';
 import { classifyAwsFailure } from './aws-errors.js';
 import { type ErrorCode, ImportError, type Step } from './errors.js';
 import type { MessageSource } from './message.js';
+import { type OffboardPolicy, OffboardPolicySchema } from './plan.js';
 import { scrubExcerpt } from './redact.js';
 import { ServerClock } from './server-clock.js';
 
@@ -32,9 +33,8 @@ export const LEDGER_KEY = { partitionKey: 'userPoolId', sortKey: 'sub' } as cons
 /** `offboarded`: the Cognito user was deleted and the plan's offboarding policy applied; terminal (an import message for the user is then skipped). */
 export const LedgerStatusSchema = z.enum(['in_progress', 'retrying', 'enabled', 'failed', 'offboarded']);
 
-/** What offboarding does in Tray: `remove` the instance, then the auths, then the Tray user; `disable` the instance; `keep` everything. */
-export const OffboardPolicySchema = z.enum(['remove', 'disable', 'keep']);
-export type OffboardPolicy = z.infer<typeof OffboardPolicySchema>;
+/** Defined with the plan's `offboarding` field (shared/plan.ts), re-exported for the ledger's readers. */
+export { type OffboardPolicy, OffboardPolicySchema };
 
 export const LedgerEntrySchema = z.object({
   userPoolId: z.string(),
@@ -326,6 +326,46 @@ export class Ledger {
     extraCondition?: string,
   ): Promise<LedgerEntry> {
     return this.update(key, owner, expression, names, values, extraCondition);
+  }
+
+  /**
+   * Offboarding a user the ledger does not know yet (deleted before their import message ran):
+   * writes an `offboarded` entry, so that the import message, when it comes, is skipped and the
+   * user never appears half-imported in Tray. Only where no entry exists: answers `exists` when
+   * one does (an import took the user meanwhile), and the caller then offboards it normally.
+   */
+  async recordOffboardedTombstone(
+    key: UserKey,
+    info: { username?: string | undefined; policy: OffboardPolicy },
+  ): Promise<{ kind: 'written'; entry: LedgerEntry } | { kind: 'exists' }> {
+    const at = new Date(this.now()).toISOString();
+    try {
+      const out = await this.doc.send(
+        new UpdateCommand({
+          TableName: this.tableName,
+          Key: key,
+          UpdateExpression:
+            'SET username = :username, #status = :offboarded, enabled = :false, authIds = :empty, pending = :empty, attempts = :zero, ' +
+            '#offboard = :offboard, offboardedAt = :at, createdAt = :at, updatedAt = :at',
+          ConditionExpression: 'attribute_not_exists(#sub)',
+          ExpressionAttributeNames: { '#status': 'status', '#sub': 'sub', '#offboard': 'offboard' },
+          ExpressionAttributeValues: {
+            ':username': info.username ?? key.sub,
+            ':offboarded': 'offboarded',
+            ':false': false,
+            ':empty': {},
+            ':zero': 0,
+            ':offboard': { policy: info.policy, startedAt: at, done: [] },
+            ':at': at,
+          },
+          ReturnValues: 'ALL_NEW',
+        }),
+      );
+      return { kind: 'written', entry: LedgerEntrySchema.parse(out.Attributes) };
+    } catch (e) {
+      if (e instanceof ConditionalCheckFailedException) return { kind: 'exists' };
+      throw classifyAwsFailure(e, 'ledger', 'writing the ledger', 'INTERNAL');
+    }
   }
 
   /**

@@ -20,7 +20,7 @@ export const METRICS_NAMESPACE = 'TrayAuthImport';
  * The `component` dimension of each function's metrics (and the `component` key of its logs).
  * The worker's metrics also carry `service`: the stack's name (its POWERTOOLS_SERVICE_NAME).
  */
-export const METRIC_COMPONENT = { worker: 'import-worker', trigger: 'post-confirmation' } as const;
+export const METRIC_COMPONENT = { worker: 'import-worker', trigger: 'post-confirmation', lifecycleEvents: 'lifecycle-events' } as const;
 
 /** What the import worker counts, per record outcome (Count), and the time of each Tray call (Milliseconds). */
 export const WORKER_METRIC = {
@@ -36,6 +36,9 @@ export const WORKER_METRIC = {
 
 /** What the worker counts per lifecycle message done (Count; dimension `component` = import-worker). */
 export const LIFECYCLE_METRIC = { offboard: 'Offboarded', rotate: 'Rotated', upgrade: 'Upgraded' } as const;
+
+/** What the lifecycle-events function counts (Count; dimension `component` = lifecycle-events): a deleted Cognito user it could not resolve to a sub (runbook: `offboard --deleted`). */
+export const LIFECYCLE_EVENTS_METRIC = { offboardUnresolved: 'OffboardUnresolved' } as const;
 
 /** The trigger's one metric: a confirmed sign-up it could not enqueue. */
 export const TRIGGER_METRIC = { enqueueFailed: 'EnqueueFailed' } as const;

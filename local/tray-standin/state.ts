@@ -245,11 +245,15 @@ export class TrayState {
     return row;
   }
 
-  /** Removes the user with everything it owns; its tokens die with it (identify checks the user). */
+  /**
+   * Removes the user and its instances (Tray's reference: removeExternalUser "also disables and
+   * deletes the user's instances"); its tokens die with it (identify checks the user). Its auths
+   * stay: Tray does not document that they go with the user, so the stand-in assumes the costly
+   * case, and offboarding must remove them first (test/offboard.test.ts proves it does).
+   */
   removeUser(userId: string): void {
     this.users.delete(userId);
     for (const [id, i] of this.instances) if (i.owner === userId) this.instances.delete(id);
-    for (const [id, a] of this.auths) if (a.userId === userId) this.auths.delete(id);
   }
 
   snapshot(): Snapshot {
