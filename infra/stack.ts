@@ -18,6 +18,7 @@ import { ImportQueues } from './constructs/import-queues.js';
 import { BundledFunction } from './constructs/lambda-function.js';
 import { LifecycleEvents } from './constructs/lifecycle-events.js';
 import { ScheduledReconcile } from './constructs/scheduled-reconcile.js';
+import { SecretChangeEvents } from './constructs/secret-change-events.js';
 import { nagResourceString, secretResources } from './secret-grants.js';
 
 /** Kept for infra/build.ts until it imports shared/names.ts itself. */
@@ -286,6 +287,12 @@ export class TrayAuthImportStack extends Stack {
       logRetention,
       ...network,
       topic: this.alarms.topic,
+    });
+    // Secret changes go to the same function: it maps a secret to the users whose credentials read it.
+    new SecretChangeEvents(this, 'SecretChangeEvents', {
+      plan,
+      target: this.lifecycleEvents.function,
+      deadLetterQueue: this.lifecycleEvents.deadLetterQueue,
     });
     if (config.reconcileSchedule) {
       new ScheduledReconcile(this, 'ScheduledReconcile', {

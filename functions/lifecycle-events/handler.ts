@@ -1,11 +1,14 @@
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { SendMessageCommand, SQSClient } from '@aws-sdk/client-sqs';
 import { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
+import type { Context } from 'aws-lambda';
+import { Ledger } from '../../shared/ledger.js';
 import { createLogger, createMetrics, MetricUnit } from '../../shared/logging.js';
 import { LIFECYCLE_EVENTS_METRIC, METRIC_COMPONENT } from '../../shared/names.js';
 import { COGNITO_EVENT_SOURCE, cognitoDeleteRoute } from './cognito.js';
 import { dynamoDeletedUserLookup } from './ledger-lookup.js';
 import { createRouter, type EventRoutes, type LifecycleEvent } from './router.js';
+import { SECRETS_EVENT_SOURCE, secretChangeRoute } from './secrets.js';
 import { loadLifecycleEventsSettings } from './settings.js';
 
 /**
@@ -23,7 +26,10 @@ export function createLifecycleEventsHandler(deps: LifecycleEventsDeps = {}) {
   const logger = createLogger(METRIC_COMPONENT.lifecycleEvents);
   const metrics = createMetrics(METRIC_COMPONENT.lifecycleEvents);
   const sqs = deps.sqs ?? new SQSClient({});
-  const doc = DynamoDBDocumentClient.from(deps.dynamodb ?? new DynamoDBClient({}));
+  const dynamodb = deps.dynamodb ?? new DynamoDBClient({});
+  const doc = DynamoDBDocumentClient.from(dynamodb);
+  // The invocation's context, for routes that stop before the Lambda deadline.
+  let context: Pick<Context, 'getRemainingTimeInMillis'> | undefined;
   const enqueue = async (message: unknown) => {
     await sqs.send(new SendMessageCommand({ QueueUrl: settings.queueUrl, MessageBody: JSON.stringify(message) }));
   };
@@ -38,10 +44,24 @@ export function createLifecycleEventsHandler(deps: LifecycleEventsDeps = {}) {
       log,
       unresolved: () => metrics.addMetric(LIFECYCLE_EVENTS_METRIC.offboardUnresolved, MetricUnit.Count, 1),
     }),
+    ...(settings.plan
+      ? {
+          [SECRETS_EVENT_SOURCE]: secretChangeRoute({
+            sqs,
+            queueUrl: settings.queueUrl,
+            ledger: new Ledger({ tableName: settings.ledgerTable, client: dynamodb }),
+            plan: settings.plan,
+            userPoolId: settings.userPoolId,
+            log,
+            remainingMs: () => context?.getRemainingTimeInMillis() ?? 60_000,
+          }),
+        }
+      : {}),
   };
   const route = createRouter(routes, logger.warn.bind(logger));
 
-  return async (event: LifecycleEvent): Promise<void> => {
+  return async (event: LifecycleEvent, invocation?: Pick<Context, 'getRemainingTimeInMillis'>): Promise<void> => {
+    context = invocation;
     try {
       await route(event);
     } finally {
@@ -52,7 +72,7 @@ export function createLifecycleEventsHandler(deps: LifecycleEventsDeps = {}) {
 
 let instance: ReturnType<typeof createLifecycleEventsHandler> | undefined;
 /** Built on the first event (not at import), so that tests can import the routes' wiring with their own settings. */
-export const handler = (event: LifecycleEvent): Promise<void> => {
+export const handler = (event: LifecycleEvent, context?: Pick<Context, 'getRemainingTimeInMillis'>): Promise<void> => {
   instance ??= createLifecycleEventsHandler();
-  return instance(event);
+  return instance(event, context);
 };

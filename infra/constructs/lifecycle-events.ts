@@ -62,7 +62,9 @@ export class LifecycleEvents extends Construct {
     this.function = new BundledFunction(this, 'Function', {
       entry: ENTRIES.lifecycleEvents,
       description: 'Lifecycle events: turns AWS events (Cognito user deletions) into lifecycle messages on the import queue',
-      timeout: Duration.seconds(30),
+      // A shared secret's change fans out rotate messages to every enabled user, paced to the Tray
+      // budget; the function stops before this and EventBridge's retry continues where it stopped.
+      timeout: Duration.minutes(15),
       memorySize: 256,
       logRetention: props.logRetention,
       logKey: props.logKey,
