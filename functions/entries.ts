@@ -6,6 +6,7 @@ export const ENTRIES = {
   importWorker: 'functions/import-worker/handler.ts',
   postConfirmation: 'functions/post-confirmation/handler.ts',
   reconcile: 'functions/reconcile/handler.ts',
+  trayWebhook: 'functions/tray-webhook/handler.ts',
 } as const;
 
 export type EntryName = keyof typeof ENTRIES;

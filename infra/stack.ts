@@ -17,6 +17,7 @@ import { ImportGuards } from './constructs/import-guards.js';
 import { ImportQueues } from './constructs/import-queues.js';
 import { BundledFunction } from './constructs/lambda-function.js';
 import { ScheduledReconcile } from './constructs/scheduled-reconcile.js';
+import { TrayWebhook } from './constructs/tray-webhook.js';
 import { nagResourceString, secretResources } from './secret-grants.js';
 
 /** Kept for infra/build.ts until it imports shared/names.ts itself. */
@@ -288,6 +289,17 @@ export class TrayAuthImportStack extends Stack {
         topic: this.alarms.topic,
       });
     }
+
+    new TrayWebhook(this, 'TrayWebhook', {
+      stackName: config.stackName,
+      plan,
+      table: this.table,
+      queue,
+      userPoolId,
+      topic: this.alarms.topic,
+      logRetention,
+      ...network,
+    });
 
     // ---- Outputs (ids in shared/names.ts, read by the operators' CLI: do not rename) -----------
     const output = (id: StackOutputKey | InfoOutputKey, value: string, description: string) =>
