@@ -1,4 +1,5 @@
 import { randomBytes } from 'node:crypto';
+import { UsageError } from '../../cli/toolkit/errors.js';
 import { loadWebhookConfig } from '../../functions/tray-webhook/settings.js';
 import { createTrayWebhook } from '../../functions/tray-webhook/webhook.js';
 import { type FunctionUrlStandIn, startFunctionUrl } from '../emulators/function-url.js';
@@ -33,6 +34,10 @@ export async function startLocalWebhook(stack: LocalStack, userPoolId: string, p
     WEBHOOK_TOKEN_SECRET_ID: LOCAL_WEBHOOK.tokenSecretName,
   });
   const handler = createTrayWebhook({ config, dynamodb: stack.dynamodb, sqs: stack.sqs, secretsManager: stack.secretsManager });
-  const functionUrl = await startFunctionUrl(handler, { port, functionName: LOCAL_WEBHOOK.functionName });
+  const functionUrl = await startFunctionUrl(handler, { port, functionName: LOCAL_WEBHOOK.functionName }).catch((e: unknown) => {
+    if ((e as { code?: string }).code === 'EADDRINUSE')
+      throw new UsageError(`${(e as Error).message}: another program uses port ${port} (the Tray webhook); pass --base-port`);
+    throw e;
+  });
   return { url: functionUrl.url, tokenSecretName: LOCAL_WEBHOOK.tokenSecretName, functionUrl, close: () => functionUrl.close() };
 }
