@@ -76,8 +76,8 @@ export async function handleExpiring(notification: ExpiredAuthNotification, deps
   const claim = await deps.ledger.recordExpiring(key, notification.authId, info, { unlessSince: windowStart });
   if (claim === 'missing') return { outcome: 'unknown', reason: 'no ledger entry for this user' };
   if (claim === 'recent') {
-    const now2 = await deps.ledger.get(key);
-    return { outcome: 'repeated', key, action: now2?.expiring[notification.authId]?.action ?? decision.action };
+    const current = await deps.ledger.get(key);
+    return { outcome: 'repeated', key, action: current?.expiring[notification.authId]?.action ?? decision.action };
   }
   if (decision.action === 'alert') return { outcome: 'alert', key, slot, reason: decision.reason };
 
