@@ -325,7 +325,10 @@ describe('repeats, unknowns and failures', () => {
     const crashing = { send: () => new Promise(() => undefined) };
     const dying = newWebhook({ sqs: crashing as unknown as SQSClient, now: () => Date.now() - 25 * HOUR });
     void dying.call(event(notification(key.sub, authId)));
-    await vi.waitFor(async () => expect((await ledger().get(key))?.expiring[authId]?.action).toBe('reimport'));
+    await vi.waitFor(async () => expect((await ledger().get(key))?.expiring[authId]?.action).toBe('reimport'), {
+      timeout: 15_000,
+      interval: 50,
+    });
     expect(await drainQueue(stack.sqs)).toEqual([]);
     // Tray's repeat an hour later, within the window: handled already, nothing sent.
     const repeat = await newWebhook({ now: () => Date.now() - 24 * HOUR }).call(event(notification(key.sub, authId)));
