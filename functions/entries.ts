@@ -7,6 +7,7 @@ export const ENTRIES = {
   postConfirmation: 'functions/post-confirmation/handler.ts',
   reconcile: 'functions/reconcile/handler.ts',
   lifecycleEvents: 'functions/lifecycle-events/handler.ts',
+  trayWebhook: 'functions/tray-webhook/handler.ts',
 } as const;
 
 export type EntryName = keyof typeof ENTRIES;

@@ -19,6 +19,7 @@ import { BundledFunction } from './constructs/lambda-function.js';
 import { LifecycleEvents } from './constructs/lifecycle-events.js';
 import { ScheduledReconcile } from './constructs/scheduled-reconcile.js';
 import { SecretChangeEvents } from './constructs/secret-change-events.js';
+import { TrayWebhook } from './constructs/tray-webhook.js';
 import { nagResourceString, secretResources } from './secret-grants.js';
 
 /** Kept for infra/build.ts until it imports shared/names.ts itself. */
@@ -306,6 +307,17 @@ export class TrayAuthImportStack extends Stack {
         topic: this.alarms.topic,
       });
     }
+
+    new TrayWebhook(this, 'TrayWebhook', {
+      stackName: config.stackName,
+      plan,
+      table: this.table,
+      queue,
+      userPoolId,
+      topic: this.alarms.topic,
+      logRetention,
+      ...network,
+    });
 
     // ---- Outputs (ids in shared/names.ts, read by the operators' CLI: do not rename) -----------
     const output = (id: StackOutputKey | InfoOutputKey, value: string, description: string) =>

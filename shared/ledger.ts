@@ -369,6 +369,76 @@ export class Ledger {
   }
 
   /**
+   * Records Tray's expired-auth notification for `authId` (functions/tray-webhook). Written
+   * without the lease, and touching nothing but `expiring.<authId>`: a delivery holding the user
+   * keeps its lease and its own writes. Conditional on the entry existing (a notification never
+   * creates a user) and, with `unlessSince`, on no record of this auth at or after that time:
+   * the claim that makes a repeated notification do nothing twice. Answers `recent` when such a
+   * record exists, `missing` when the entry does not.
+   */
+  async recordExpiring(
+    key: UserKey,
+    authId: string,
+    info: LedgerEntry['expiring'][string],
+    options: { unlessSince?: string } = {},
+  ): Promise<'recorded' | 'recent' | 'missing'> {
+    // Only names and values the expression uses: DynamoDB refuses unused ones.
+    const since = options.unlessSince;
+    const setKey = () =>
+      new UpdateCommand({
+        TableName: this.tableName,
+        Key: key,
+        UpdateExpression: 'SET expiring.#auth = :info',
+        ConditionExpression:
+          'attribute_exists(#sub) AND attribute_exists(expiring)' +
+          (since === undefined ? '' : ' AND (attribute_not_exists(expiring.#auth) OR expiring.#auth.#at < :since)'),
+        ExpressionAttributeNames: { '#sub': 'sub', '#auth': authId, ...(since === undefined ? {} : { '#at': 'at' }) },
+        ExpressionAttributeValues: { ':info': info, ...(since === undefined ? {} : { ':since': since }) },
+      });
+    // Entries written before `expiring` existed lack the map, and DynamoDB cannot set a key of a
+    // map that is not there: the map is then created with this one key, only where it is absent.
+    const createMap = () =>
+      new UpdateCommand({
+        TableName: this.tableName,
+        Key: key,
+        UpdateExpression: 'SET expiring = :map',
+        ConditionExpression: 'attribute_exists(#sub) AND attribute_not_exists(expiring)',
+        ExpressionAttributeNames: { '#sub': 'sub' },
+        ExpressionAttributeValues: { ':map': { [authId]: info } },
+      });
+    // The map may appear between two attempts (a concurrent notification): then setKey decides.
+    for (const command of [setKey(), createMap(), setKey()]) {
+      try {
+        await this.doc.send(command);
+        return 'recorded';
+      } catch (e) {
+        if (!(e instanceof ConditionalCheckFailedException))
+          throw classifyAwsFailure(e, 'ledger', 'recording an expiring auth', 'INTERNAL');
+      }
+    }
+    return (await this.get(key)) ? 'recent' : 'missing';
+  }
+
+  /** Takes back an expiring record written at `at` (its follow-up could not be sent), so a retry of the notification acts again. */
+  async forgetExpiring(key: UserKey, authId: string, at: string): Promise<void> {
+    try {
+      await this.doc.send(
+        new UpdateCommand({
+          TableName: this.tableName,
+          Key: key,
+          UpdateExpression: 'REMOVE expiring.#auth',
+          ConditionExpression: 'expiring.#auth.#at = :at',
+          ExpressionAttributeNames: { '#auth': authId, '#at': 'at' },
+          ExpressionAttributeValues: { ':at': at },
+        }),
+      );
+    } catch (e) {
+      if (e instanceof ConditionalCheckFailedException) return;
+      throw classifyAwsFailure(e, 'ledger', 'taking back an expiring record', 'INTERNAL');
+    }
+  }
+
+  /**
    * Records that a create is about to be sent, and what identifies it (`sent`: the exact
    * externalUserId or name in the request): a retry then looks for exactly that before
    * creating again.

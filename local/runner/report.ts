@@ -134,6 +134,7 @@ export function renderServeHelp(info: ServeInfo): string[] {
     `  Secrets Manager  ${info.secretsManager}`,
   ];
   if (info.tray) lines.push(`  Tray stand-in    ${info.tray}`);
+  if (info.webhook) lines.push(`  Tray webhook     ${info.webhook.url}    (function URL; token: secret ${info.webhook.tokenSecretName})`);
   if (info.cognito)
     lines.push(
       `  Cognito          ${info.cognito.endpoint}    pool ${info.cognito.userPoolId}, app client ${info.cognito.clientId} (cognito-local; the trigger is wired to it)`,
@@ -159,6 +160,14 @@ export function renderServeHelp(info: ServeInfo): string[] {
     lines.push(
       `  ${cognito} cognito-idp sign-up --client-id ${info.cognito.clientId} --username grace --password ${quote(info.cognito.password)} --user-attributes ${attributes.join(' ')}`,
       `  ${cognito} cognito-idp admin-confirm-sign-up --user-pool-id ${info.cognito.userPoolId} --username grace   # Cognito invokes the trigger: one more user, imported by the worker`,
+    );
+  }
+  if (info.webhook && info.tray) {
+    // The token is read from the Secrets Manager stand-in, not printed: the same step as in AWS.
+    const base = info.tray.replace(/\/graphql$/, '');
+    lines.push(
+      `  TOKEN=$(${aws(info.secretsManager)} secretsmanager get-secret-value --secret-id ${info.webhook.tokenSecretName} --query SecretString --output text)`,
+      `  curl -s -X POST ${base}/_standin/notify-expiring -H 'content-type: application/json' -d '{"authId":"${info.webhook.exampleAuthId ?? 'AUTH_ID'}","url":"${info.webhook.url}?token='"$TOKEN"'"}'   # Tray's expired-auth notification: the webhook records it in the ledger, then re-imports or alerts`,
     );
   }
   if (info.exampleMessage) {

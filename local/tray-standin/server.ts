@@ -23,6 +23,7 @@ import {
 } from 'graphql';
 import { firstForbidden, rootFieldName } from './access.js';
 import { FaultInjector, type FaultKind, type FaultRule, faultRuleSchema, RateLimiter } from './faults.js';
+import { notifyExpiring } from './notify.js';
 import { createRootValue } from './resolvers.js';
 import { traySchemaSdl } from './schema.js';
 import {
@@ -365,6 +366,17 @@ export async function startTrayStandIn(opts: TrayStandInOptions): Promise<TraySt
       } catch (e) {
         return send(res, json(409, { error: (e as Error).message }));
       }
+    }
+    if (route === 'POST /_standin/notify-expiring') {
+      // Tray's expired-auth notification for one auth, sent to a webhook (notify.ts).
+      let body: unknown;
+      try {
+        body = JSON.parse((await readBody(req)) ?? '');
+      } catch {
+        return send(res, json(400, { error: 'body must be JSON: {"authId", "url"}' }));
+      }
+      const answer = await notifyExpiring(state, body);
+      return send(res, json(answer.status, answer.body));
     }
     return send(res, json(404, { error: `no route ${route}` }));
   }
