@@ -308,7 +308,7 @@ export class TrayAuthImportStack extends Stack {
       });
     }
 
-    new TrayWebhook(this, 'TrayWebhook', {
+    if (config.trayWebhook) new TrayWebhook(this, 'TrayWebhook', {
       stackName: config.stackName,
       plan,
       table: this.table,

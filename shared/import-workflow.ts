@@ -79,7 +79,7 @@ export type ImportOutcome =
 
 export async function importUser(message: QueueMessage, deps: ImportDeps): Promise<ImportOutcome> {
   const key: UserKey = { userPoolId: message.userPoolId, sub: message.sub };
-  const info = { username: message.username, email: message.attributes.email, source: message.source };
+  const info = { username: message.username, email: message.attributes.email, source: message.source, attributes: message.attributes };
 
   // A stale message of a user already done costs nothing, whatever its content says: the
   // ledger is read before anything that can fail on the message.
@@ -105,7 +105,9 @@ export async function importUser(message: QueueMessage, deps: ImportDeps): Promi
   try {
     const company = await importInto(companyKey, { username: rendered.externalUserId, source: message.source }, rendered, deps);
     if (company.outcome === 'deferred') return company;
-    return { outcome: company.outcome, entry: await deps.ledger.recordMember(key, info, company.entry) };
+    const member = await deps.ledger.recordMember(key, info, company.entry);
+    // Offboarded while the company's import ran: the member stays offboarded.
+    return member.status === 'offboarded' ? { outcome: 'offboarded', entry: member } : { outcome: company.outcome, entry: member };
   } catch (e) {
     const error = asImportError(e, 'ledger');
     if (isFinal(error, deps.lastAttempt === true)) await deps.ledger.recordRejected(key, info, error).catch(() => undefined);

@@ -96,6 +96,11 @@ export const LedgerEntrySchema = z.object({
    */
   upgradeNeedsUser: z.string().optional(),
   /** Tray's expired-auth notifications, by auth id: when, and what was done (re-imported, or alerted for the company to act). */
+  /**
+   * The attributes the plan reads, as the import message carried them (ADR 0005: never
+   * credentials): later steps (rotation, upgrade) render the plan from them without Cognito.
+   */
+  attributes: z.record(z.string(), z.string()).optional(),
   expiring: z
     .record(z.string(), z.object({ at: z.string(), service: z.string().optional(), action: z.enum(['reimport', 'alert']) }))
     .default({}),
@@ -224,7 +229,7 @@ export class Ledger {
     key: UserKey,
     owner: string,
     leaseMs: number,
-    info: { username: string; email?: string | undefined; source: MessageSource },
+    info: { username: string; email?: string | undefined; source: MessageSource; attributes?: Record<string, string> | undefined },
   ): Promise<AcquireResult> {
     const now = this.now();
     const at = new Date(now).toISOString();
@@ -234,7 +239,7 @@ export class Ledger {
           TableName: this.tableName,
           Key: key,
           UpdateExpression:
-            `SET ${IDENTITY_SET(info)}, #status = :inProgress, leaseOwner = :owner, leaseUntil = :until, ` +
+            `SET ${IDENTITY_SET(info)}, ${info.attributes === undefined ? '' : 'attributes = :attributes, '}#status = :inProgress, leaseOwner = :owner, leaseUntil = :until, ` +
             'attempts = if_not_exists(attempts, :zero) + :one, authIds = if_not_exists(authIds, :empty), pending = if_not_exists(pending, :empty), ' +
             'enabled = if_not_exists(enabled, :false), createdAt = if_not_exists(createdAt, :at), updatedAt = :at',
           ConditionExpression:
@@ -244,6 +249,7 @@ export class Ledger {
             ':username': info.username,
             ':email': info.email,
             ':source': info.source,
+            ...(info.attributes === undefined ? {} : { ':attributes': info.attributes }),
             ':inProgress': 'in_progress',
             ':enabled': 'enabled',
             ':offboarded': 'offboarded',
@@ -508,8 +514,11 @@ export class Ledger {
             `SET ${IDENTITY_SET(info)}, #status = :enabled, enabled = :true, company = :company, ` +
             'trayUserId = :user, authIds = :auths, instanceId = :instance, pending = :empty, attempts = if_not_exists(attempts, :zero) + :one, ' +
             'createdAt = if_not_exists(createdAt, :at), updatedAt = :at, enabledAt = if_not_exists(enabledAt, :at) REMOVE lastError',
-          ExpressionAttributeNames: { '#status': 'status', '#source': 'source' },
+          // A member offboarded while the company's import was in flight stays offboarded.
+          ConditionExpression: 'attribute_not_exists(#sub) OR #status <> :offboarded',
+          ExpressionAttributeNames: { '#status': 'status', '#source': 'source', '#sub': 'sub' },
           ExpressionAttributeValues: {
+            ':offboarded': 'offboarded',
             ':username': info.username,
             ':email': info.email,
             ':source': info.source,
@@ -529,6 +538,10 @@ export class Ledger {
       );
       return LedgerEntrySchema.parse(out.Attributes);
     } catch (e) {
+      if (e instanceof ConditionalCheckFailedException) {
+        const entry = await this.get(key);
+        if (entry) return entry;
+      }
       throw classifyAwsFailure(e, 'ledger', 'writing the ledger', 'INTERNAL');
     }
   }

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { demoPlan } from '../local/demo.js';
 import { LedgerEntrySchema } from '../shared/ledger.js';
-import { renderUpgradeValues, upgradePlanProblems } from '../shared/lifecycle/upgrade-values.js';
+import { renderUpgradeValues } from '../shared/lifecycle/upgrade-values.js';
 import type { ImportPlan } from '../shared/plan.js';
 import { canonicalJson, planVersion } from '../shared/plan-version.js';
 
@@ -53,12 +53,16 @@ describe('renderUpgradeValues', () => {
     });
   });
 
+  it('renders other attributes from those the import message carried (ledger `attributes`)', () => {
+    const tenant: ImportPlan = { ...plan, configValues: [{ externalId: 'external_tenant', attribute: 'custom:tenant_id' }] };
+    expect(renderUpgradeValues(tenant, { ...entry, attributes: { 'custom:tenant_id': 'acme-7' } }).configValues).toEqual([
+      { externalId: 'external_tenant', value: 'acme-7' },
+    ]);
+  });
+
   it('refuses, naming the value and the fix, an attribute the ledger does not keep and a slot without an auth', () => {
     const tenant: ImportPlan = { ...plan, configValues: [{ externalId: 'external_tenant', attribute: 'custom:tenant_id' }] };
-    expect(upgradePlanProblems(tenant)).toEqual([
-      expect.stringContaining('configValues[0] ("external_tenant") reads attribute "custom:tenant_id"'),
-    ]);
-    expect(() => renderUpgradeValues(tenant, entry)).toThrow(/literal "value", or re-import/);
+    expect(() => renderUpgradeValues(tenant, entry)).toThrow(/keeps no "custom:tenant_id".*literal "value"/);
     const extraSlot: ImportPlan = {
       ...plan,
       auths: [...plan.auths, { ...plan.auths[0]!, externalId: 'external_billing', serviceId: 'svc-b' }],

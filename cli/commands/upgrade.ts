@@ -1,7 +1,6 @@
 import { checkLinkSettings, createAppView } from '../../shared/app-view.js';
 import type { LedgerEntry } from '../../shared/ledger.js';
 import { buildLifecycleMessage, type LifecycleMessage } from '../../shared/lifecycle/message.js';
-import { upgradePlanProblems } from '../../shared/lifecycle/upgrade-values.js';
 import { planVersion } from '../../shared/plan-version.js';
 import { scrub } from '../../shared/redact.js';
 import type { TraySolutionInstance } from '../../shared/tray/operations.js';
@@ -87,8 +86,6 @@ export async function runUpgrade(options: UpgradeOptions, deps?: CliDeps): Promi
         'upgrade does not handle per-company plans yet ("trayUserPer": "company"): their instances belong to company entries',
       );
     }
-    const problems = upgradePlanProblems(plan);
-    if (problems.length > 0) throw new CliError(`the plan cannot be applied by an upgrade: ${problems.join('; ')}`);
     const embeddedId = options.embeddedId ?? ctx.env.TRAY_EMBEDDED_ID?.trim();
     if (embeddedId) checkLinkSettings({ plan, embeddedId, embeddedHost: options.embeddedHost });
     const userPoolId = await ctx.userPoolId(options.userPoolId);

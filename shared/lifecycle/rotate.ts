@@ -364,7 +364,8 @@ class Rotation {
   }
 
   private async attribute(name: string, slot: string, field: string): Promise<string> {
-    const known: Record<string, string | undefined> = { ...this.identity };
+    // The attributes the import message carried (ledger `attributes`), then sub, username, email.
+    const known: Record<string, string | undefined> = { ...this.entry.attributes, ...this.identity };
     if (Object.hasOwn(known, name) && known[name] !== undefined) return known[name];
     if (this.deps.userAttributes) this.attributes ??= await this.deps.userAttributes(this.key);
     const value = this.attributes && Object.hasOwn(this.attributes, name) ? this.attributes[name] : undefined;
@@ -372,7 +373,7 @@ class Rotation {
       throw new ImportError(
         'MISSING_ATTRIBUTE',
         'plan',
-        `rotate: slot "${slot}" field "${field}" comes from attribute "${name}", which the worker does not have (the ledger holds sub, username, email); run "rotate --user ${this.identity.sub} --now", which reads Cognito, or source the field from the secret`,
+        `rotate: slot "${slot}" field "${field}" comes from attribute "${name}", which the ledger does not hold for this user (it keeps sub, username, email and the attributes the import message carried); run "rotate --user ${this.identity.sub} --now", which reads Cognito, or source the field from the secret`,
       );
     }
     return value;
