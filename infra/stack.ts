@@ -308,16 +308,17 @@ export class TrayAuthImportStack extends Stack {
       });
     }
 
-    if (config.trayWebhook) new TrayWebhook(this, 'TrayWebhook', {
-      stackName: config.stackName,
-      plan,
-      table: this.table,
-      queue,
-      userPoolId,
-      topic: this.alarms.topic,
-      logRetention,
-      ...network,
-    });
+    if (config.trayWebhook)
+      new TrayWebhook(this, 'TrayWebhook', {
+        stackName: config.stackName,
+        plan,
+        table: this.table,
+        queue,
+        userPoolId,
+        topic: this.alarms.topic,
+        logRetention,
+        ...network,
+      });
 
     // ---- Outputs (ids in shared/names.ts, read by the operators' CLI: do not rename) -----------
     const output = (id: StackOutputKey | InfoOutputKey, value: string, description: string) =>

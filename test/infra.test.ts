@@ -16,8 +16,8 @@ import { METRIC_NAMESPACE } from '../functions/post-confirmation/trigger.js';
 import { type BuiltApp, buildApp } from '../infra/build.js';
 import { DeployConfigError, fullBatchSeconds, loadConfigFile, trayCallsPerUser, workerRatePerSecond } from '../infra/config.js';
 import { TRIGGER_METRIC, WORKER_METRICS } from '../infra/constructs/alarms.js';
-import type { TrayWebhook } from '../infra/constructs/tray-webhook.js';
 import { VISIBILITY_TIMEOUT_FACTOR } from '../infra/constructs/import-queues.js';
+import type { TrayWebhook } from '../infra/constructs/tray-webhook.js';
 import { REPO_ROOT, repoPath } from '../infra/paths.js';
 import { secretResources } from '../infra/secret-grants.js';
 import { ImportError } from '../shared/errors.js';
@@ -516,7 +516,9 @@ describe('worker', () => {
     const ledger = allowed(template, ids.workerRole).filter((p) => p.startsWith('dynamodb:'));
     expect(ledger).toEqual([`dynamodb:GetItem on <${ids.table}.Arn>`, `dynamodb:UpdateItem on <${ids.table}.Arn>`]);
     // Only the lifecycle-events function queries (a deleted user's sub by username; asserted in infra-lifecycle-events.test.ts).
-    const policies = Object.entries(template.findResources('AWS::IAM::Policy')).filter(([id]) => !id.startsWith('LifecycleEventsFunctionRoleDefaultPolicy'));
+    const policies = Object.entries(template.findResources('AWS::IAM::Policy')).filter(
+      ([id]) => !id.startsWith('LifecycleEventsFunctionRoleDefaultPolicy'),
+    );
     expect(policies.length).toBeGreaterThan(0);
     expect(JSON.stringify(policies)).not.toMatch(/dynamodb:(Query|Scan|\*)/);
   });
@@ -910,12 +912,18 @@ describe('cdk-nag AwsSolutions', () => {
   it('each acknowledgement is specific and carries a reason; none when the pool is configured to the rules', () => {
     const { stack } = build();
     const acks = acknowledgements(stack);
-    expect(Object.keys(acks).sort()).toEqual(['Annotation::AwsSolutions-COG2', 'Annotation::AwsSolutions-COG8', 'Annotation::AwsSolutions-SMG4']);
+    expect(Object.keys(acks).sort()).toEqual([
+      'Annotation::AwsSolutions-COG2',
+      'Annotation::AwsSolutions-COG8',
+      'Annotation::AwsSolutions-SMG4',
+    ]);
     for (const reason of Object.values(acks)) expect(reason.length).toBeGreaterThan(80);
     const strict = build({ userPool: { create: { mfa: 'REQUIRED', featurePlan: 'PLUS', customAttributes: ['tenant_id'] } } });
     // The webhook token is rotated by hand (infra/constructs/tray-webhook.ts): its one acknowledgement.
     expect(Object.keys(acknowledgements(strict.stack))).toEqual(['Annotation::AwsSolutions-SMG4']);
-    expect(Object.keys(acknowledgements(build({ userPool: { existingUserPoolId: POOL_ID } }).stack))).toEqual(['Annotation::AwsSolutions-SMG4']);
+    expect(Object.keys(acknowledgements(build({ userPool: { existingUserPoolId: POOL_ID } }).stack))).toEqual([
+      'Annotation::AwsSolutions-SMG4',
+    ]);
     expect(acknowledgements(build({ userPool: { existingUserPoolId: POOL_ID }, trayWebhook: false }).stack)).toEqual({});
   });
 });

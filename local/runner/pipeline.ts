@@ -1,5 +1,7 @@
+import { relative } from 'node:path';
 import { processIo } from '../../cli/toolkit/output.js';
 import { Ledger } from '../../shared/ledger.js';
+import { referencedSecrets } from '../../shared/plan.js';
 import { createUserPool, planRun, startStandIns } from './prepare.js';
 import { renderReport, renderServeHelp } from './report.js';
 import { serve, serveInfo, webhookInfo, webhookPort } from './serve.js';
@@ -107,7 +109,16 @@ export async function runLocalPipeline(options: LocalRunOptions = {}, output: Ru
 
     if (options.serve) {
       const webhook = await startLocalWebhook(stack, pool.userPoolId, webhookPort(options));
-      result.serve = { ...serveInfo(stack, result.cognito, run.plan, run.users[0]), webhook: webhookInfo(webhook, stack) };
+      result.serve = {
+        ...serveInfo(stack, result.cognito, run.plan, run.users[0]),
+        webhook: webhookInfo(webhook, stack),
+        lifecycle: {
+          planFile: relative(process.cwd(), run.planFile) || run.planFile,
+          masterTokenSecret: stack.masterTokenSecretName,
+          solutionId: run.plan.solutionId,
+          sharedSecret: referencedSecrets(run.plan).ids[0],
+        },
+      };
       result.stop = serve(workers.poller, output, async () => {
         await webhook.close();
         await cleanUp();
