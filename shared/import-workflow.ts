@@ -64,8 +64,6 @@ const NOT_READY_RETRY_MS = 1_000;
 const NOT_READY_ATTEMPTS = 4;
 /** A user is started only with at least this much time left (a few Tray calls' worth). */
 const MIN_TIME_TO_START_MS = 3_000;
-/** Longest a deferred record waits for another delivery's lease before it is tried again. */
-const MAX_BUSY_RETRY_MS = 60_000;
 
 export type ImportOutcome =
   | { outcome: 'enabled' | 'alreadyEnabled'; entry: LedgerEntry }
@@ -148,9 +146,7 @@ async function importInto(
     if (error.code !== 'USER_BUSY') throw error;
     // Another delivery (a duplicate, or a company's other sign-up) is working on it: try again
     // once its lease is over. This delivery did nothing, so it is not an attempt.
-    const holder = await deps.ledger.get(key).catch(() => undefined);
-    const leaseLeft = holder?.leaseUntil === undefined ? 5_000 : holder.leaseUntil - Date.now();
-    return { outcome: 'deferred', error, retryInMs: Math.min(MAX_BUSY_RETRY_MS, Math.max(1_000, leaseLeft)) };
+    return { outcome: 'deferred', error, retryInMs: await deps.ledger.busyRetryMs(key) };
   }
   if (lease.kind === 'done') return { outcome: 'alreadyEnabled', entry: lease.entry };
   if (lease.kind === 'offboarded') return { outcome: 'offboarded', entry: lease.entry };

@@ -141,6 +141,9 @@ function errorRecord(error: { code: ErrorCode; step: Step; message: string }, at
   return { code: error.code, step: error.step, message: scrubExcerpt(error.message, 1_000), at };
 }
 
+/** Longest a record waits for another delivery's lease before it is tried again. */
+const MAX_BUSY_RETRY_MS = 60_000;
+
 export type AcquireResult =
   | { kind: 'acquired'; entry: LedgerEntry }
   | { kind: 'done'; entry: LedgerEntry }
@@ -317,6 +320,17 @@ export class Ledger {
         `another delivery is working on this user (lease until ${entry.leaseUntil ? new Date(entry.leaseUntil).toISOString() : 'unknown'}); will retry`,
       );
     }
+  }
+
+  /**
+   * How long a delivery told USER_BUSY should wait before trying the user again: until the
+   * holder's lease ends (1 s to 60 s; 5 s when the holder cannot be read). Imports and lifecycle
+   * steps hand such a record back with this delay, uncounted.
+   */
+  async busyRetryMs(key: UserKey): Promise<number> {
+    const holder = await this.get(key).catch(() => undefined);
+    const leaseLeft = holder?.leaseUntil === undefined ? 5_000 : holder.leaseUntil - this.now();
+    return Math.min(MAX_BUSY_RETRY_MS, Math.max(1_000, leaseLeft));
   }
 
   /**

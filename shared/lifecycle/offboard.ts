@@ -30,8 +30,6 @@ import type { LifecycleMessage } from './message.js';
 
 /** Offboarding starts only with at least this much time left (a few Tray calls' worth). */
 const MIN_TIME_TO_START_MS = 3_000;
-/** Longest a deferred offboarding waits for another delivery's lease before it is tried again. */
-const MAX_BUSY_RETRY_MS = 60_000;
 
 /** The steps recorded in `offboard.done`. */
 export const OFFBOARD_STEP = {
@@ -68,9 +66,7 @@ export async function offboardUser(message: LifecycleMessage, deps: LifecycleDep
       if (error.code !== 'USER_BUSY') throw error;
       // An import (or another lifecycle step) holds the user: offboard once its delivery is over,
       // so that whatever it created is in the ledger and removed with the rest.
-      const holder = await deps.ledger.get(key).catch(() => undefined);
-      const leaseLeft = holder?.leaseUntil === undefined ? 5_000 : holder.leaseUntil - Date.now();
-      return { outcome: 'deferred', error, retryInMs: Math.min(MAX_BUSY_RETRY_MS, Math.max(1_000, leaseLeft)) };
+      return { outcome: 'deferred', error, retryInMs: await deps.ledger.busyRetryMs(key) };
     }
     if (lease.kind === 'offboarded') return { outcome: 'skipped', reason: 'already offboarded', entry: lease.entry };
     if (lease.kind === 'missing') {

@@ -44,7 +44,6 @@ export type RotateStep =
   | { type: 'removedOld'; slot: string; authId: string; answer: 'removed' | 'gone' };
 
 const MIN_TIME_TO_START_MS = 3_000;
-const MAX_BUSY_RETRY_MS = 60_000;
 
 /** The slots a rotation covers by default: every auth whose credentials read a Secrets Manager secret. */
 export function secretSlots(plan: ImportPlan): string[] {
@@ -133,9 +132,7 @@ export async function rotateUser(message: LifecycleMessage, deps: RotateDeps): P
   } catch (e) {
     const error = asImportError(e, 'ledger');
     if (error.code !== 'USER_BUSY') throw error;
-    const holder = await deps.ledger.get(key).catch(() => undefined);
-    const leaseLeft = holder?.leaseUntil === undefined ? 5_000 : holder.leaseUntil - Date.now();
-    return { outcome: 'deferred', error, retryInMs: Math.min(MAX_BUSY_RETRY_MS, Math.max(1_000, leaseLeft)) };
+    return { outcome: 'deferred', error, retryInMs: await deps.ledger.busyRetryMs(key) };
   }
   if (lease.kind === 'missing') return { outcome: 'skipped', reason: 'no ledger entry for this user' };
   if (lease.kind === 'offboarded') return { outcome: 'skipped', reason: 'user is offboarded', entry: lease.entry };

@@ -23,7 +23,6 @@ import { renderUpgradeValues } from './upgrade-values.js';
  * Per-company plans are not upgraded by this flow yet (their instance belongs to the company entry).
  */
 const MIN_TIME_TO_START_MS = 3_000;
-const MAX_BUSY_RETRY_MS = 60_000;
 
 export async function upgradeUser(message: LifecycleMessage, deps: LifecycleDeps): Promise<LifecycleOutcome> {
   const key: UserKey = { userPoolId: message.userPoolId, sub: message.sub };
@@ -47,9 +46,7 @@ export async function upgradeUser(message: LifecycleMessage, deps: LifecycleDeps
     const error = asImportError(e, 'ledger');
     if (error.code !== 'USER_BUSY') throw error;
     // An import, a rotation or another upgrade holds the user: try again once its lease is over.
-    const holder = await deps.ledger.get(key).catch(() => undefined);
-    const leaseLeft = holder?.leaseUntil === undefined ? 5_000 : holder.leaseUntil - Date.now();
-    return { outcome: 'deferred', error, retryInMs: Math.min(MAX_BUSY_RETRY_MS, Math.max(1_000, leaseLeft)) };
+    return { outcome: 'deferred', error, retryInMs: await deps.ledger.busyRetryMs(key) };
   }
   if (lease.kind === 'missing') return { outcome: 'skipped', reason: 'no ledger entry: the user was never imported' };
   if (lease.kind === 'offboarded') return { outcome: 'skipped', reason: 'the user is offboarded', entry: lease.entry };
