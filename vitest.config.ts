@@ -10,6 +10,7 @@ const unitTests = [
   'test/cli-trigger.test.ts',
   'test/cognito-users.test.ts',
   'test/dlq-reference.test.ts',
+  'test/lifecycle-message.test.ts',
   'test/message.test.ts',
   'test/pacer.test.ts',
   'test/plan-identity.test.ts',

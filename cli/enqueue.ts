@@ -11,12 +11,12 @@ export const SQS_BATCH_SIZE = 10;
 
 export interface EnqueueFailure {
   sub: string;
-  username: string;
+  username?: string | undefined;
   reason: string;
 }
 
-export interface BatchOutcome {
-  sent: QueueMessage[];
+export interface BatchOutcome<M = QueueMessage> {
+  sent: M[];
   failed: EnqueueFailure[];
 }
 
@@ -34,16 +34,17 @@ export interface SendOptions {
   sleep: (ms: number) => Promise<void>;
 }
 
-export async function sendBatch(
+/** Imports and lifecycle messages alike: anything naming its user. */
+export async function sendBatch<M extends { sub: string; username?: string | undefined } = QueueMessage>(
   sqs: SQSClient,
   queueUrl: string,
-  messages: readonly QueueMessage[],
+  messages: readonly M[],
   options: SendOptions,
-): Promise<BatchOutcome> {
+): Promise<BatchOutcome<M>> {
   if (messages.length > SQS_BATCH_SIZE) throw new Error(`at most ${SQS_BATCH_SIZE} messages per batch`);
   const attempts = options.attempts ?? RETRY_POLICY.enqueue.maxAttempts;
   const backoff = { ...RETRY_POLICY.enqueue, baseDelayMs: options.baseDelayMs ?? RETRY_POLICY.enqueue.baseDelayMs };
-  const sent: QueueMessage[] = [];
+  const sent: M[] = [];
   const failed: EnqueueFailure[] = [];
   let pending = messages.map((message, i) => ({ id: `m${i}`, message, lastReason: '' }));
 

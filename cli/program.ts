@@ -5,11 +5,14 @@ import { runAppStatus, runWizardUrl } from './commands/app-view.js';
 import { runBackfill } from './commands/backfill.js';
 import { runDlqDelete, runDlqExport, runDlqList } from './commands/dlq.js';
 import { runImportUser } from './commands/import-user.js';
+import { runOffboard } from './commands/offboard.js';
 import { runPreflight } from './commands/preflight.js';
 import { DEFAULT_OLDER_THAN_MINUTES, runReconcile } from './commands/reconcile.js';
 import { runRedrive, runRedriveCancel, runRedriveStatus } from './commands/redrive.js';
+import { runRotate } from './commands/rotate.js';
 import { runStatus } from './commands/status.js';
 import { runAttachTrigger, runDetachTrigger } from './commands/trigger.js';
+import { runUpgrade } from './commands/upgrade.js';
 import type { CliDeps, CommandResult, GlobalOptions } from './context.js';
 import { CliError, type ExitCode } from './toolkit/errors.js';
 import { collect, number } from './toolkit/flags.js';
@@ -291,6 +294,71 @@ export function buildProgram(deps: CliDeps, onResult: (code: ExitCode) => void):
     ),
   ).action(actWithArg(runImportUser));
 
+  withMasterToken(
+    withDryRun(
+      withQueue(
+        withTable(
+          withPool(
+            program
+              .command('upgrade')
+              .description(
+                "enqueue an upgrade for enabled users on an older plan or solution version; report those whose new version needs the user's input, with their config-wizard link",
+              )
+              .option('--plan <file>', 'the current import plan (JSON)')
+              .option('--embedded-id <id>', "with it, mint each waiting user's one-use config-wizard link (default: env TRAY_EMBEDDED_ID)")
+              .option('--embedded-host <host>', "host of Tray's embedded UI (default: from the plan's region)"),
+          ),
+        ),
+      ),
+    ),
+  ).action(act(runUpgrade));
+
+  withMasterToken(
+    withDryRun(
+      withQueue(
+        withTable(
+          withPool(
+            program
+              .command('rotate')
+              .description(
+                'replace credentials in Tray after a secret changed: --user SUB [--slot ID] | --all | --secret ID (enqueued; --now runs one user here)',
+              )
+              .option('--user <sub>', "one user's Cognito sub")
+              .option('--slot <externalId>', 'only this auth slot (repeatable)', collect)
+              .option('--all', 'every enabled user')
+              .option('--secret <id>', 'every enabled user, the slots reading this secret')
+              .option('--now', "rotate --user here, with the worker's workflow, instead of enqueueing")
+              .option('--rate <perSecond>', "messages per second when enqueueing many (default: the Tray budget's worth)", number)
+              .option('--plan <file>', 'import plan (JSON)'),
+          ),
+        ),
+      ),
+    ),
+  ).action(act(runRotate));
+
+  withMasterToken(
+    withDryRun(
+      withQueue(
+        withTable(
+          withPool(
+            program
+              .command('offboard')
+              .description(
+                "apply the plan's offboarding policy to deleted users (enqueue, or --now); --deleted finds users deleted from Cognito",
+              )
+              .argument('[subs...]', "the users' Cognito subs")
+              .option('--deleted', 'every ledger user whose Cognito user no longer exists (the catch-all for missed deletion events)')
+              .option('--now', "run the worker's offboarding workflow in this process instead of enqueueing")
+              .option('--plan <file>', 'import plan (JSON): its offboarding policy (for --now and --dry-run)')
+              .option('--rate <n>', 'with --deleted: Cognito AdminGetUser calls per second (default 10)', number),
+          ),
+        ),
+      ),
+    ),
+  ).action(async (subs: string[], _opts: unknown, cmd: Command) => {
+    onResult((await runOffboard(subs, options(cmd), deps)).exitCode);
+  });
+
   program.addHelpText(
     'after',
     `
@@ -311,8 +379,11 @@ Examples:
   $ npm run cli -- attach-trigger --user-pool-id eu-west-1_AbC --dry-run
   $ npm run cli -- detach-trigger --user-pool-id eu-west-1_AbC
   $ npm run cli -- import-user 3f1c... --plan plan.json
+  $ npm run cli -- offboard 3f1c... --plan plan.json --dry-run
+  $ npm run cli -- offboard --deleted             (users deleted from Cognito whose deletion event was missed)
   $ npm run cli -- app-status 3f1c...
   $ npm run cli -- wizard-url 3f1c... --plan plan.json --embedded-id acme   (one-use link, expires in 5 minutes)
+  $ npm run cli -- upgrade --plan plan.json --dry-run
 
 The Tray master token comes from TRAY_MASTER_TOKEN, --master-token-file or
 --master-token-secret (default: the stack's secret), never from a flag value.

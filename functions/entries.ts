@@ -6,6 +6,8 @@ export const ENTRIES = {
   importWorker: 'functions/import-worker/handler.ts',
   postConfirmation: 'functions/post-confirmation/handler.ts',
   reconcile: 'functions/reconcile/handler.ts',
+  lifecycleEvents: 'functions/lifecycle-events/handler.ts',
+  trayWebhook: 'functions/tray-webhook/handler.ts',
 } as const;
 
 export type EntryName = keyof typeof ENTRIES;

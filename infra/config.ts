@@ -164,6 +164,13 @@ export const DeployConfigSchema = z
       })
       .default(90),
     trayGraphqlUrl: z.url({ protocol: /^https$/, error: "an https URL overriding the plan's Tray endpoint" }).optional(),
+    /**
+     * Tray's expired-auth webhook (functions/tray-webhook): a Lambda function URL without IAM auth
+     * (Tray cannot sign; the function checks a token). Off for organisations enforcing AWS Control
+     * Tower's proactive controls on Lambda (lambda_function_url_auth_check, lambda_function_public_access_prohibited_check); expiring auths are then
+     * only seen when an import or rotation fails.
+     */
+    trayWebhook: z.boolean({ error: "true to receive Tray's expired-auth notifications on a function URL" }).default(true),
     /** Encrypt both functions' log groups with a customer managed KMS key (Control Tower CT.CLOUDWATCH.PR.3). */
     encryptLogs: z.boolean({ error: 'true to encrypt the log groups with a customer managed KMS key' }).default(false),
     /**

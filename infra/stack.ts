@@ -16,7 +16,10 @@ import { warnOnCredentialAttributes } from './constructs/attribute-trust.js';
 import { ImportGuards } from './constructs/import-guards.js';
 import { ImportQueues } from './constructs/import-queues.js';
 import { BundledFunction } from './constructs/lambda-function.js';
+import { LifecycleEvents } from './constructs/lifecycle-events.js';
 import { ScheduledReconcile } from './constructs/scheduled-reconcile.js';
+import { SecretChangeEvents } from './constructs/secret-change-events.js';
+import { TrayWebhook } from './constructs/tray-webhook.js';
 import { nagResourceString, secretResources } from './secret-grants.js';
 
 /** Kept for infra/build.ts until it imports shared/names.ts itself. */
@@ -42,6 +45,7 @@ export class TrayAuthImportStack extends Stack {
   readonly postConfirmation: BundledFunction;
   readonly alarms: ImportAlarms;
   readonly userPool?: UserPool;
+  readonly lifecycleEvents: LifecycleEvents;
 
   constructor(scope: Construct, id: string, props: TrayAuthImportStackProps) {
     super(scope, id, props);
@@ -276,6 +280,21 @@ export class TrayAuthImportStack extends Stack {
       deadLetterQueue,
       maxImportsPerHour: config.maxImportsPerHour,
     });
+    this.lifecycleEvents = new LifecycleEvents(this, 'LifecycleEvents', {
+      stackName: config.stackName,
+      userPoolId,
+      queue,
+      table: this.table,
+      logRetention,
+      ...network,
+      topic: this.alarms.topic,
+    });
+    // Secret changes go to the same function: it maps a secret to the users whose credentials read it.
+    new SecretChangeEvents(this, 'SecretChangeEvents', {
+      plan,
+      target: this.lifecycleEvents.function,
+      deadLetterQueue: this.lifecycleEvents.deadLetterQueue,
+    });
     if (config.reconcileSchedule) {
       new ScheduledReconcile(this, 'ScheduledReconcile', {
         schedule: config.reconcileSchedule,
@@ -288,6 +307,18 @@ export class TrayAuthImportStack extends Stack {
         topic: this.alarms.topic,
       });
     }
+
+    if (config.trayWebhook)
+      new TrayWebhook(this, 'TrayWebhook', {
+        stackName: config.stackName,
+        plan,
+        table: this.table,
+        queue,
+        userPoolId,
+        topic: this.alarms.topic,
+        logRetention,
+        ...network,
+      });
 
     // ---- Outputs (ids in shared/names.ts, read by the operators' CLI: do not rename) -----------
     const output = (id: StackOutputKey | InfoOutputKey, value: string, description: string) =>

@@ -3,7 +3,8 @@ import { type Message, type MessageAttributeValue, SendMessageCommand, type SQSC
 import type { SQSRecord } from 'aws-lambda';
 import * as z from 'zod';
 import { ImportError } from './errors.js';
-import { DLQ_ATTRIBUTES, parseQueueMessage } from './message.js';
+import { parseWorkMessage } from './lifecycle/message.js';
+import { DLQ_ATTRIBUTES } from './message.js';
 import { WORKER_METRIC } from './names.js';
 import { scrub, scrubExcerpt, truncateCodePoints } from './redact.js';
 
@@ -196,10 +197,11 @@ export function readDeadLetter(m: Pick<Message, 'MessageId' | 'Body' | 'MessageA
   const count = attr(DLQ_ATTRIBUTES.receiveCount) ?? m.Attributes?.ApproximateReceiveCount;
   if (count !== undefined && Number.isFinite(Number(count))) info.receiveCount = Number(count);
   try {
-    const message = parseQueueMessage(m.Body ?? '');
+    // Imports and lifecycle steps share the queue, so either can be dead-lettered.
+    const { message } = parseWorkMessage(m.Body ?? '');
     info.sub ??= message.sub;
     info.userPoolId ??= message.userPoolId;
-    info.username = message.username;
+    if (message.username !== undefined) info.username = message.username;
   } catch (e) {
     info.bodyProblem = (e as Error).message;
     const reference = readTruncatedReference(m.Body ?? '');

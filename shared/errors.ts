@@ -54,6 +54,8 @@ export type Step =
   | 'createSolutionInstance'
   | 'enableSolutionInstance'
   | 'lookup'
+  /** A step after the import: offboarding, credential rotation, upgrade. */
+  | 'lifecycle'
   | 'deadLetter';
 
 export class ImportError extends Error {
@@ -64,12 +66,14 @@ export class ImportError extends Error {
   readonly httpStatus: number | undefined;
   /** A create that failed this way may still have happened in Tray (timeout, 5xx, dropped connection). */
   readonly ambiguous: boolean;
+  /** Tray said the object does not exist (a removal of something already gone counts as done). */
+  readonly notFound: boolean;
 
   constructor(
     code: ErrorCode,
     step: Step,
     message: string,
-    options: { httpStatus?: number | undefined; cause?: unknown; ambiguous?: boolean } = {},
+    options: { httpStatus?: number | undefined; cause?: unknown; ambiguous?: boolean; notFound?: boolean } = {},
   ) {
     super(message, options.cause === undefined ? undefined : { cause: options.cause });
     this.name = 'ImportError';
@@ -78,6 +82,7 @@ export class ImportError extends Error {
     this.step = step;
     this.httpStatus = options.httpStatus;
     this.ambiguous = options.ambiguous ?? false;
+    this.notFound = options.notFound ?? false;
   }
 
   toJSON(): { code: ErrorCode; kind: FailureKind; step: Step; message: string } {

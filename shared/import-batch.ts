@@ -4,9 +4,11 @@ import { sendToDeadLetterQueue } from './dead-letter.js';
 import { asImportError, ImportError } from './errors.js';
 import { type ImportDeps, importUser, TRAY_ENABLE_DELAY_MS } from './import-workflow.js';
 import type { Ledger, UserKey } from './ledger.js';
+import { LIFECYCLE_HANDLERS } from './lifecycle/index.js';
+import { parseWorkMessage, type WorkMessage } from './lifecycle/message.js';
 import { type Logger, type Metrics, MetricUnit } from './logging.js';
-import { parseQueueMessage, type QueueMessage, QueueMessageSchema } from './message.js';
-import { WORKER_METRIC } from './names.js';
+import { QueueMessageSchema } from './message.js';
+import { LIFECYCLE_METRIC, WORKER_METRIC } from './names.js';
 import type { ImportPlan } from './plan.js';
 import { delayRedelivery, retryDelaySeconds } from './redelivery.js';
 import { isFinal } from './retry.js';
@@ -131,9 +133,10 @@ export function createImportBatch(options: ImportBatchOptions): ImportBatch {
     deadline: number,
   ): Promise<void> => {
     const { receiveCount, attempt, lastAttempt } = attemptsOf(record);
-    let message: QueueMessage | undefined;
+    let message: { sub: string; userPoolId: string } | undefined;
     try {
-      message = await parseMessageRecordingRejection(record.body, ledger);
+      const work = await parseMessageRecordingRejection(record.body, ledger);
+      message = work.message;
       const tray = new TrayClient({
         url: options.trayUrl,
         masterToken,
@@ -158,8 +161,26 @@ export function createImportBatch(options: ImportBatchOptions): ImportBatch {
         lastAttempt,
         onEvent: (event) => logger.debug('import step', { sub: message?.sub, ...event }),
       };
-      const result = await importUser(message, importDeps);
-      if (result.outcome === 'deferred') return await handBack(record, result.error, result.retryInMs, message.sub);
+      if (work.kind !== 'import') {
+        const done = await LIFECYCLE_HANDLERS[work.kind](work.message, importDeps);
+        if (done.outcome === 'deferred') return await handBack(record, done.error, done.retryInMs, work.message.sub);
+        if (done.outcome === 'done') metrics.addMetric(LIFECYCLE_METRIC[work.kind], MetricUnit.Count, 1);
+        logger.info(done.outcome === 'done' ? `${work.kind}: ${done.detail}` : `${work.kind} skipped: ${done.reason}`, {
+          sub: work.message.sub,
+          messageId: record.messageId,
+          source: work.message.source,
+        });
+        return;
+      }
+      const result = await importUser(work.message, importDeps);
+      if (result.outcome === 'deferred') return await handBack(record, result.error, result.retryInMs, work.message.sub);
+      if (result.outcome === 'offboarded') {
+        logger.info('user offboarded before this import message ran; nothing to import', {
+          sub: work.message.sub,
+          messageId: record.messageId,
+        });
+        return;
+      }
       metrics.addMetric(result.outcome === 'enabled' ? WORKER_METRIC.imported : WORKER_METRIC.alreadyImported, MetricUnit.Count, 1);
       logger.info(result.outcome === 'enabled' ? 'user imported' : 'user already imported', {
         sub: message.sub,
@@ -268,11 +289,13 @@ class NotHandedBack extends Error {
  * Parses the body; an invalid message whose user can still be identified (a well-formed pool id
  * and sub) gets a ledger entry with the reason, like every other dead-lettered user.
  */
-async function parseMessageRecordingRejection(body: string, ledger: Ledger): Promise<QueueMessage> {
+async function parseMessageRecordingRejection(body: string, ledger: Ledger): Promise<WorkMessage> {
   try {
-    return parseQueueMessage(body);
+    return parseWorkMessage(body);
   } catch (e) {
-    const key = identifiableUser(body);
+    // Only an import message that cannot be read fails the user's import; a bad lifecycle
+    // message is dead-lettered with its reason and leaves the user's entry alone.
+    const key = body.includes('"kind"') ? undefined : identifiableUser(body);
     // The ledger being down must not hide the message's own problem.
     if (key && e instanceof ImportError) await ledger.recordRejected(key, {}, e).catch(() => undefined);
     throw e;

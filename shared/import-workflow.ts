@@ -4,6 +4,7 @@ import { asImportError, ImportError, type Step } from './errors.js';
 import { type Ledger, type LedgerEntry, pendingKey, type UserKey } from './ledger.js';
 import type { QueueMessage } from './message.js';
 import type { ImportPlan } from './plan.js';
+import { planVersion } from './plan-version.js';
 import { type RenderedAuth, type RenderedImport, renderImport } from './render.js';
 import { isFinal, withRetry } from './retry.js';
 import type { SecretReader } from './secrets.js';
@@ -63,11 +64,11 @@ const NOT_READY_RETRY_MS = 1_000;
 const NOT_READY_ATTEMPTS = 4;
 /** A user is started only with at least this much time left (a few Tray calls' worth). */
 const MIN_TIME_TO_START_MS = 3_000;
-/** Longest a deferred record waits for another delivery's lease before it is tried again. */
-const MAX_BUSY_RETRY_MS = 60_000;
 
 export type ImportOutcome =
   | { outcome: 'enabled' | 'alreadyEnabled'; entry: LedgerEntry }
+  /** The user was deleted and offboarded before this message ran: nothing to import. */
+  | { outcome: 'offboarded'; entry: LedgerEntry }
   /**
    * Not started: the user was left untouched (no lease, no Tray call), so this delivery is not
    * an attempt. The worker puts the message back for `retryInMs` without counting it.
@@ -76,12 +77,13 @@ export type ImportOutcome =
 
 export async function importUser(message: QueueMessage, deps: ImportDeps): Promise<ImportOutcome> {
   const key: UserKey = { userPoolId: message.userPoolId, sub: message.sub };
-  const info = { username: message.username, email: message.attributes.email, source: message.source };
+  const info = { username: message.username, email: message.attributes.email, source: message.source, attributes: message.attributes };
 
   // A stale message of a user already done costs nothing, whatever its content says: the
   // ledger is read before anything that can fail on the message.
   const existing = await deps.ledger.get(key);
   if (existing?.status === 'enabled') return { outcome: 'alreadyEnabled', entry: existing };
+  if (existing?.status === 'offboarded') return { outcome: 'offboarded', entry: existing };
 
   let rendered: RenderedImport;
   try {
@@ -101,7 +103,9 @@ export async function importUser(message: QueueMessage, deps: ImportDeps): Promi
   try {
     const company = await importInto(companyKey, { username: rendered.externalUserId, source: message.source }, rendered, deps);
     if (company.outcome === 'deferred') return company;
-    return { outcome: company.outcome, entry: await deps.ledger.recordMember(key, info, company.entry) };
+    const member = await deps.ledger.recordMember(key, info, company.entry);
+    // Offboarded while the company's import ran: the member stays offboarded.
+    return member.status === 'offboarded' ? { outcome: 'offboarded', entry: member } : { outcome: company.outcome, entry: member };
   } catch (e) {
     const error = asImportError(e, 'ledger');
     if (isFinal(error, deps.lastAttempt === true)) await deps.ledger.recordRejected(key, info, error).catch(() => undefined);
@@ -142,11 +146,10 @@ async function importInto(
     if (error.code !== 'USER_BUSY') throw error;
     // Another delivery (a duplicate, or a company's other sign-up) is working on it: try again
     // once its lease is over. This delivery did nothing, so it is not an attempt.
-    const holder = await deps.ledger.get(key).catch(() => undefined);
-    const leaseLeft = holder?.leaseUntil === undefined ? 5_000 : holder.leaseUntil - Date.now();
-    return { outcome: 'deferred', error, retryInMs: Math.min(MAX_BUSY_RETRY_MS, Math.max(1_000, leaseLeft)) };
+    return { outcome: 'deferred', error, retryInMs: await deps.ledger.busyRetryMs(key) };
   }
   if (lease.kind === 'done') return { outcome: 'alreadyEnabled', entry: lease.entry };
+  if (lease.kind === 'offboarded') return { outcome: 'offboarded', entry: lease.entry };
 
   // A user not yet begun in Tray takes one of the hour's slots first; beyond the ceiling it waits
   // in the queue (deferred, not an attempt), so a sign-up flood cannot mint billable users unseen.
@@ -200,7 +203,7 @@ class UserImport {
     for (const auth of this.rendered.auths) await this.again('createUserAuthentication', () => this.ensureAuth(auth));
     const instanceId = await this.again('createSolutionInstance', () => this.ensureInstance());
     await this.enable(instanceId);
-    return this.deps.ledger.recordEnabled(this.key, this.owner);
+    return this.deps.ledger.recordEnabled(this.key, this.owner, planVersion(this.deps.plan));
   }
 
   private async ensureTrayUser(): Promise<string> {

@@ -11,6 +11,7 @@ import * as z from 'zod';
 import { classifyAwsFailure } from './aws-errors.js';
 import { type ErrorCode, ImportError, type Step } from './errors.js';
 import type { MessageSource } from './message.js';
+import { type OffboardPolicy, OffboardPolicySchema } from './plan.js';
 import { scrubExcerpt } from './redact.js';
 import { ServerClock } from './server-clock.js';
 
@@ -29,7 +30,11 @@ import { ServerClock } from './server-clock.js';
 /** Key attribute names; the CDK table and the local emulator table use these. */
 export const LEDGER_KEY = { partitionKey: 'userPoolId', sortKey: 'sub' } as const;
 
-export const LedgerStatusSchema = z.enum(['in_progress', 'retrying', 'enabled', 'failed']);
+/** `offboarded`: the Cognito user was deleted and the plan's offboarding policy applied; terminal (an import message for the user is then skipped). */
+export const LedgerStatusSchema = z.enum(['in_progress', 'retrying', 'enabled', 'failed', 'offboarded']);
+
+/** Defined with the plan's `offboarding` field (shared/plan.ts), re-exported for the ledger's readers. */
+export { type OffboardPolicy, OffboardPolicySchema };
 
 export const LedgerEntrySchema = z.object({
   userPoolId: z.string(),
@@ -60,6 +65,45 @@ export const LedgerEntrySchema = z.object({
   createdAt: z.string(),
   updatedAt: z.string(),
   enabledAt: z.string().optional(),
+  /** Offboarding: the policy applied, and each Tray step done so far (`instance`, `auth:<slot>`, `user`, `disabled`). */
+  offboard: z.object({ policy: OffboardPolicySchema, startedAt: z.string(), done: z.array(z.string()).default([]) }).optional(),
+  offboardedAt: z.string().optional(),
+  /**
+   * Credential rotations in progress, by slot: the auth being replaced, what the new auth's
+   * create sent (its name, for adoption after a crash) and its id once Tray answered, and whether
+   * the instance points at it yet. Removed once the old auth is gone.
+   */
+  rotations: z
+    .record(
+      z.string(),
+      z.object({
+        oldAuthId: z.string(),
+        sent: z.string(),
+        at: z.string(),
+        newAuthId: z.string().optional(),
+        repointed: z.boolean().default(false),
+      }),
+    )
+    .default({}),
+  lastRotatedAt: z.string().optional(),
+  /** The plan version (shared/plan-version.ts planVersion) the instance was enabled or last upgraded with. */
+  planVersion: z.string().optional(),
+  upgradedAt: z.string().optional(),
+  /**
+   * When an upgrade found that Tray's new solution version needs the end user's input
+   * (`requiresUserInputToUpdateVersion`): not upgraded; the user is to be sent to the config
+   * wizard. Removed by the next completed upgrade.
+   */
+  upgradeNeedsUser: z.string().optional(),
+  /** Tray's expired-auth notifications, by auth id: when, and what was done (re-imported, or alerted for the company to act). */
+  /**
+   * The attributes the plan reads, as the import message carried them (ADR 0005: never
+   * credentials): later steps (rotation, upgrade) render the plan from them without Cognito.
+   */
+  attributes: z.record(z.string(), z.string()).optional(),
+  expiring: z
+    .record(z.string(), z.object({ at: z.string(), service: z.string().optional(), action: z.enum(['reimport', 'alert']) }))
+    .default({}),
 });
 export type LedgerEntry = z.infer<typeof LedgerEntrySchema>;
 
@@ -97,7 +141,19 @@ function errorRecord(error: { code: ErrorCode; step: Step; message: string }, at
   return { code: error.code, step: error.step, message: scrubExcerpt(error.message, 1_000), at };
 }
 
-export type AcquireResult = { kind: 'acquired'; entry: LedgerEntry } | { kind: 'done'; entry: LedgerEntry };
+/** Longest a record waits for another delivery's lease before it is tried again. */
+const MAX_BUSY_RETRY_MS = 60_000;
+
+export type AcquireResult =
+  | { kind: 'acquired'; entry: LedgerEntry }
+  | { kind: 'done'; entry: LedgerEntry }
+  | { kind: 'offboarded'; entry: LedgerEntry };
+
+/** A lease on a user the ledger already knows (lifecycle steps): absent and offboarded users are said so, not leased. */
+export type ExistingLeaseResult =
+  | { kind: 'acquired'; entry: LedgerEntry }
+  | { kind: 'missing' }
+  | { kind: 'offboarded'; entry: LedgerEntry };
 
 export class Ledger {
   readonly tableName: string;
@@ -176,7 +232,7 @@ export class Ledger {
     key: UserKey,
     owner: string,
     leaseMs: number,
-    info: { username: string; email?: string | undefined; source: MessageSource },
+    info: { username: string; email?: string | undefined; source: MessageSource; attributes?: Record<string, string> | undefined },
   ): Promise<AcquireResult> {
     const now = this.now();
     const at = new Date(now).toISOString();
@@ -186,18 +242,20 @@ export class Ledger {
           TableName: this.tableName,
           Key: key,
           UpdateExpression:
-            `SET ${IDENTITY_SET(info)}, #status = :inProgress, leaseOwner = :owner, leaseUntil = :until, ` +
+            `SET ${IDENTITY_SET(info)}, ${info.attributes === undefined ? '' : 'attributes = :attributes, '}#status = :inProgress, leaseOwner = :owner, leaseUntil = :until, ` +
             'attempts = if_not_exists(attempts, :zero) + :one, authIds = if_not_exists(authIds, :empty), pending = if_not_exists(pending, :empty), ' +
             'enabled = if_not_exists(enabled, :false), createdAt = if_not_exists(createdAt, :at), updatedAt = :at',
           ConditionExpression:
-            'attribute_not_exists(#sub) OR (#status <> :enabled AND (attribute_not_exists(leaseUntil) OR leaseUntil < :now OR leaseOwner = :owner))',
+            'attribute_not_exists(#sub) OR (#status <> :enabled AND #status <> :offboarded AND (attribute_not_exists(leaseUntil) OR leaseUntil < :now OR leaseOwner = :owner))',
           ExpressionAttributeNames: { '#status': 'status', '#sub': 'sub', '#source': 'source' },
           ExpressionAttributeValues: {
             ':username': info.username,
             ':email': info.email,
             ':source': info.source,
+            ...(info.attributes === undefined ? {} : { ':attributes': info.attributes }),
             ':inProgress': 'in_progress',
             ':enabled': 'enabled',
+            ':offboarded': 'offboarded',
             ':owner': owner,
             ':until': now + leaseMs,
             ':now': now,
@@ -215,11 +273,188 @@ export class Ledger {
       if (!(e instanceof ConditionalCheckFailedException)) throw classifyAwsFailure(e, 'ledger', 'taking the user lease', 'INTERNAL');
       const entry = await this.get(key);
       if (entry?.status === 'enabled') return { kind: 'done', entry };
+      if (entry?.status === 'offboarded') return { kind: 'offboarded', entry };
       throw new ImportError(
         'USER_BUSY',
         'ledger',
         `another delivery is importing this user (lease until ${entry?.leaseUntil ? new Date(entry.leaseUntil).toISOString() : 'unknown'}); will retry`,
       );
+    }
+  }
+
+  /**
+   * Takes the lease of a user the ledger knows, whatever its status but `offboarded` (lifecycle
+   * steps work on enabled users). Leaves the status alone: `status` keeps saying what the user
+   * is, the lease says someone is working on it.
+   */
+  async acquireExisting(key: UserKey, owner: string, leaseMs: number): Promise<ExistingLeaseResult> {
+    const now = this.now();
+    try {
+      const out = await this.doc.send(
+        new UpdateCommand({
+          TableName: this.tableName,
+          Key: key,
+          UpdateExpression: 'SET leaseOwner = :owner, leaseUntil = :until, updatedAt = :at',
+          ConditionExpression:
+            'attribute_exists(#sub) AND #status <> :offboarded AND (attribute_not_exists(leaseUntil) OR leaseUntil < :now OR leaseOwner = :owner)',
+          ExpressionAttributeNames: { '#status': 'status', '#sub': 'sub' },
+          ExpressionAttributeValues: {
+            ':owner': owner,
+            ':until': now + leaseMs,
+            ':now': now,
+            ':offboarded': 'offboarded',
+            ':at': new Date(now).toISOString(),
+          },
+          ReturnValues: 'ALL_NEW',
+        }),
+      );
+      return { kind: 'acquired', entry: LedgerEntrySchema.parse(out.Attributes) };
+    } catch (e) {
+      if (!(e instanceof ConditionalCheckFailedException)) throw classifyAwsFailure(e, 'ledger', 'taking the user lease', 'INTERNAL');
+      const entry = await this.get(key);
+      if (!entry) return { kind: 'missing' };
+      if (entry.status === 'offboarded') return { kind: 'offboarded', entry };
+      throw new ImportError(
+        'USER_BUSY',
+        'ledger',
+        `another delivery is working on this user (lease until ${entry.leaseUntil ? new Date(entry.leaseUntil).toISOString() : 'unknown'}); will retry`,
+      );
+    }
+  }
+
+  /**
+   * How long a delivery told USER_BUSY should wait before trying the user again: until the
+   * holder's lease ends (1 s to 60 s; 5 s when the holder cannot be read). Imports and lifecycle
+   * steps hand such a record back with this delay, uncounted.
+   */
+  async busyRetryMs(key: UserKey): Promise<number> {
+    const holder = await this.get(key).catch(() => undefined);
+    const leaseLeft = holder?.leaseUntil === undefined ? 5_000 : holder.leaseUntil - this.now();
+    return Math.min(MAX_BUSY_RETRY_MS, Math.max(1_000, leaseLeft));
+  }
+
+  /**
+   * One write by the lease holder (lifecycle steps record their progress with it): fails with
+   * USER_BUSY if the lease was lost. `:at` (now) and `:owner` are provided.
+   */
+  writeLeased(
+    key: UserKey,
+    owner: string,
+    expression: string,
+    names: Record<string, string>,
+    values: Record<string, unknown>,
+    extraCondition?: string,
+  ): Promise<LedgerEntry> {
+    return this.update(key, owner, expression, names, values, extraCondition);
+  }
+
+  /**
+   * Offboarding a user the ledger does not know yet (deleted before their import message ran):
+   * writes an `offboarded` entry, so that the import message, when it comes, is skipped and the
+   * user never appears half-imported in Tray. Only where no entry exists: answers `exists` when
+   * one does (an import took the user meanwhile), and the caller then offboards it normally.
+   */
+  async recordOffboardedTombstone(
+    key: UserKey,
+    info: { username?: string | undefined; policy: OffboardPolicy },
+  ): Promise<{ kind: 'written'; entry: LedgerEntry } | { kind: 'exists' }> {
+    const at = new Date(this.now()).toISOString();
+    try {
+      const out = await this.doc.send(
+        new UpdateCommand({
+          TableName: this.tableName,
+          Key: key,
+          UpdateExpression:
+            'SET username = :username, #status = :offboarded, enabled = :false, authIds = :empty, pending = :empty, attempts = :zero, ' +
+            '#offboard = :offboard, offboardedAt = :at, createdAt = :at, updatedAt = :at',
+          ConditionExpression: 'attribute_not_exists(#sub)',
+          ExpressionAttributeNames: { '#status': 'status', '#sub': 'sub', '#offboard': 'offboard' },
+          ExpressionAttributeValues: {
+            ':username': info.username ?? key.sub,
+            ':offboarded': 'offboarded',
+            ':false': false,
+            ':empty': {},
+            ':zero': 0,
+            ':offboard': { policy: info.policy, startedAt: at, done: [] },
+            ':at': at,
+          },
+          ReturnValues: 'ALL_NEW',
+        }),
+      );
+      return { kind: 'written', entry: LedgerEntrySchema.parse(out.Attributes) };
+    } catch (e) {
+      if (e instanceof ConditionalCheckFailedException) return { kind: 'exists' };
+      throw classifyAwsFailure(e, 'ledger', 'writing the ledger', 'INTERNAL');
+    }
+  }
+
+  /**
+   * Records Tray's expired-auth notification for `authId` (functions/tray-webhook). Written
+   * without the lease, and touching nothing but `expiring.<authId>`: a delivery holding the user
+   * keeps its lease and its own writes. Conditional on the entry existing (a notification never
+   * creates a user) and, with `unlessSince`, on no record of this auth at or after that time:
+   * the claim that makes a repeated notification do nothing twice. Answers `recent` when such a
+   * record exists, `missing` when the entry does not.
+   */
+  async recordExpiring(
+    key: UserKey,
+    authId: string,
+    info: LedgerEntry['expiring'][string],
+    options: { unlessSince?: string } = {},
+  ): Promise<'recorded' | 'recent' | 'missing'> {
+    // Only names and values the expression uses: DynamoDB refuses unused ones.
+    const since = options.unlessSince;
+    const setKey = () =>
+      new UpdateCommand({
+        TableName: this.tableName,
+        Key: key,
+        UpdateExpression: 'SET expiring.#auth = :info',
+        ConditionExpression:
+          'attribute_exists(#sub) AND attribute_exists(expiring)' +
+          (since === undefined ? '' : ' AND (attribute_not_exists(expiring.#auth) OR expiring.#auth.#at < :since)'),
+        ExpressionAttributeNames: { '#sub': 'sub', '#auth': authId, ...(since === undefined ? {} : { '#at': 'at' }) },
+        ExpressionAttributeValues: { ':info': info, ...(since === undefined ? {} : { ':since': since }) },
+      });
+    // Entries written before `expiring` existed lack the map, and DynamoDB cannot set a key of a
+    // map that is not there: the map is then created with this one key, only where it is absent.
+    const createMap = () =>
+      new UpdateCommand({
+        TableName: this.tableName,
+        Key: key,
+        UpdateExpression: 'SET expiring = :map',
+        ConditionExpression: 'attribute_exists(#sub) AND attribute_not_exists(expiring)',
+        ExpressionAttributeNames: { '#sub': 'sub' },
+        ExpressionAttributeValues: { ':map': { [authId]: info } },
+      });
+    // The map may appear between two attempts (a concurrent notification): then setKey decides.
+    for (const command of [setKey(), createMap(), setKey()]) {
+      try {
+        await this.doc.send(command);
+        return 'recorded';
+      } catch (e) {
+        if (!(e instanceof ConditionalCheckFailedException))
+          throw classifyAwsFailure(e, 'ledger', 'recording an expiring auth', 'INTERNAL');
+      }
+    }
+    return (await this.get(key)) ? 'recent' : 'missing';
+  }
+
+  /** Takes back an expiring record written at `at` (its follow-up could not be sent), so a retry of the notification acts again. */
+  async forgetExpiring(key: UserKey, authId: string, at: string): Promise<void> {
+    try {
+      await this.doc.send(
+        new UpdateCommand({
+          TableName: this.tableName,
+          Key: key,
+          UpdateExpression: 'REMOVE expiring.#auth',
+          ConditionExpression: 'expiring.#auth.#at = :at',
+          ExpressionAttributeNames: { '#auth': authId, '#at': 'at' },
+          ExpressionAttributeValues: { ':at': at },
+        }),
+      );
+    } catch (e) {
+      if (e instanceof ConditionalCheckFailedException) return;
+      throw classifyAwsFailure(e, 'ledger', 'taking back an expiring record', 'INTERNAL');
     }
   }
 
@@ -293,8 +528,11 @@ export class Ledger {
             `SET ${IDENTITY_SET(info)}, #status = :enabled, enabled = :true, company = :company, ` +
             'trayUserId = :user, authIds = :auths, instanceId = :instance, pending = :empty, attempts = if_not_exists(attempts, :zero) + :one, ' +
             'createdAt = if_not_exists(createdAt, :at), updatedAt = :at, enabledAt = if_not_exists(enabledAt, :at) REMOVE lastError',
-          ExpressionAttributeNames: { '#status': 'status', '#source': 'source' },
+          // A member offboarded while the company's import was in flight stays offboarded.
+          ConditionExpression: 'attribute_not_exists(#sub) OR #status <> :offboarded',
+          ExpressionAttributeNames: { '#status': 'status', '#source': 'source', '#sub': 'sub' },
           ExpressionAttributeValues: {
+            ':offboarded': 'offboarded',
             ':username': info.username,
             ':email': info.email,
             ':source': info.source,
@@ -314,6 +552,10 @@ export class Ledger {
       );
       return LedgerEntrySchema.parse(out.Attributes);
     } catch (e) {
+      if (e instanceof ConditionalCheckFailedException) {
+        const entry = await this.get(key);
+        if (entry) return entry;
+      }
       throw classifyAwsFailure(e, 'ledger', 'writing the ledger', 'INTERNAL');
     }
   }
@@ -366,13 +608,17 @@ export class Ledger {
     }
   }
 
-  recordEnabled(key: UserKey, owner: string): Promise<LedgerEntry> {
+  /**
+   * `planVersion` (shared/plan-version.ts): the plan the instance was enabled with, for `upgrade`.
+   * Optional only so that tests seeding entries need not invent one; the import always passes it.
+   */
+  recordEnabled(key: UserKey, owner: string, planVersion?: string): Promise<LedgerEntry> {
     return this.update(
       key,
       owner,
-      'SET #status = :enabled, enabled = :true, enabledAt = :at, updatedAt = :at REMOVE leaseOwner, leaseUntil, lastError',
+      `SET #status = :enabled, enabled = :true, enabledAt = :at, updatedAt = :at${planVersion === undefined ? '' : ', planVersion = :planVersion'} REMOVE leaseOwner, leaseUntil, lastError`,
       { '#status': 'status' },
-      { ':enabled': 'enabled', ':true': true },
+      { ':enabled': 'enabled', ':true': true, ...(planVersion === undefined ? {} : { ':planVersion': planVersion }) },
     );
   }
 

@@ -20,7 +20,12 @@ export const METRICS_NAMESPACE = 'TrayAuthImport';
  * The `component` dimension of each function's metrics (and the `component` key of its logs).
  * The worker's metrics also carry `service`: the stack's name (its POWERTOOLS_SERVICE_NAME).
  */
-export const METRIC_COMPONENT = { worker: 'import-worker', trigger: 'post-confirmation' } as const;
+export const METRIC_COMPONENT = {
+  worker: 'import-worker',
+  trigger: 'post-confirmation',
+  lifecycleEvents: 'lifecycle-events',
+  webhook: 'tray-webhook',
+} as const;
 
 /** What the import worker counts, per record outcome (Count), and the time of each Tray call (Milliseconds). */
 export const WORKER_METRIC = {
@@ -33,6 +38,18 @@ export const WORKER_METRIC = {
   deadLetterFailed: 'DeadLetterFailed',
   trayCallMs: 'TrayCallMs',
 } as const;
+
+/** What the worker counts per lifecycle message done (Count; dimension `component` = import-worker). */
+export const LIFECYCLE_METRIC = { offboard: 'Offboarded', rotate: 'Rotated', upgrade: 'Upgraded' } as const;
+
+/** What the lifecycle-events function counts (Count; dimension `component` = lifecycle-events): a deleted Cognito user it could not resolve to a sub (runbook: `offboard --deleted`). */
+export const LIFECYCLE_EVENTS_METRIC = { offboardUnresolved: 'OffboardUnresolved' } as const;
+/**
+ * What Tray's expired-auth webhook counts (Count; dimensions `service` = the stack's name and
+ * `component` = tray-webhook): an auth about to expire that the company must renew (its source
+ * has no newer value: alarmed), and a notification for a user or auth the ledger does not know.
+ */
+export const EXPIRY_METRIC = { authExpiring: 'AuthExpiring', unknown: 'ExpiringUnknown' } as const;
 
 /** The trigger's one metric: a confirmed sign-up it could not enqueue. */
 export const TRIGGER_METRIC = { enqueueFailed: 'EnqueueFailed' } as const;
@@ -52,6 +69,8 @@ export const STACK_OUTPUT_KEYS = [
   'MasterTokenSecretId',
   'TrayBudgetPerSecond',
   'TrayCallsPerUser',
+  /** The expired-auth webhook's function URL (without its token) to paste into Tray's Embedded settings. */
+  'TrayWebhookUrl',
 ] as const;
 export type StackOutputKey = (typeof STACK_OUTPUT_KEYS)[number];
 

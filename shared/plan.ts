@@ -116,6 +116,12 @@ const TrayTarget = z
     }
   });
 
+/** What offboarding does in Tray: `remove` the instance, then the auths, then the Tray user; `disable` the instance; `keep` everything. */
+export const OffboardPolicySchema = z.enum(['remove', 'disable', 'keep'], {
+  error: 'must be "remove" (delete the instance, auths and Tray user), "disable" (disable the instance) or "keep" (change nothing in Tray)',
+});
+export type OffboardPolicy = z.infer<typeof OffboardPolicySchema>;
+
 export const ImportPlanSchema = z
   .strictObject({
     version: z.literal(1, { error: 'must be 1 (the only plan format so far)' }),
@@ -138,6 +144,19 @@ export const ImportPlanSchema = z
       .array(AuthImport, { error: 'a list of the auths to import, one per hidden auth slot' })
       .min(1, { error: 'needs at least one auth to import' }),
     configValues: z.array(ConfigValue).default([]),
+    /**
+     * What happens in Tray when the Cognito user is deleted. `remove` (the default) deletes the
+     * instance, then the auths, then the Tray user: Tray may bill every unique auth and instance
+     * of a real (non-test) user, so a deleted user left in Tray keeps costing. `disable` only
+     * disables the instance, and `keep` changes nothing in Tray. Either way the ledger entry ends
+     * `offboarded`: a deleted Cognito user never comes back with the same sub (a new sign-up gets
+     * a new sub), so nothing is kept "for when they return".
+     */
+    offboarding: z
+      .strictObject({
+        policy: OffboardPolicySchema.default('remove'),
+      })
+      .default({ policy: 'remove' }),
   })
   .superRefine((plan, ctx) => {
     // A retry after a crash adopts the Tray user whose externalUserId is the one this user would

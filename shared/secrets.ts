@@ -28,8 +28,12 @@ export class SecretReader {
     this.maxEntries = options.maxEntries ?? 1_000;
   }
 
-  async field(secretId: string, field: string): Promise<unknown> {
-    const secret = await this.read(secretId);
+  /**
+   * `fresh`: read Secrets Manager now, whatever the cache holds (a credential rotation must send
+   * the value that just changed, not one cached minutes ago); the cache then holds the new value.
+   */
+  async field(secretId: string, field: string, options: { fresh?: boolean } = {}): Promise<unknown> {
+    const secret = await this.read(secretId, options.fresh === true);
     if (!Object.hasOwn(secret, field)) {
       throw new ImportError(
         'SECRET_FIELD_MISSING',
@@ -53,10 +57,11 @@ export class SecretReader {
     return value;
   }
 
-  private read(secretId: string): Promise<Record<string, unknown>> {
+  private read(secretId: string, fresh: boolean): Promise<Record<string, unknown>> {
     const now = Date.now();
     const hit = this.cache.get(secretId);
-    if (hit && hit.expires > now) return hit.value;
+    if (hit && hit.expires > now && !fresh) return hit.value;
+    this.cache.delete(secretId);
     if (this.cache.size >= this.maxEntries) this.cache.delete(this.cache.keys().next().value as string);
     const value = this.fetch(secretId);
     this.cache.set(secretId, { expires: now + this.ttlMs, value });

@@ -33,8 +33,11 @@ interface Bundle {
  * Size budgets (issue 12). What usually breaks them: `import { z } from 'zod'` instead of
  * `import * as z from 'zod'` (esbuild then bundles all of zod's locales, about 260 KiB), or
  * classic zod reaching the trigger (its message schema is zod/mini, shared/message-schema.ts).
+ * The worker's was 650 KiB when issue 12 set it (the bundle was 627 KiB); issue 13's lifecycle
+ * flows (offboard, rotate, upgrade: about 28 KiB of our own code) run in the same worker, so it is
+ * 680 KiB now. Raise it only for new product code, never for a dependency that slipped in.
  */
-const BUNDLE_BUDGET_KIB = { worker: 650, trigger: 360 };
+const BUNDLE_BUDGET_KIB = { worker: 680, trigger: 360 };
 
 let synthSeconds = 0;
 let template: { Resources: Record<string, { Type: string; Properties: Record<string, unknown>; Metadata?: Record<string, unknown> }> };

@@ -17,6 +17,7 @@ import { type BuiltApp, buildApp } from '../infra/build.js';
 import { DeployConfigError, fullBatchSeconds, loadConfigFile, trayCallsPerUser, workerRatePerSecond } from '../infra/config.js';
 import { TRIGGER_METRIC, WORKER_METRICS } from '../infra/constructs/alarms.js';
 import { VISIBILITY_TIMEOUT_FACTOR } from '../infra/constructs/import-queues.js';
+import type { TrayWebhook } from '../infra/constructs/tray-webhook.js';
 import { REPO_ROOT, repoPath } from '../infra/paths.js';
 import { secretResources } from '../infra/secret-grants.js';
 import { ImportError } from '../shared/errors.js';
@@ -69,6 +70,8 @@ function synth(overrides: Record<string, unknown> = {}) {
     topic: id(stack.alarms.topic),
     key: id(stack.alarms.key),
     pool: stack.userPool ? id(stack.userPool) : undefined,
+    webhookRole: id((stack.node.findChild('TrayWebhook') as TrayWebhook).function.role),
+    lifecycleEventsRole: id(stack.lifecycleEvents.function.role),
   };
   return { ...built, template: Template.fromStack(stack), ids };
 }
@@ -338,8 +341,8 @@ describe('queues', () => {
     ).toEqual(['arn:<AWS::Partition>:sqs:<AWS::Region>:<AWS::AccountId>:Imports-Prod-imports']);
   });
 
-  it('the stack has no dependency cycle (it synthesizes) and exactly two queues', () => {
-    template.resourceCountIs('AWS::SQS::Queue', 2);
+  it('the stack has no dependency cycle (it synthesizes) and exactly three queues (imports, its DLQ, the lifecycle events DLQ)', () => {
+    template.resourceCountIs('AWS::SQS::Queue', 3);
     expect(stack.resolve(stack.queues.queue.queueArn)).toEqual({ 'Fn::GetAtt': [ids.queue, 'Arn'] });
   });
 });
@@ -512,7 +515,12 @@ describe('worker', () => {
   it('IAM: the ledger is read and updated item by item; the worker cannot query it (only the CLI does)', () => {
     const ledger = allowed(template, ids.workerRole).filter((p) => p.startsWith('dynamodb:'));
     expect(ledger).toEqual([`dynamodb:GetItem on <${ids.table}.Arn>`, `dynamodb:UpdateItem on <${ids.table}.Arn>`]);
-    expect(JSON.stringify(template.findResources('AWS::IAM::Policy'))).not.toMatch(/dynamodb:(Query|Scan|\*)/);
+    // Only the lifecycle-events function queries (a deleted user's sub by username; asserted in infra-lifecycle-events.test.ts).
+    const policies = Object.entries(template.findResources('AWS::IAM::Policy')).filter(
+      ([id]) => !id.startsWith('LifecycleEventsFunctionRoleDefaultPolicy'),
+    );
+    expect(policies.length).toBeGreaterThan(0);
+    expect(JSON.stringify(policies)).not.toMatch(/dynamodb:(Query|Scan|\*)/);
   });
 
   it('IAM: a partial secret ARN in the plan is granted with the random suffix pattern (-??????), a complete one exactly', () => {
@@ -580,9 +588,9 @@ describe('post-confirmation trigger', () => {
     );
   });
 
-  it('no role has a managed policy (no AWSLambdaBasicExecutionRole), and only the two function roles exist', () => {
+  it('no role has a managed policy (no AWSLambdaBasicExecutionRole), and only the four function roles exist', () => {
     const roles = template.findResources('AWS::IAM::Role');
-    expect(Object.keys(roles).sort()).toEqual([ids.workerRole, ids.pcRole].sort());
+    expect(Object.keys(roles).sort()).toEqual([ids.workerRole, ids.pcRole, ids.webhookRole, ids.lifecycleEventsRole].sort());
     for (const role of Object.values(roles)) {
       expect(role.Properties.ManagedPolicyArns).toBeUndefined();
       expect(role.Properties.AssumeRolePolicyDocument.Statement).toEqual([
@@ -628,7 +636,10 @@ describe('user pool', () => {
     // The pool's region is the stack's (a trigger lives in its pool's region).
     expect(stack.region).toBe('eu-west-1');
     template.resourceCountIs('AWS::Cognito::UserPool', 0);
-    const permissions = Object.values(template.findResources('AWS::Lambda::Permission'));
+    // The webhook's function URL has permissions of its own (test/infra-tray-webhook.test.ts).
+    const permissions = Object.values(template.findResources('AWS::Lambda::Permission')).filter(
+      (p) => p.Properties.Principal === 'cognito-idp.amazonaws.com',
+    );
     expect(permissions).toHaveLength(1);
     expect(permissions[0]!.Properties).toMatchObject({
       Action: 'lambda:InvokeFunction',
@@ -856,9 +867,10 @@ describe('outputs', () => {
     expect(outputs.MasterTokenSecretId!.Value).toBe('tray-auth-import/master-token');
   });
 
-  it('the master token secret is only referenced, never created nor given a value', () => {
+  it('the master token secret is only referenced, never created nor given a value (the one secret created is the webhook token)', () => {
     const { template } = synth();
-    template.resourceCountIs('AWS::SecretsManager::Secret', 0);
+    template.resourceCountIs('AWS::SecretsManager::Secret', 1);
+    template.hasResourceProperties('AWS::SecretsManager::Secret', { Name: 'TrayAuthImport/tray-webhook-token' });
   });
 });
 
@@ -900,11 +912,19 @@ describe('cdk-nag AwsSolutions', () => {
   it('each acknowledgement is specific and carries a reason; none when the pool is configured to the rules', () => {
     const { stack } = build();
     const acks = acknowledgements(stack);
-    expect(Object.keys(acks).sort()).toEqual(['Annotation::AwsSolutions-COG2', 'Annotation::AwsSolutions-COG8']);
+    expect(Object.keys(acks).sort()).toEqual([
+      'Annotation::AwsSolutions-COG2',
+      'Annotation::AwsSolutions-COG8',
+      'Annotation::AwsSolutions-SMG4',
+    ]);
     for (const reason of Object.values(acks)) expect(reason.length).toBeGreaterThan(80);
     const strict = build({ userPool: { create: { mfa: 'REQUIRED', featurePlan: 'PLUS', customAttributes: ['tenant_id'] } } });
-    expect(acknowledgements(strict.stack)).toEqual({});
-    expect(acknowledgements(build({ userPool: { existingUserPoolId: POOL_ID } }).stack)).toEqual({});
+    // The webhook token is rotated by hand (infra/constructs/tray-webhook.ts): its one acknowledgement.
+    expect(Object.keys(acknowledgements(strict.stack))).toEqual(['Annotation::AwsSolutions-SMG4']);
+    expect(Object.keys(acknowledgements(build({ userPool: { existingUserPoolId: POOL_ID } }).stack))).toEqual([
+      'Annotation::AwsSolutions-SMG4',
+    ]);
+    expect(acknowledgements(build({ userPool: { existingUserPoolId: POOL_ID }, trayWebhook: false }).stack)).toEqual({});
   });
 });
 
@@ -1063,6 +1083,8 @@ describe('AWS Control Tower proactive controls (cfn-guard)', () => {
       userPool: { existingUserPoolId: POOL_ID },
       logRetentionDays: 365,
       encryptLogs: true,
+      // A function URL without IAM auth fails the public-access controls: Tray's webhook off.
+      trayWebhook: false,
       vpc: {
         vpcId: 'vpc-0123456789abcdef0',
         subnetIds: ['subnet-0aaa1111bbbb2222c', 'subnet-0ddd3333eeee4444f'],
@@ -1086,7 +1108,7 @@ describe('AWS Control Tower proactive controls (cfn-guard)', () => {
     }
     // The switches did what they say.
     const functions = Object.values(template.Resources).filter((r) => r.Type === 'AWS::Lambda::Function');
-    expect(functions).toHaveLength(2);
+    expect(functions).toHaveLength(3);
     for (const fn of functions)
       expect(fn.Properties.VpcConfig).toMatchObject({
         SubnetIds: compliant.vpc.subnetIds,

@@ -126,9 +126,11 @@ describe('guards', () => {
 });
 
 describe('scheduled reconcile', () => {
-  it('is off by default: no rule, no extra function', () => {
-    exampleTemplate.resourceCountIs('AWS::Events::Rule', 0);
-    exampleTemplate.resourceCountIs('AWS::Lambda::Function', 2);
+  it('is off by default: no schedule rule, no extra function', () => {
+    const rules = Object.values(exampleTemplate.findResources('AWS::Events::Rule'));
+    expect(rules.filter((r) => r.Properties.ScheduleExpression !== undefined)).toEqual([]);
+    // The worker, the trigger, the lifecycle-events function and Tray's webhook.
+    exampleTemplate.resourceCountIs('AWS::Lambda::Function', 4);
   });
 
   it('with reconcileSchedule: an EventBridge rule runs the reconcile function, which may only list the pool, query the ledger and enqueue', () => {
@@ -139,7 +141,7 @@ describe('scheduled reconcile', () => {
       State: 'ENABLED',
       Targets: [Match.objectLike({ RetryPolicy: { MaximumRetryAttempts: 0 } })],
     });
-    template.resourceCountIs('AWS::Lambda::Function', 3);
+    template.resourceCountIs('AWS::Lambda::Function', 5);
     template.hasResourceProperties('AWS::Lambda::Function', {
       Timeout: 900,
       Environment: {

@@ -35,7 +35,7 @@ export interface ImportUserResult {
   mode: 'import' | 'enqueue';
   dryRun: boolean;
   message: QueueMessage;
-  outcome?: 'enabled' | 'alreadyEnabled' | 'enqueued' | 'failed';
+  outcome?: 'enabled' | 'alreadyEnabled' | 'offboarded' | 'enqueued' | 'failed';
   entry?: LedgerEntry | undefined;
   error?: ReturnType<ImportError['toJSON']> | undefined;
   events: ImportEvent[];

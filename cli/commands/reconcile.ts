@@ -135,7 +135,8 @@ export async function runReconcile(options: ReconcileOptions, deps?: CliDeps): P
               };
           } else if (entry.status === 'failed' && !options.includeFailed) {
             summary.failedSkipped++;
-          } else if (entry.status !== 'enabled') {
+          } else if (entry.status !== 'enabled' && entry.status !== 'offboarded') {
+            // Offboarded users were deleted on purpose: never imported again.
             const stuck = entry.status === 'in_progress';
             if (stuck && (entry.leaseUntil ?? 0) > ctx.now()) continue; // a delivery is working on it right now
             if (Date.parse(entry.updatedAt) > cutoff) summary.recent++;

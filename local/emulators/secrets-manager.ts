@@ -24,6 +24,8 @@ interface StoredSecret {
   value: string;
   versionId: string;
   created: number;
+  /** Last PutSecretValue (epoch seconds): DescribeSecret's LastChangedDate, which tells a rotated secret. */
+  changed: number;
 }
 
 export async function startSecretsManagerStandIn(initial: Record<string, string> = {}, port = 0): Promise<SecretsManagerStandIn> {
@@ -37,6 +39,7 @@ export async function startSecretsManagerStandIn(initial: Record<string, string>
       value,
       versionId: randomUUID(),
       created: existing?.created ?? Date.now() / 1000,
+      changed: Date.now() / 1000,
     });
   };
   for (const [name, value] of Object.entries(initial)) put(name, value);
@@ -76,7 +79,7 @@ export async function startSecretsManagerStandIn(initial: Record<string, string>
       case 'DescribeSecret': {
         const secret = find(id);
         if (!secret) return notFound();
-        return reply(200, { ARN: secret.arn, Name: secret.name, LastChangedDate: secret.created });
+        return reply(200, { ARN: secret.arn, Name: secret.name, LastChangedDate: secret.changed });
       }
       default:
         return reply(400, { __type: 'InvalidRequestException', message: `${action} is not supported by the local stand-in` });

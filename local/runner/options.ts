@@ -65,8 +65,8 @@ export function buildCommand(): Command {
     .option('--serve', 'keep the emulators and the worker running afterwards, on fixed ports, until Ctrl-C')
     .option(
       '--base-port <port>',
-      'with --serve: SQS on this port, DynamoDB +1, Secrets Manager +2, Tray stand-in +3',
-      integer('--base-port', 1024, 65_532),
+      'with --serve: SQS on this port, DynamoDB +1, Secrets Manager +2, Tray stand-in +3, Tray webhook +4',
+      integer('--base-port', 1024, 65_531),
       DEFAULT_BASE_PORT,
     )
     .option('--plan <file>', 'import plan to run (default: local/demo-plan.json); required with --tray-url/--tray-region')

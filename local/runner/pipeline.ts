@@ -1,13 +1,16 @@
+import { relative } from 'node:path';
 import { processIo } from '../../cli/toolkit/output.js';
 import { Ledger } from '../../shared/ledger.js';
+import { referencedSecrets } from '../../shared/plan.js';
 import { createUserPool, planRun, startStandIns } from './prepare.js';
 import { renderReport, renderServeHelp } from './report.js';
-import { serve, serveInfo } from './serve.js';
+import { serve, serveInfo, webhookInfo, webhookPort } from './serve.js';
 import { applyFunctionSettings, defaultTimeoutSeconds } from './settings.js';
 import { loadTrigger, newSignUpRecord, postConfirmationFunction, signUpAll } from './sign-ups.js';
 import type { LocalRunOptions, LocalRunResult, RunOutput } from './types.js';
 import { verifyRun } from './verify.js';
 import { watchProgress } from './watch.js';
+import { startLocalWebhook } from './webhook.js';
 import { startWorkers } from './workers.js';
 
 /**
@@ -105,8 +108,21 @@ export async function runLocalPipeline(options: LocalRunOptions = {}, output: Ru
     for (const line of renderReport(result)) output.log(line);
 
     if (options.serve) {
-      result.serve = serveInfo(stack, result.cognito, run.plan, run.users[0]);
-      result.stop = serve(workers.poller, output, cleanUp);
+      const webhook = await startLocalWebhook(stack, pool.userPoolId, webhookPort(options));
+      result.serve = {
+        ...serveInfo(stack, result.cognito, run.plan, run.users[0]),
+        webhook: webhookInfo(webhook, stack),
+        lifecycle: {
+          planFile: relative(process.cwd(), run.planFile) || run.planFile,
+          masterTokenSecret: stack.masterTokenSecretName,
+          solutionId: run.plan.solutionId,
+          sharedSecret: referencedSecrets(run.plan).ids[0],
+        },
+      };
+      result.stop = serve(workers.poller, output, async () => {
+        await webhook.close();
+        await cleanUp();
+      });
       serving = true;
       for (const line of renderServeHelp(result.serve)) output.log(line);
     }

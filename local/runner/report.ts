@@ -134,6 +134,7 @@ export function renderServeHelp(info: ServeInfo): string[] {
     `  Secrets Manager  ${info.secretsManager}`,
   ];
   if (info.tray) lines.push(`  Tray stand-in    ${info.tray}`);
+  if (info.webhook) lines.push(`  Tray webhook     ${info.webhook.url}    (function URL; token: secret ${info.webhook.tokenSecretName})`);
   if (info.cognito)
     lines.push(
       `  Cognito          ${info.cognito.endpoint}    pool ${info.cognito.userPoolId}, app client ${info.cognito.clientId} (cognito-local; the trigger is wired to it)`,
@@ -161,9 +162,37 @@ export function renderServeHelp(info: ServeInfo): string[] {
       `  ${cognito} cognito-idp admin-confirm-sign-up --user-pool-id ${info.cognito.userPoolId} --username grace   # Cognito invokes the trigger: one more user, imported by the worker`,
     );
   }
+  if (info.webhook && info.tray) {
+    // The token is read from the Secrets Manager stand-in, not printed: the same step as in AWS.
+    const base = info.tray.replace(/\/graphql$/, '');
+    lines.push(
+      `  TOKEN=$(${aws(info.secretsManager)} secretsmanager get-secret-value --secret-id ${info.webhook.tokenSecretName} --query SecretString --output text)`,
+      `  curl -s -X POST ${base}/_standin/notify-expiring -H 'content-type: application/json' -d '{"authId":"${info.webhook.exampleAuthId ?? 'AUTH_ID'}","url":"${info.webhook.url}?token='"$TOKEN"'"}'   # Tray's expired-auth notification: the webhook records it in the ledger, then re-imports or alerts`,
+    );
+  }
   if (info.exampleMessage) {
     lines.push(
       `  ${aws(info.sqs)} sqs send-message --queue-url ${info.queueUrl} --message-body '${info.exampleMessage}'   # one more user, imported by the worker`,
+    );
+  }
+  if (info.lifecycle && info.tray && info.cognito) {
+    const l = info.lifecycle;
+    const base = info.tray.replace(/\/graphql$/, '');
+    lines.push(
+      '',
+      "After the import, with the operators' CLI against this stack (SUB: a user's sub from the table above):",
+      `  export AWS_ACCESS_KEY_ID=local AWS_SECRET_ACCESS_KEY=local AWS_REGION=us-east-1 AWS_ENDPOINT_URL_SQS=${info.sqs} AWS_ENDPOINT_URL_DYNAMODB=${info.dynamodb} AWS_ENDPOINT_URL_SECRETS_MANAGER=${info.secretsManager} AWS_ENDPOINT_URL_COGNITO_IDENTITY_PROVIDER=${info.cognito.endpoint} TRAY_GRAPHQL_URL=${info.tray}`,
+      `  L="--plan ${l.planFile} --user-pool-id ${info.cognito.userPoolId} --table ${info.tableName} --queue-url ${info.queueUrl} --master-token-secret ${l.masterTokenSecret}"`,
+      "  npm run cli -- offboard SUB $L --dry-run   # what the plan's offboarding policy removes; without --dry-run the worker offboards the user",
+    );
+    if (l.sharedSecret)
+      lines.push(
+        `  ${aws(info.secretsManager)} secretsmanager put-secret-value --secret-id ${l.sharedSecret} --secret-string '{"apiKey":"rotated-api-key-0123456789"}'`,
+        '  npm run cli -- rotate --all $L   # the worker creates each new auth, points the instance at it, then removes the old one',
+      );
+    lines.push(
+      `  curl -s -X POST ${base}/_standin/solutions/${l.solutionId}/versions -H 'content-type: application/json' -d '{"requiresSystemInput":true}'   # Tray publishes a new solution version`,
+      '  npm run cli -- upgrade $L   # the worker upgrades the instances behind; users whose upgrade needs their input are listed',
     );
   }
   return lines;

@@ -4,7 +4,8 @@ import type { DemoUser } from '../demo.js';
 import type { EventSourcePoller } from '../event-source-poller.js';
 import type { LocalStack } from '../local-stack.js';
 import { LOCAL_PASSWORD } from './sign-ups.js';
-import type { CognitoSummary, RunOutput, ServeInfo } from './types.js';
+import type { CognitoSummary, LocalRunOptions, RunOutput, ServeInfo } from './types.js';
+import type { LocalWebhook } from './webhook.js';
 
 /** `--serve`: after the run, everything stays up on fixed ports and the worker keeps consuming the queue. */
 
@@ -63,4 +64,15 @@ export function serve(poller: EventSourcePoller, output: RunOutput, cleanUp: () 
       await running;
       await cleanUp();
     })());
+}
+
+/** The webhook's port with --serve: the one after the Tray stand-in's. */
+export function webhookPort(options: Pick<LocalRunOptions, 'basePort'>): number {
+  return (options.basePort ?? 4710) + 4;
+}
+
+/** Where the webhook listens, and an auth of an imported user to have the Tray stand-in notify it about. */
+export function webhookInfo(webhook: LocalWebhook, stack: LocalStack): NonNullable<ServeInfo['webhook']> {
+  const auths = stack.tray?.snapshot().authentications ?? [];
+  return { url: webhook.url, tokenSecretName: webhook.tokenSecretName, exampleAuthId: auths[0]?.id };
 }

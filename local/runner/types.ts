@@ -103,6 +103,10 @@ export interface ServeInfo {
   tableName: string;
   /** A queue message for a user of this plan, to send by hand. */
   exampleMessage?: string | undefined;
+  /** Tray's expired-auth webhook behind its local function URL (token in the Secrets Manager stand-in), and an auth to notify about. */
+  webhook?: { url: string; tokenSecretName: string; exampleAuthId?: string | undefined } | undefined;
+  /** What the operators' CLI needs to run the lifecycle commands (offboard, rotate, upgrade) against this stack. */
+  lifecycle?: { planFile: string; masterTokenSecret: string; solutionId: string; sharedSecret?: string | undefined } | undefined;
   /** cognito-local, to sign up one more user by hand: Cognito then calls the trigger. */
   cognito?:
     | { endpoint: string; userPoolId: string; clientId: string; password: string; exampleAttributes: Record<string, string> }

@@ -131,9 +131,19 @@ function instanceNode(state: TrayState, i: InstanceRow) {
       : { id: i.solutionId, title: '', description: null, tags: [], customFields: [], authSlots: [], configSlots: [] },
     authValues: i.authValues.map((a) => ({ ...a })),
     configValues: i.configValues.map((c) => ({ ...c })),
-    // The stand-in's solutions have one version and no workflows of their own.
+    // The stand-in's solutions have no workflows of their own.
     workflows: { edges: [] },
-    solutionVersionFlags: { hasNewerVersion: false, requiresUserInputToUpdateVersion: false, requiresSystemInputToUpdateVersion: false },
+    solutionVersionFlags: versionFlags(s, i),
+  };
+}
+
+/** What moving the instance to its solution's newest version needs (see NewSolutionVersion in state.ts). */
+function versionFlags(s: SolutionRow | undefined, i: InstanceRow) {
+  const newer = s?.versions.filter((v) => v.version > i.solutionVersion) ?? [];
+  return {
+    hasNewerVersion: newer.length > 0,
+    requiresUserInputToUpdateVersion: newer.some((v) => v.requiresUserInput),
+    requiresSystemInputToUpdateVersion: newer.some((v) => v.requiresSystemInput),
   };
 }
 
@@ -197,14 +207,16 @@ function applySlotValues(
   };
 }
 
-function missingSlots(state: TrayState, s: SolutionRow, v: Pick<InstanceRow, 'authValues' | 'configValues'>): string[] {
+/** Required slots without a value; `only`: look at these slots alone (those a new version added). */
+function missingSlots(state: TrayState, s: SolutionRow, v: Pick<InstanceRow, 'authValues' | 'configValues'>, only?: Set<string>): string[] {
   const missing: string[] = [];
-  for (const slot of s.authSlots) {
+  const looked = (slot: { externalId: string }) => only === undefined || only.has(slot.externalId);
+  for (const slot of s.authSlots.filter(looked)) {
     const authId = v.authValues.find((a) => a.externalId === slot.externalId)?.authId;
     // An auth deleted since it was set leaves the slot as empty as never setting it.
     if (slot.required && (!authId || !state.auths.has(authId))) missing.push(`auth slot "${slot.externalId}"`);
   }
-  for (const slot of s.configSlots) {
+  for (const slot of s.configSlots.filter(looked)) {
     const has = v.configValues.some((c) => c.externalId === slot.externalId);
     if (slot.required && slot.defaultValue === undefined && !has) missing.push(`config slot "${slot.externalId}"`);
   }
@@ -389,14 +401,27 @@ export function createRootValue(state: TrayState, rules: RuleOptions) {
       { input }: Args<{ solutionInstanceId: string; authValues?: AuthValue[] | null; configValues?: ConfigValue[] | null }>,
       ctx: ResolverContext,
     ) {
-      // The stand-in's solutions have one version: an upgrade only applies the values given.
+      // Moves the instance to the newest version with the values given (merged over its own).
+      // Like Tray, it refuses while a required slot added since the instance's version has no
+      // value: a refused upgrade changes nothing. Upgrading an instance already on the newest
+      // version only applies the values, so sending the same upgrade twice is harmless.
       const userId = requireUser(ctx);
       const inst = ownedInstance(state, userId, input.solutionInstanceId);
       const s = state.solutions.get(inst.solutionId);
       if (!s) throw notFound(`Solution "${inst.solutionId}" does not exist`);
       const values = applySlotValues(state, userId, s, inst, input.authValues, input.configValues);
+      const added = new Set(
+        s.versions.filter((v) => v.version > inst.solutionVersion).flatMap((v) => [...v.addedAuthSlots, ...v.addedConfigSlots]),
+      );
+      const missing = missingSlots(state, s, values, added);
+      if (missing.length > 0) {
+        throw invalidInput(
+          `Cannot upgrade solution instance "${inst.id}" to version ${s.version}: missing values for required ${missing.join(', ')}`,
+        );
+      }
       inst.authValues = values.authValues;
       inst.configValues = values.configValues;
+      inst.solutionVersion = s.version;
       return { solutionInstance: instanceNode(state, inst), clientMutationId: input.clientMutationId ?? null };
     },
 

@@ -23,9 +23,18 @@ import {
 } from 'graphql';
 import { firstForbidden, rootFieldName } from './access.js';
 import { FaultInjector, type FaultKind, type FaultRule, faultRuleSchema, RateLimiter } from './faults.js';
+import { notifyExpiring } from './notify.js';
 import { createRootValue } from './resolvers.js';
 import { traySchemaSdl } from './schema.js';
-import { type SeedSolution, type Snapshot, type TokenIdentity, TrayState } from './state.js';
+import {
+  type NewSolutionVersion,
+  type SeedSolution,
+  type Snapshot,
+  type SolutionVersionRow,
+  type TokenIdentity,
+  TrayState,
+} from './state.js';
+import { newSolutionVersionSchema } from './versions.js';
 
 export interface TrayStandInOptions {
   masterToken: string;
@@ -72,6 +81,8 @@ export interface TrayStandIn {
   countsByOperation(): Record<string, number>;
   revokeUserTokens(): void;
   setMasterToken(token: string): void;
+  /** Publishes a new version of a seeded solution (also POST /_standin/solutions/<id>/versions). */
+  publishSolutionVersion(solutionId: string, spec: NewSolutionVersion): SolutionVersionRow;
   close(): Promise<void>;
 }
 
@@ -334,6 +345,39 @@ export async function startTrayStandIn(opts: TrayStandInOptions): Promise<TraySt
       faults.add(rule.data);
       return send(res, json(201, { ok: true }));
     }
+    const version = /^POST \/_standin\/solutions\/([^/]+)\/versions$/.exec(route);
+    if (version) {
+      const raw = await readBody(req);
+      let body: unknown;
+      try {
+        body = JSON.parse(raw || '{}');
+      } catch {
+        return send(
+          res,
+          json(400, { error: 'body must be JSON: {"addConfigSlots"?, "addAuthSlots"?, "requiresUserInput"?, "requiresSystemInput"?}' }),
+        );
+      }
+      const spec = newSolutionVersionSchema.safeParse(body);
+      if (!spec.success) return send(res, json(400, { error: 'invalid new version', issues: spec.error.issues }));
+      const id = decodeURIComponent(version[1] as string);
+      if (!state.solutions.has(id)) return send(res, json(404, { error: `no solution "${id}"` }));
+      try {
+        return send(res, json(201, state.publishSolutionVersion(id, spec.data)));
+      } catch (e) {
+        return send(res, json(409, { error: (e as Error).message }));
+      }
+    }
+    if (route === 'POST /_standin/notify-expiring') {
+      // Tray's expired-auth notification for one auth, sent to a webhook (notify.ts).
+      let body: unknown;
+      try {
+        body = JSON.parse((await readBody(req)) ?? '');
+      } catch {
+        return send(res, json(400, { error: 'body must be JSON: {"authId", "url"}' }));
+      }
+      const answer = await notifyExpiring(state, body);
+      return send(res, json(answer.status, answer.body));
+    }
     return send(res, json(404, { error: `no route ${route}` }));
   }
 
@@ -375,6 +419,7 @@ export async function startTrayStandIn(opts: TrayStandInOptions): Promise<TraySt
       return counts;
     },
     revokeUserTokens: () => state.revokeUserTokens(),
+    publishSolutionVersion: (solutionId, spec) => state.publishSolutionVersion(solutionId, newSolutionVersionSchema.parse(spec)),
     setMasterToken: (token) => {
       if (!token) throw new Error('setMasterToken: token must not be empty');
       state.setMasterToken(token);

@@ -10,7 +10,40 @@ export interface SeedSolution {
   tags?: string[];
   published?: boolean; // default true
   authSlots: { externalId: string; title: string; required?: boolean /* default true */ }[];
-  configSlots: { externalId: string; title: string; defaultValue?: unknown; required?: boolean /* default false */ }[];
+  configSlots: {
+    externalId: string;
+    title: string;
+    defaultValue?: unknown;
+    required?: boolean /* default false */;
+    /** Hidden from the end user's config wizard: only the partner's system fills it (default false). */
+    hidden?: boolean;
+  }[];
+}
+
+/**
+ * A new version of a published solution (the stand-in's admin endpoint
+ * POST /_standin/solutions/<id>/versions). Slots are only ever added. What an existing instance
+ * then needs to move to it, as Tray's solutionVersionFlags say:
+ * - requiresUserInputToUpdateVersion: the version adds a slot the end user sees (not hidden) that
+ *   is required and has no default, or says `requiresUserInput` (e.g. a new question in the wizard);
+ * - requiresSystemInputToUpdateVersion: it adds a hidden slot, or says `requiresSystemInput`
+ *   (changed mappings: the partner's system must send the values again);
+ * - neither: the upgrade needs no values at all.
+ */
+export interface NewSolutionVersion {
+  addAuthSlots?: SeedSolution['authSlots'];
+  addConfigSlots?: SeedSolution['configSlots'];
+  requiresUserInput?: boolean;
+  requiresSystemInput?: boolean;
+}
+
+export interface SolutionVersionRow {
+  version: number;
+  requiresUserInput: boolean;
+  requiresSystemInput: boolean;
+  /** Slots this version added: an upgrade to it is refused while a required one has no value. */
+  addedAuthSlots: string[];
+  addedConfigSlots: string[];
 }
 
 /** Every stored entity carries a creation sequence number: cursors point at it, so deleting
@@ -42,7 +75,10 @@ export interface SolutionRow extends Sequenced {
   tags: string[];
   published: boolean;
   authSlots: { externalId: string; title: string; required: boolean }[];
-  configSlots: { externalId: string; title: string; defaultValue: unknown; required: boolean }[];
+  configSlots: { externalId: string; title: string; defaultValue: unknown; required: boolean; hidden: boolean }[];
+  /** The newest version (1 when seeded); `versions` lists those published since, oldest first. */
+  version: number;
+  versions: SolutionVersionRow[];
 }
 export interface InstanceRow extends Sequenced {
   id: string;
@@ -53,6 +89,8 @@ export interface InstanceRow extends Sequenced {
   created: string;
   authValues: { externalId: string; authId: string }[];
   configValues: { externalId: string; value: string }[];
+  /** The solution version the instance runs (the newest when created; moved by upgradeSolutionInstance). */
+  solutionVersion: number;
 }
 
 export interface Snapshot {
@@ -77,6 +115,7 @@ export interface Snapshot {
     created: string;
     authValues: { externalId: string; authId: string }[];
     configValues: { externalId: string; value: string }[];
+    solutionVersion: number;
   }[];
 }
 
@@ -103,18 +142,41 @@ export class TrayState {
         tags: [...(s.tags ?? [])],
         published: s.published ?? true,
         authSlots: s.authSlots.map((a) => ({ externalId: a.externalId, title: a.title, required: a.required ?? true })),
-        configSlots: s.configSlots.map((c) => ({
-          externalId: c.externalId,
-          title: c.title,
-          defaultValue: c.defaultValue,
-          required: c.required ?? false,
-        })),
+        configSlots: s.configSlots.map(configSlotRow),
+        version: 1,
+        versions: [],
       });
     }
   }
 
   nextSeq(): number {
     return ++this.seq;
+  }
+
+  /** Publishes a new version of a solution (see NewSolutionVersion); answers its number. */
+  publishSolutionVersion(solutionId: string, spec: NewSolutionVersion): SolutionVersionRow {
+    const s = this.solutions.get(solutionId);
+    if (!s) throw new Error(`no solution "${solutionId}"`);
+    const added = [...(spec.addAuthSlots ?? []).map((a) => a.externalId), ...(spec.addConfigSlots ?? []).map((c) => c.externalId)];
+    const taken = new Set([...s.authSlots, ...s.configSlots].map((slot) => slot.externalId));
+    const clash = added.find((id, i) => taken.has(id) || added.indexOf(id) !== i);
+    if (clash) throw new Error(`slot "${clash}" already exists in solution "${solutionId}": a version only adds slots`);
+    const configSlots = (spec.addConfigSlots ?? []).map(configSlotRow);
+    const authSlots = (spec.addAuthSlots ?? []).map((a) => ({ externalId: a.externalId, title: a.title, required: a.required ?? true }));
+    const userMustAnswer =
+      configSlots.some((c) => !c.hidden && c.required && c.defaultValue === undefined) || authSlots.some((a) => a.required);
+    const row: SolutionVersionRow = {
+      version: s.version + 1,
+      requiresUserInput: spec.requiresUserInput === true || userMustAnswer,
+      requiresSystemInput: spec.requiresSystemInput === true || configSlots.some((c) => c.hidden),
+      addedAuthSlots: authSlots.map((a) => a.externalId),
+      addedConfigSlots: configSlots.map((c) => c.externalId),
+    };
+    s.authSlots.push(...authSlots);
+    s.configSlots.push(...configSlots);
+    s.versions.push(row);
+    s.version = row.version;
+    return row;
   }
 
   // --- tokens ---
@@ -170,23 +232,28 @@ export class TrayState {
     return row;
   }
 
-  addInstance(fields: Omit<InstanceRow, 'seq' | 'id' | 'created' | 'enabled'>): InstanceRow {
+  addInstance(fields: Omit<InstanceRow, 'seq' | 'id' | 'created' | 'enabled' | 'solutionVersion'>): InstanceRow {
     const row: InstanceRow = {
       seq: this.nextSeq(),
       id: `inst-${randomUUID()}`,
       created: new Date().toISOString(),
       enabled: false,
+      solutionVersion: this.solutions.get(fields.solutionId)?.version ?? 1,
       ...fields,
     };
     this.instances.set(row.id, row);
     return row;
   }
 
-  /** Removes the user with everything it owns; its tokens die with it (identify checks the user). */
+  /**
+   * Removes the user and its instances (Tray's reference: removeExternalUser "also disables and
+   * deletes the user's instances"); its tokens die with it (identify checks the user). Its auths
+   * stay: Tray does not document that they go with the user, so the stand-in assumes the costly
+   * case, and offboarding must remove them first (test/offboard.test.ts proves it does).
+   */
   removeUser(userId: string): void {
     this.users.delete(userId);
     for (const [id, i] of this.instances) if (i.owner === userId) this.instances.delete(id);
-    for (const [id, a] of this.auths) if (a.userId === userId) this.auths.delete(id);
   }
 
   snapshot(): Snapshot {
@@ -213,7 +280,18 @@ export class TrayState {
         created: i.created,
         authValues: i.authValues,
         configValues: i.configValues,
+        solutionVersion: i.solutionVersion,
       })),
     });
   }
+}
+
+function configSlotRow(c: SeedSolution['configSlots'][number]): SolutionRow['configSlots'][number] {
+  return {
+    externalId: c.externalId,
+    title: c.title,
+    defaultValue: c.defaultValue,
+    required: c.required ?? false,
+    hidden: c.hidden ?? false,
+  };
 }

@@ -99,5 +99,17 @@ function classifyResponse(error: ClientError, step: Step, operation: string): Im
       },
     );
   }
-  return new ImportError('TRAY_REJECTED', step, `Tray rejected ${operation}${detail ? `: ${detail}` : ` with HTTP ${status}`}`, options);
+  // Tray's own name for it is not documented; the stand-in answers NotFoundError / not_found.
+  const notFound =
+    status === 404 ||
+    errors.some(
+      (e) =>
+        e.extensions?.code === 'not_found' ||
+        e.extensions?.name === 'NotFoundError' ||
+        /\b(not found|does not exist)\b/i.test(e.message ?? ''),
+    );
+  return new ImportError('TRAY_REJECTED', step, `Tray rejected ${operation}${detail ? `: ${detail}` : ` with HTTP ${status}`}`, {
+    ...options,
+    notFound,
+  });
 }

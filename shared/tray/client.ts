@@ -171,6 +171,46 @@ export class TrayClient {
     return data.updateSolutionInstance.solutionInstance;
   }
 
+  /** Points the instance's slots at these auths (credential rotation): the instance is never left without one. */
+  async repointSolutionInstance(
+    userToken: string,
+    solutionInstanceId: string,
+    authValues: { externalId: string; authId: string }[],
+  ): Promise<{ id: string; enabled: boolean }> {
+    const data = await this.call(ops.updateSolutionInstanceValues, { solutionInstanceId, authValues }, user(userToken));
+    return data.updateSolutionInstance.solutionInstance;
+  }
+
+  /** Disables the instance, keeping it and its auths (offboarding policy `disable`). */
+  async disableSolutionInstance(userToken: string, solutionInstanceId: string): Promise<{ id: string; enabled: boolean }> {
+    const data = await this.call(ops.updateSolutionInstanceValues, { solutionInstanceId, enabled: false }, user(userToken));
+    return data.updateSolutionInstance.solutionInstance;
+  }
+
+  /** Moves the instance to its solution's newest version with the given values. */
+  async upgradeSolutionInstance(
+    userToken: string,
+    solutionInstanceId: string,
+    values: { authValues: { externalId: string; authId: string }[]; configValues: { externalId: string; value: unknown }[] },
+  ): Promise<{ id: string; enabled: boolean }> {
+    const variables = { solutionInstanceId, authValues: values.authValues, configValues: encodeConfigValues(values.configValues) };
+    const data = await this.call(ops.upgradeSolutionInstance, variables, user(userToken));
+    return data.upgradeSolutionInstance.solutionInstance;
+  }
+
+  /** Removals answer `'gone'` when Tray says the object does not exist: removing it again is done, not a failure. */
+  async removeSolutionInstance(userToken: string, solutionInstanceId: string): Promise<'removed' | 'gone'> {
+    return gone(this.call(ops.removeSolutionInstance, { solutionInstanceId }, user(userToken)));
+  }
+
+  async removeAuthentication(userToken: string, authenticationId: string): Promise<'removed' | 'gone'> {
+    return gone(this.call(ops.removeAuthentication, { authenticationId }, user(userToken)));
+  }
+
+  async removeExternalUser(userId: string): Promise<'removed' | 'gone'> {
+    return gone(this.call(ops.removeExternalUser, { userId }, MASTER));
+  }
+
   /** With a user token: that user's instances. With the master token, `owner` filters by Tray user id. */
   async listSolutionInstances(
     token: Token,
@@ -312,6 +352,16 @@ export class TrayClient {
       );
     }
     return parsed.data;
+  }
+}
+
+async function gone(call: Promise<unknown>): Promise<'removed' | 'gone'> {
+  try {
+    await call;
+    return 'removed';
+  } catch (e) {
+    if (e instanceof ImportError && e.notFound) return 'gone';
+    throw e;
   }
 }
 

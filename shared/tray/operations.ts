@@ -109,7 +109,7 @@ export const LIST_SOLUTION_INSTANCES = /* GraphQL */ `
   query ListSolutionInstances($solutionId: String, $owner: String, $id: String, $first: Int, $after: String) {
     viewer {
       solutionInstances(criteria: { solutionId: $solutionId, owner: $owner, id: $id }, first: $first, after: $after) {
-        edges { node { id name enabled created owner solution { id } authValues { externalId authId } configValues { externalId value } } cursor }
+        edges { node { id name enabled created owner solution { id } authValues { externalId authId } configValues { externalId value } solutionVersionFlags { hasNewerVersion requiresUserInputToUpdateVersion requiresSystemInputToUpdateVersion } } cursor }
         pageInfo { hasNextPage endCursor }
       }
     }
@@ -123,6 +123,13 @@ export const SolutionInstanceNode = z.object({
   solution: z.object({ id: z.string() }).nullish(),
   authValues: z.array(z.object({ externalId: z.string(), authId: z.string() })).nullish(),
   configValues: z.array(z.object({ externalId: z.string(), value: z.unknown() })).nullish(),
+  solutionVersionFlags: z
+    .object({
+      hasNewerVersion: z.boolean(),
+      requiresUserInputToUpdateVersion: z.boolean(),
+      requiresSystemInputToUpdateVersion: z.boolean(),
+    })
+    .nullish(),
 });
 export const ListSolutionInstancesResult = z.object({
   viewer: z.object({ solutionInstances: Connection(SolutionInstanceNode) }),
@@ -156,6 +163,36 @@ export const GENERATE_AUTHORIZATION_CODE = /* GraphQL */ `
 export const GenerateAuthorizationCodeResult = z.object({
   generateAuthorizationCode: z.object({ authorizationCode: z.string().min(1) }),
 });
+
+/** Points the instance's slots at other auths (a credential rotation), or disables it (`enabled: false`, offboarding). */
+export const UPDATE_SOLUTION_INSTANCE_VALUES = /* GraphQL */ `
+  mutation UpdateSolutionInstanceValues($solutionInstanceId: ID!, $enabled: Boolean, $authValues: [AuthValue!]) {
+    updateSolutionInstance(input: { solutionInstanceId: $solutionInstanceId, enabled: $enabled, authValues: $authValues }) { solutionInstance { id enabled } }
+  }`;
+
+/** Moves an instance to its solution's newest version, with values rendered from the current plan. */
+export const UPGRADE_SOLUTION_INSTANCE = /* GraphQL */ `
+  mutation UpgradeSolutionInstance($solutionInstanceId: ID!, $authValues: [AuthValue!], $configValues: [ConfigValue!]) {
+    upgradeSolutionInstance(input: { solutionInstanceId: $solutionInstanceId, authValues: $authValues, configValues: $configValues }) {
+      solutionInstance { id enabled solutionVersionFlags { hasNewerVersion requiresUserInputToUpdateVersion requiresSystemInputToUpdateVersion } }
+    }
+  }`;
+export const UpgradeSolutionInstanceResult = z.object({
+  upgradeSolutionInstance: z.object({ solutionInstance: SolutionInstanceSummary }),
+});
+
+export const REMOVE_SOLUTION_INSTANCE = /* GraphQL */ `
+  mutation RemoveSolutionInstance($solutionInstanceId: ID!) { removeSolutionInstance(input: { solutionInstanceId: $solutionInstanceId }) { clientMutationId } }`;
+export const RemoveSolutionInstanceResult = z.object({ removeSolutionInstance: z.object({ clientMutationId: z.string().nullish() }) });
+
+export const REMOVE_AUTHENTICATION = /* GraphQL */ `
+  mutation RemoveAuthentication($authenticationId: ID!) { removeAuthentication(input: { authenticationId: $authenticationId }) { clientMutationId } }`;
+export const RemoveAuthenticationResult = z.object({ removeAuthentication: z.object({ clientMutationId: z.string().nullish() }) });
+
+/** Also disables and deletes the user's instances (Tray's reference); auths are not documented to go with it. */
+export const REMOVE_EXTERNAL_USER = /* GraphQL */ `
+  mutation RemoveExternalUser($userId: ID!) { removeExternalUser(input: { userId: $userId }) { clientMutationId } }`;
+export const RemoveExternalUserResult = z.object({ removeExternalUser: z.object({ clientMutationId: z.string().nullish() }) });
 
 export type TrayUser = z.infer<typeof TrayUserNode>;
 export type TrayAuthentication = z.infer<typeof AuthenticationNode>;
@@ -247,6 +284,49 @@ export const TRAY_OPERATIONS = {
     token: 'either',
     resendSafe: true,
     step: 'lookup',
+  }),
+  /** Same values again change nothing: safe to re-send. */
+  updateSolutionInstanceValues: operation({
+    name: 'updateSolutionInstance',
+    document: UPDATE_SOLUTION_INSTANCE_VALUES,
+    result: UpdateSolutionInstanceResult,
+    token: 'user',
+    resendSafe: true,
+    step: 'lifecycle',
+  }),
+  upgradeSolutionInstance: operation({
+    name: 'upgradeSolutionInstance',
+    document: UPGRADE_SOLUTION_INSTANCE,
+    result: UpgradeSolutionInstanceResult,
+    token: 'user',
+    resendSafe: true,
+    step: 'lifecycle',
+  }),
+  /** Removing what is gone answers "not found", which the lifecycle treats as done: safe to re-send. */
+  removeSolutionInstance: operation({
+    name: 'removeSolutionInstance',
+    document: REMOVE_SOLUTION_INSTANCE,
+    result: RemoveSolutionInstanceResult,
+    token: 'user',
+    resendSafe: true,
+    step: 'lifecycle',
+  }),
+  /** Tray's docs disagree on the token (master in the token table, user in its Postman collection); the owner's token is allowed by both readings of the stand-in. */
+  removeAuthentication: operation({
+    name: 'removeAuthentication',
+    document: REMOVE_AUTHENTICATION,
+    result: RemoveAuthenticationResult,
+    token: 'user',
+    resendSafe: true,
+    step: 'lifecycle',
+  }),
+  removeExternalUser: operation({
+    name: 'removeExternalUser',
+    document: REMOVE_EXTERNAL_USER,
+    result: RemoveExternalUserResult,
+    token: 'master',
+    resendSafe: true,
+    step: 'lifecycle',
   }),
   listSolutions: operation({
     name: 'solutions',
