@@ -1,10 +1,11 @@
 import { randomUUID } from 'node:crypto';
 import { asImportError, ImportError } from '../errors.js';
-import type { Ledger, LedgerEntry, OffboardPolicy, UserKey } from '../ledger.js';
+import type { LedgerEntry, OffboardPolicy, UserKey } from '../ledger.js';
 import { pendingKey } from '../ledger.js';
 import { scrubExcerpt } from '../redact.js';
 import { renderTemplate } from '../template.js';
 import type { LifecycleDeps, LifecycleOutcome } from './index.js';
+import { leaseUser, tooLateToStart } from './lease.js';
 import type { LifecycleMessage } from './message.js';
 
 /**
@@ -28,9 +29,6 @@ import type { LifecycleMessage } from './message.js';
  * company's own entry is left as it is.
  */
 
-/** Offboarding starts only with at least this much time left (a few Tray calls' worth). */
-const MIN_TIME_TO_START_MS = 3_000;
-
 /** The steps recorded in `offboard.done`. */
 export const OFFBOARD_STEP = {
   instance: 'instance',
@@ -47,27 +45,15 @@ export type OffboardEvent =
 
 export async function offboardUser(message: LifecycleMessage, deps: LifecycleDeps): Promise<LifecycleOutcome> {
   const key: UserKey = { userPoolId: message.userPoolId, sub: message.sub };
-  if (deps.deadline !== undefined && deps.deadline - Date.now() < MIN_TIME_TO_START_MS) {
-    const error = new ImportError(
-      'OUT_OF_TIME',
-      'lifecycle',
-      'not enough time left in this invocation to start the offboarding; it will be retried',
-    );
-    return { outcome: 'deferred', error, retryInMs: 0 };
-  }
+  const tooLate = tooLateToStart(deps, 'offboarding');
+  if (tooLate) return tooLate;
   const owner = randomUUID();
   // Twice at most: a missing entry may be created by an import between the lease and the tombstone.
   for (let round = 0; ; round++) {
-    let lease: Awaited<ReturnType<Ledger['acquireExisting']>>;
-    try {
-      lease = await deps.ledger.acquireExisting(key, owner, deps.leaseMs);
-    } catch (e) {
-      const error = asImportError(e, 'ledger');
-      if (error.code !== 'USER_BUSY') throw error;
-      // An import (or another lifecycle step) holds the user: offboard once its delivery is over,
-      // so that whatever it created is in the ledger and removed with the rest.
-      return { outcome: 'deferred', error, retryInMs: await deps.ledger.busyRetryMs(key) };
-    }
+    // An import (or another lifecycle step) holding the user defers the offboarding until its
+    // delivery is over, so that whatever it created is in the ledger and removed with the rest.
+    const lease = await leaseUser(deps, key, owner);
+    if (lease.kind === 'busy') return lease.outcome;
     if (lease.kind === 'offboarded') return { outcome: 'skipped', reason: 'already offboarded', entry: lease.entry };
     if (lease.kind === 'missing') {
       const tombstone = await deps.ledger.recordOffboardedTombstone(key, {

@@ -1,11 +1,12 @@
 import { randomUUID } from 'node:crypto';
-import { asImportError, ImportError } from '../errors.js';
+import { ImportError } from '../errors.js';
 import { companyLedgerKey } from '../import-workflow.js';
-import type { Ledger, LedgerEntry, UserKey } from '../ledger.js';
+import type { LedgerEntry, UserKey } from '../ledger.js';
 import type { AuthImport, ImportPlan } from '../plan.js';
 import { withRetry } from '../retry.js';
 import { renderTemplate } from '../template.js';
 import type { LifecycleDeps, LifecycleOutcome } from './index.js';
+import { leaseUser, tooLateToStart } from './lease.js';
 import type { LifecycleMessage } from './message.js';
 
 /**
@@ -42,8 +43,6 @@ export type RotateStep =
   | { type: 'created' | 'adopted'; slot: string; authId: string }
   | { type: 'repointed'; slot: string; authId: string }
   | { type: 'removedOld'; slot: string; authId: string; answer: 'removed' | 'gone' };
-
-const MIN_TIME_TO_START_MS = 3_000;
 
 /** The slots a rotation covers by default: every auth whose credentials read a Secrets Manager secret. */
 export function secretSlots(plan: ImportPlan): string[] {
@@ -100,14 +99,8 @@ export async function rotateUser(message: LifecycleMessage, deps: RotateDeps): P
     );
   }
   if (requested.length === 0) return { outcome: 'skipped', reason: 'no auth slot of the plan reads Secrets Manager: nothing to rotate' };
-  if (deps.deadline !== undefined && deps.deadline - Date.now() < MIN_TIME_TO_START_MS) {
-    const error = new ImportError(
-      'OUT_OF_TIME',
-      'ledger',
-      'not enough time left in this invocation to start the rotation; it will be retried',
-    );
-    return { outcome: 'deferred', error, retryInMs: 0 };
-  }
+  const tooLate = tooLateToStart(deps, 'rotation');
+  if (tooLate) return tooLate;
 
   const memberKey: UserKey = { userPoolId: message.userPoolId, sub: message.sub };
   let key = memberKey;
@@ -126,14 +119,8 @@ export async function rotateUser(message: LifecycleMessage, deps: RotateDeps): P
   }
 
   const owner = randomUUID();
-  let lease: Awaited<ReturnType<Ledger['acquireExisting']>>;
-  try {
-    lease = await deps.ledger.acquireExisting(key, owner, deps.leaseMs);
-  } catch (e) {
-    const error = asImportError(e, 'ledger');
-    if (error.code !== 'USER_BUSY') throw error;
-    return { outcome: 'deferred', error, retryInMs: await deps.ledger.busyRetryMs(key) };
-  }
+  const lease = await leaseUser(deps, key, owner);
+  if (lease.kind === 'busy') return lease.outcome;
   if (lease.kind === 'missing') return { outcome: 'skipped', reason: 'no ledger entry for this user' };
   if (lease.kind === 'offboarded') return { outcome: 'skipped', reason: 'user is offboarded', entry: lease.entry };
 

@@ -1,9 +1,10 @@
 import { randomUUID } from 'node:crypto';
 import { asImportError, ImportError } from '../errors.js';
-import type { Ledger, LedgerEntry, UserKey } from '../ledger.js';
+import type { LedgerEntry, UserKey } from '../ledger.js';
 import { planVersion } from '../plan-version.js';
 import type { TraySolutionInstance } from '../tray/operations.js';
 import type { LifecycleDeps, LifecycleOutcome } from './index.js';
+import { leaseUser, tooLateToStart } from './lease.js';
 import type { LifecycleMessage } from './message.js';
 import { renderUpgradeValues } from './upgrade-values.js';
 
@@ -22,32 +23,19 @@ import { renderUpgradeValues } from './upgrade-values.js';
  *   in for the user's answers); `upgradeNeedsUser` is recorded and the CLI reports a wizard link.
  * Per-company plans are not upgraded by this flow yet (their instance belongs to the company entry).
  */
-const MIN_TIME_TO_START_MS = 3_000;
 
 export async function upgradeUser(message: LifecycleMessage, deps: LifecycleDeps): Promise<LifecycleOutcome> {
   const key: UserKey = { userPoolId: message.userPoolId, sub: message.sub };
   if (deps.plan.trayUserPer === 'company') {
     return { outcome: 'skipped', reason: 'per-company plans are not upgraded by this flow: their instance belongs to the company entry' };
   }
-  if (deps.deadline !== undefined && deps.deadline - Date.now() < MIN_TIME_TO_START_MS) {
-    const error = new ImportError(
-      'OUT_OF_TIME',
-      'ledger',
-      'not enough time left in this invocation to start the upgrade; it will be retried',
-    );
-    return { outcome: 'deferred', error, retryInMs: 0 };
-  }
+  const tooLate = tooLateToStart(deps, 'upgrade');
+  if (tooLate) return tooLate;
 
   const owner = randomUUID();
-  let lease: Awaited<ReturnType<Ledger['acquireExisting']>>;
-  try {
-    lease = await deps.ledger.acquireExisting(key, owner, deps.leaseMs);
-  } catch (e) {
-    const error = asImportError(e, 'ledger');
-    if (error.code !== 'USER_BUSY') throw error;
-    // An import, a rotation or another upgrade holds the user: try again once its lease is over.
-    return { outcome: 'deferred', error, retryInMs: await deps.ledger.busyRetryMs(key) };
-  }
+  // An import, a rotation or another upgrade holding the user defers it until that lease is over.
+  const lease = await leaseUser(deps, key, owner);
+  if (lease.kind === 'busy') return lease.outcome;
   if (lease.kind === 'missing') return { outcome: 'skipped', reason: 'no ledger entry: the user was never imported' };
   if (lease.kind === 'offboarded') return { outcome: 'skipped', reason: 'the user is offboarded', entry: lease.entry };
 
