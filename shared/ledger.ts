@@ -334,21 +334,6 @@ export class Ledger {
   }
 
   /**
-   * One write by the lease holder (lifecycle steps record their progress with it): fails with
-   * USER_BUSY if the lease was lost. `:at` (now) and `:owner` are provided.
-   */
-  writeLeased(
-    key: UserKey,
-    owner: string,
-    expression: string,
-    names: Record<string, string>,
-    values: Record<string, unknown>,
-    extraCondition?: string,
-  ): Promise<LedgerEntry> {
-    return this.update(key, owner, expression, names, values, extraCondition);
-  }
-
-  /**
    * Offboarding a user the ledger does not know yet (deleted before their import message ran):
    * writes an `offboarded` entry, so that the import message, when it comes, is skipped and the
    * user never appears half-imported in Tray. Only where no entry exists: answers `exists` when
@@ -467,7 +452,7 @@ export class Ledger {
     // Also demands an unexpired lease: past it another delivery may be working on this user,
     // and two creates must never be in flight for one object.
     const now = this.now();
-    return this.update(
+    return this.writeLeased(
       key,
       owner,
       'SET pending.#what = :mark, updatedAt = :at',
@@ -478,7 +463,7 @@ export class Ledger {
   }
 
   recordTrayUser(key: UserKey, owner: string, trayUserId: string): Promise<LedgerEntry> {
-    return this.update(
+    return this.writeLeased(
       key,
       owner,
       'SET trayUserId = :id, updatedAt = :at REMOVE pending.#what',
@@ -488,7 +473,7 @@ export class Ledger {
   }
 
   recordAuth(key: UserKey, owner: string, externalId: string, authId: string): Promise<LedgerEntry> {
-    return this.update(
+    return this.writeLeased(
       key,
       owner,
       'SET authIds.#slot = :id, updatedAt = :at REMOVE pending.#what',
@@ -499,7 +484,7 @@ export class Ledger {
 
   /** `createdAt`: when Tray's create completed (epoch ms), for Tray's wait-before-enabling rule. */
   recordInstance(key: UserKey, owner: string, instanceId: string, createdAt: number): Promise<LedgerEntry> {
-    return this.update(
+    return this.writeLeased(
       key,
       owner,
       'SET instanceId = :id, instanceCreatedAt = :created, updatedAt = :at REMOVE pending.#what',
@@ -613,7 +598,7 @@ export class Ledger {
    * Optional only so that tests seeding entries need not invent one; the import always passes it.
    */
   recordEnabled(key: UserKey, owner: string, planVersion?: string): Promise<LedgerEntry> {
-    return this.update(
+    return this.writeLeased(
       key,
       owner,
       `SET #status = :enabled, enabled = :true, enabledAt = :at, updatedAt = :at${planVersion === undefined ? '' : ', planVersion = :planVersion'} REMOVE leaseOwner, leaseUntil, lastError`,
@@ -624,7 +609,7 @@ export class Ledger {
 
   /** Records the failure and releases the lease so that the retry (or a redrive) can take it at once. */
   async recordFailure(key: UserKey, owner: string, error: { code: ErrorCode; step: Step; message: string }, final: boolean): Promise<void> {
-    await this.update(
+    await this.writeLeased(
       key,
       owner,
       'SET #status = :status, lastError = :error, updatedAt = :at REMOVE leaseOwner, leaseUntil',
@@ -661,10 +646,14 @@ export class Ledger {
 
   /** Lets go of the lease without changing anything else (e.g. an invocation ending early). */
   async release(key: UserKey, owner: string): Promise<void> {
-    await this.update(key, owner, 'SET updatedAt = :at REMOVE leaseOwner, leaseUntil', {}, {});
+    await this.writeLeased(key, owner, 'SET updatedAt = :at REMOVE leaseOwner, leaseUntil', {}, {});
   }
 
-  private async update(
+  /**
+   * One write by the lease holder (the import's and the lifecycle steps' progress): fails with
+   * USER_BUSY if the lease was lost. `:at` (now) and `:owner` are provided.
+   */
+  async writeLeased(
     key: UserKey,
     owner: string,
     expression: string,

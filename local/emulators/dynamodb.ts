@@ -1,6 +1,6 @@
 import type { Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import dynalite from 'dynalite';
+import { listenOnLoopback } from '../listen.js';
 
 /** DynamoDB-protocol emulator (dynalite 4, in memory, real validation and conditional checks). */
 export interface DynamoDbEmulator {
@@ -12,10 +12,7 @@ export interface DynamoDbEmulator {
 
 export async function startDynamoDbEmulator(port = 0): Promise<DynamoDbEmulator> {
   const server: Server = dynalite({ createTableMs: 0, deleteTableMs: 0, updateTableMs: 0 });
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(port, '127.0.0.1', () => resolve());
-  });
+  const boundPort = await listenOnLoopback(server, port);
   const requests: Record<string, number> = {};
   server.on('request', (req: { headers: Record<string, string | string[] | undefined> }) => {
     const op =
@@ -24,9 +21,8 @@ export async function startDynamoDbEmulator(port = 0): Promise<DynamoDbEmulator>
         .pop() ?? 'unknown';
     requests[op] = (requests[op] ?? 0) + 1;
   });
-  const address = server.address() as AddressInfo;
   return {
-    endpoint: `http://127.0.0.1:${address.port}`,
+    endpoint: `http://127.0.0.1:${boundPort}`,
     requests,
     close: () =>
       new Promise<void>((resolve) => {

@@ -1,8 +1,8 @@
 import { randomUUID } from 'node:crypto';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import type { Context, LambdaFunctionURLEvent, LambdaFunctionURLResult } from 'aws-lambda';
 import { lambdaContext } from '../lambda-context.js';
+import { listenOnLoopback } from '../listen.js';
 
 /**
  * A Lambda function URL on 127.0.0.1: each HTTP request becomes the payload (version 2.0) Lambda
@@ -110,14 +110,7 @@ export async function startFunctionUrl(
       }
     })();
   });
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(options.port ?? 0, '127.0.0.1', () => {
-      server.off('error', reject);
-      resolve();
-    });
-  });
-  const { port } = server.address() as AddressInfo;
+  const port = await listenOnLoopback(server, options.port ?? 0);
   return {
     url: `http://127.0.0.1:${port}/`,
     get invocations() {

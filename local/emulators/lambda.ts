@@ -1,5 +1,5 @@
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import { listenOnLoopback } from '../listen.js';
 
 /**
  * A small Lambda stand-in: Lambda's `Invoke` (RequestResponse) on 127.0.0.1, calling in-process
@@ -83,14 +83,7 @@ export async function startLambdaStandIn(functions: Record<string, LambdaFunctio
       else res.destroy();
     });
   });
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(port, '127.0.0.1', () => {
-      server.off('error', reject);
-      resolve();
-    });
-  });
-  const { port: bound } = server.address() as AddressInfo;
+  const bound = await listenOnLoopback(server, port);
   return {
     endpoint: `http://127.0.0.1:${bound}`,
     invocations,

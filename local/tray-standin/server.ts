@@ -9,7 +9,6 @@
  *   -> validate (400) -> token kind (403) -> execute (200)
  */
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import {
   buildSchema,
   type DocumentNode,
@@ -21,6 +20,7 @@ import {
   parse,
   validate,
 } from 'graphql';
+import { listenOnLoopback } from '../listen.js';
 import { firstForbidden, rootFieldName } from './access.js';
 import { FaultInjector, type FaultKind, type FaultRule, faultRuleSchema, RateLimiter } from './faults.js';
 import { notifyExpiring } from './notify.js';
@@ -396,14 +396,7 @@ export async function startTrayStandIn(opts: TrayStandInOptions): Promise<TraySt
     });
   });
 
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(opts.port ?? 0, '127.0.0.1', () => {
-      server.off('error', reject);
-      resolve();
-    });
-  });
-  const port = (server.address() as AddressInfo).port;
+  const port = await listenOnLoopback(server, opts.port ?? 0);
 
   let closed: Promise<void> | undefined;
   return {
